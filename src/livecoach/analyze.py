@@ -1,0 +1,74 @@
+"""Offline analysis: recorded tracks through the same engine a live call uses."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import EngineConfig
+from .engine import Engine
+from .ingest import AudioError, probe, read_mono, read_stereo
+from .metrics import Metrics
+from .timeline import CLIENT, COACH, Timeline
+
+
+@dataclass
+class Analysis:
+    sources: dict[str, str]
+    duration: float
+    timeline: Timeline
+    metrics: Metrics
+    config: EngineConfig
+    couplings_db: dict[str, float]
+
+
+def analyze_tracks(coach: str | os.PathLike, client: str | os.PathLike, config: EngineConfig | None = None) -> Analysis:
+    """Analyse a coach's and a client's recording (any format PyAV reads), aligned at their start."""
+    if _same_file(coach, client):
+        raise AudioError(f"{coach}: the same recording is given for coach and client")
+    for path in (coach, client):
+        probe(path)
+    pairs = itertools.zip_longest(read_mono(coach), read_mono(client))
+    return _run(pairs, {COACH: str(coach), CLIENT: str(client)}, config)
+
+
+def analyze_stereo(path: str | os.PathLike, config: EngineConfig | None = None) -> Analysis:
+    """Analyse one stereo recording: left channel the coach, right channel the client."""
+    return _run(read_stereo(path), {COACH: f"{path} (left)", CLIENT: f"{path} (right)"}, config)
+
+
+def _run(pairs: Iterator[tuple[np.ndarray | None, np.ndarray | None]], sources: dict[str, str], config) -> Analysis:
+    engine = Engine((COACH, CLIENT), config)
+    received = {COACH: 0, CLIENT: 0}
+    for coach_chunk, client_chunk in pairs:
+        for who, chunk in ((COACH, coach_chunk), (CLIENT, client_chunk)):
+            if chunk is not None and chunk.size:
+                engine.push(who, chunk)
+                received[who] += chunk.size
+    for who, n in received.items():
+        if n == 0:
+            raise AudioError(f"{sources[who]}: the recording has no audio")
+    engine.finish()
+    return Analysis(
+        sources=sources,
+        duration=engine.now,
+        timeline=engine.timeline(),
+        metrics=engine.metrics(),
+        config=engine.config,
+        couplings_db={
+            "coach_into_client": engine.coupling_db(COACH, CLIENT),
+            "client_into_coach": engine.coupling_db(CLIENT, COACH),
+        },
+    )
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a) == Path(b)

@@ -1,0 +1,119 @@
+"""Per-participant, frame-by-frame speech evidence: webrtcvad, frame energy, and a noise floor.
+
+The detector does not decide who is talking: it measures. Attribution compares the
+measurements of both microphones (to remove bleed), and the segmenter turns what is left
+into speech segments. Everything here is incremental and gives the same result however the
+audio is chunked, so a live call and a file give the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+from .config import DetectionConfig
+from .frames import FRAME_SAMPLES, SAMPLE_RATE
+
+SILENT_DB = -120.0
+"""Energy given to digital silence and to frames of an absent participant."""
+
+
+@dataclass
+class FrameFeatures:
+    """Measurements for consecutive frames of one participant (parallel arrays)."""
+
+    energy_db: np.ndarray  # float64, pre-emphasised frame energy in dBFS
+    floor_db: np.ndarray  # float64, the noise floor in force for each frame
+    vad: np.ndarray  # bool, webrtcvad's decision
+
+    def __len__(self) -> int:
+        return int(self.energy_db.size)
+
+    @staticmethod
+    def absent(n: int) -> "FrameFeatures":
+        """Frames of a participant who is muted or not connected: no speech, nothing measured."""
+        return FrameFeatures(
+            np.full(n, SILENT_DB), np.full(n, SILENT_DB), np.zeros(n, dtype=bool)
+        )
+
+    @staticmethod
+    def concat(parts: list["FrameFeatures"]) -> "FrameFeatures":
+        if len(parts) == 1:
+            return parts[0]
+        return FrameFeatures(
+            np.concatenate([p.energy_db for p in parts]),
+            np.concatenate([p.floor_db for p in parts]),
+            np.concatenate([p.vad for p in parts]),
+        )
+
+    def slice(self, start: int, stop: int) -> "FrameFeatures":
+        return FrameFeatures(self.energy_db[start:stop], self.floor_db[start:stop], self.vad[start:stop])
+
+
+class Detector:
+    """Measures one participant's frames. Keep one per participant for the whole session."""
+
+    def __init__(self, config: DetectionConfig | None = None) -> None:
+        self.config = config or DetectionConfig()
+        self._vad = webrtcvad.Vad(self.config.vad_mode)
+        self._last_sample = 0.0
+        self._frames_seen = 0
+        self._block_min = np.inf  # minimum energy in the current, unfinished block
+        self._history: list[float] = []  # minima of the last finished blocks, oldest first
+
+    def process(self, frames: np.ndarray) -> FrameFeatures:
+        """Measure frames of shape (n, FRAME_SAMPLES), int16, that follow the previous call's."""
+        n = frames.shape[0]
+        if n == 0:
+            return FrameFeatures(np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
+        energy = self._energy_db(frames)
+        floor = self._floor_db(energy)
+        raw = frames.tobytes()
+        step = FRAME_SAMPLES * 2
+        is_speech = self._vad.is_speech
+        vad = np.fromiter(
+            (is_speech(raw[i : i + step], SAMPLE_RATE) for i in range(0, n * step, step)),
+            dtype=bool,
+            count=n,
+        )
+        return FrameFeatures(energy, floor, vad)
+
+    def _energy_db(self, frames: np.ndarray) -> np.ndarray:
+        """Mean power of the pre-emphasised signal, in dB relative to full scale."""
+        x = frames.astype(np.float32).reshape(-1)
+        y = np.empty_like(x)
+        y[1:] = x[1:] - self.config.preemphasis * x[:-1]
+        y[0] = x[0] - self.config.preemphasis * self._last_sample
+        self._last_sample = float(x[-1])
+        y = y.reshape(frames.shape)
+        power = np.einsum("ij,ij->i", y, y, dtype=np.float64) / (FRAME_SAMPLES * 32768.0**2)
+        return 10.0 * np.log10(np.maximum(power, 1e-12))
+
+    def _floor_db(self, energy: np.ndarray) -> np.ndarray:
+        """Minimum statistics: the floor for a frame is the least energy over the recent blocks.
+
+        Blocks are aligned to absolute frame numbers, so chunking does not change the result.
+        A falling noise is followed at once, a rising one within the history length.
+        """
+        cfg = self.config
+        out = np.empty_like(energy)
+        pos = 0
+        n = energy.size
+        while pos < n:
+            in_block = self._frames_seen % cfg.floor_block_frames
+            take = min(cfg.floor_block_frames - in_block, n - pos)
+            part = energy[pos : pos + take]
+            running = np.minimum.accumulate(np.minimum(part, self._block_min))
+            past = min(self._history) if self._history else np.inf
+            out[pos : pos + take] = np.minimum(running, past)
+            self._block_min = float(running[-1])
+            self._frames_seen += take
+            pos += take
+            if self._frames_seen % cfg.floor_block_frames == 0:
+                self._history.append(self._block_min)
+                if len(self._history) > cfg.floor_history_blocks:
+                    self._history.pop(0)
+                self._block_min = np.inf
+        return out + cfg.floor_bias_db

@@ -1,0 +1,158 @@
+"""The measuring engine: participants' audio in, speech segments, timeline and metrics out.
+
+One engine serves a live call and a recorded file alike. Audio is pushed per participant in
+chunks of any size; each participant's frames are measured as they arrive, and frames are
+decided once every participant's audio has reached them, because attribution compares the
+microphones at the same media time. Media time is counted from samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .attribution import Attributor
+from .config import EngineConfig
+from .detection import Detector, FrameFeatures
+from .frames import FRAME_SECONDS, FrameBuffer
+from .metrics import Metrics, compute
+from .segmenter import Segmenter
+from .timeline import ROLES, Timeline, build_timeline
+
+
+@dataclass(frozen=True)
+class SpeechEvent:
+    """A participant started (``end`` None) or finished a speech segment. Times in seconds."""
+
+    participant: str
+    kind: str  # "start" | "end"
+    start: float
+    end: float | None
+    known_at: float
+
+
+class Engine:
+    """Incremental measurement of one session."""
+
+    def __init__(self, participants: Sequence[str] = ROLES, config: EngineConfig | None = None) -> None:
+        self.participants = list(participants)
+        self.config = config or EngineConfig()
+        self._buffers = {p: FrameBuffer() for p in self.participants}
+        self._detectors = {p: Detector(self.config.detection) for p in self.participants}
+        self._pending: dict[str, list[FrameFeatures]] = {p: [] for p in self.participants}
+        self._pending_frames = {p: 0 for p in self.participants}
+        self._attributor = Attributor(self.participants, self.config.attribution, self.config.detection)
+        self._segmenters = {p: Segmenter(self.config.segments) for p in self.participants}
+        self.frames_decided = 0
+        self.finished = False
+
+    # -- input ---------------------------------------------------------------------------
+
+    def push(self, participant: str, samples: np.ndarray) -> list[SpeechEvent]:
+        """Add a participant's next 16 kHz mono int16 samples; return events now decided."""
+        frames = self._buffers[participant].push(samples)
+        if frames.shape[0]:
+            self._enqueue(participant, self._detectors[participant].process(frames))
+        return self._decide()
+
+    def push_absent(self, participant: str, frames: int) -> list[SpeechEvent]:
+        """The participant is muted or gone for ``frames`` frames: they count as not speaking.
+
+        Their detector does not see these frames, so its noise floor is not dragged down by them.
+        """
+        if frames > 0:
+            self._buffers[participant].flush()
+            self._enqueue(participant, FrameFeatures.absent(frames))
+        return self._decide()
+
+    def finish(self) -> list[SpeechEvent]:
+        """All audio is in: tracks of different lengths are aligned at their start, the shorter
+        ones count as silent to the end, and open segments are closed."""
+        for p in self.participants:
+            last = self._buffers[p].flush()
+            if last.shape[0]:
+                self._enqueue(p, self._detectors[p].process(last))
+        longest = max(self.frames_received(p) for p in self.participants)
+        for p in self.participants:
+            missing = longest - self.frames_received(p)
+            if missing:
+                self._enqueue(p, FrameFeatures.absent(missing))
+        events = self._decide()
+        for p in self.participants:
+            events.extend(self._convert(p, self._segmenters[p].finish()))
+        self.finished = True
+        return events
+
+    def frames_received(self, participant: str) -> int:
+        return self.frames_decided + self._pending_frames[participant]
+
+    # -- output --------------------------------------------------------------------------
+
+    @property
+    def now(self) -> float:
+        """Media time up to which every participant's speech is decided."""
+        return self.frames_decided * FRAME_SECONDS
+
+    def speaking(self) -> frozenset[str]:
+        return frozenset(p for p, s in self._segmenters.items() if s.open_segment is not None)
+
+    def segments(self, include_open: bool = True) -> dict[str, list[tuple[float, float]]]:
+        """Each participant's segments in seconds; an open one ends at its latest speech."""
+        out = {}
+        for p, seg in self._segmenters.items():
+            spans = list(seg.segments)
+            if include_open and seg.open_segment is not None:
+                spans.append(seg.open_segment)
+            out[p] = [(a * FRAME_SECONDS, b * FRAME_SECONDS) for a, b in spans]
+        return out
+
+    def timeline(self) -> Timeline:
+        return build_timeline(self.segments(), self.now, self.config.timeline, self.speaking())
+
+    def metrics(self) -> Metrics:
+        return compute(self.timeline(), self.config.timeline)
+
+    def coupling_db(self, source: str, listener: str) -> float:
+        """The measured level of ``source``'s voice in ``listener``'s microphone (for diagnostics)."""
+        return self._attributor.coupling_db(source, listener)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _enqueue(self, participant: str, features: FrameFeatures) -> None:
+        self._pending[participant].append(features)
+        self._pending_frames[participant] += len(features)
+
+    def _decide(self) -> list[SpeechEvent]:
+        ready = min(self._pending_frames.values())
+        if ready == 0:
+            return []
+        aligned = {p: self._take(p, ready) for p in self.participants}
+        flags = self._attributor.process(aligned)
+        events: list[SpeechEvent] = []
+        for p in self.participants:
+            events.extend(self._convert(p, self._segmenters[p].push(flags[p])))
+        self.frames_decided += ready
+        events.sort(key=lambda e: e.known_at)
+        return events
+
+    def _take(self, participant: str, n: int) -> FrameFeatures:
+        joined = FrameFeatures.concat(self._pending[participant])
+        rest = len(joined) - n
+        self._pending[participant] = [joined.slice(n, len(joined))] if rest else []
+        self._pending_frames[participant] = rest
+        return joined.slice(0, n)
+
+    @staticmethod
+    def _convert(participant: str, events) -> list[SpeechEvent]:
+        return [
+            SpeechEvent(
+                participant,
+                e.kind,
+                e.start * FRAME_SECONDS,
+                None if e.end is None else e.end * FRAME_SECONDS,
+                e.known_at * FRAME_SECONDS,
+            )
+            for e in events
+        ]

@@ -1,0 +1,265 @@
+"""The conversation's structure, derived from both participants' speech segments.
+
+Pure functions of the segments (and of ``end``, the media time up to which the session is
+known), so the live indicators, ``livecoach analyze`` and the review all see the same turns,
+silences and events for the same segments. Times are seconds of media time.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import asdict, dataclass, field
+
+from .config import TimelineConfig
+
+COACH = "coach"
+CLIENT = "client"
+ROLES = (COACH, CLIENT)
+
+
+@dataclass(frozen=True)
+class Segment:
+    participant: str
+    start: float
+    end: float
+    backchannel: bool = False
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Interval:
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A run of one participant's speech not broken by the other's speech or a long silence."""
+
+    participant: str
+    start: float
+    end: float
+    segments: int
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The silence after a coach turn ends until the client starts speaking (0 if they overlap)."""
+
+    coach_end: float
+    client_start: float
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.client_start - self.coach_end)
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """``by`` started while ``of`` was speaking, and ``of`` stopped within the window."""
+
+    by: str
+    of: str
+    at: float
+    yielded_at: float
+
+
+@dataclass
+class Timeline:
+    end: float
+    segments: dict[str, list[Segment]]
+    speaking: frozenset[str] = frozenset()
+    silences: list[Interval] = field(default_factory=list)
+    overlaps: list[Interval] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    waits: list[Wait] = field(default_factory=list)
+    filled_silences: list[Interval] = field(default_factory=list)
+    interruptions: list[Interruption] = field(default_factory=list)
+
+    def all_segments(self) -> list[Segment]:
+        return sorted((s for segs in self.segments.values() for s in segs), key=lambda s: (s.start, s.end))
+
+    def to_dict(self) -> dict:
+        return {
+            "end": round(self.end, 3),
+            "segments": {
+                p: [_rounded(asdict(s), "participant") for s in segs] for p, segs in self.segments.items()
+            },
+            "silences": [_interval(i) for i in self.silences],
+            "overlaps": [_interval(i) for i in self.overlaps],
+            "turns": [_rounded(asdict(t)) | {"duration": round(t.duration, 3)} for t in self.turns],
+            "waits": [_rounded(asdict(w)) | {"seconds": round(w.seconds, 3)} for w in self.waits],
+            "filled_silences": [_interval(i) for i in self.filled_silences],
+            "interruptions": [_rounded(asdict(i)) for i in self.interruptions],
+        }
+
+
+def build_timeline(
+    segments: dict[str, list[tuple[float, float]]],
+    end: float,
+    config: TimelineConfig | None = None,
+    speaking: frozenset[str] = frozenset(),
+) -> Timeline:
+    """Derive the whole structure from each participant's ``(start, end)`` speech segments.
+
+    ``speaking`` names participants whose last segment is still open at ``end``.
+    """
+    cfg = config or TimelineConfig()
+    spans = {p: sorted((float(a), float(b)) for a, b in segs if b > a) for p, segs in segments.items()}
+    marked = {p: _mark_backchannels(p, spans, cfg) for p in spans}
+    everything = sorted((s for segs in marked.values() for s in segs), key=lambda s: (s.start, s.end))
+    speech = [s for s in everything if not s.backchannel]
+    turns = _turns(speech, cfg)
+    return Timeline(
+        end=end,
+        segments=marked,
+        speaking=speaking,
+        silences=_silences(everything, end),
+        overlaps=_overlaps(spans),
+        turns=turns,
+        waits=_waits(turns),
+        filled_silences=_filled_silences(spans, cfg),
+        interruptions=_interruptions(marked, spans, cfg),
+    )
+
+
+def _mark_backchannels(p: str, spans: dict[str, list[tuple[float, float]]], cfg: TimelineConfig) -> list[Segment]:
+    """A short segment during which the other keeps talking (before and after it) is a backchannel."""
+    others = _Speech(s for q, segs in spans.items() if q != p for s in segs)
+    tol = cfg.backchannel_tolerance_s
+    out = []
+    for a, b in spans[p]:
+        short = b - a < cfg.backchannel_max_s
+        out.append(Segment(p, a, b, short and others.any_in(a - tol, b) and others.any_in(b, b + tol)))
+    return out
+
+
+class _Speech:
+    """Speech of one or more participants as disjoint sorted intervals, for quick look-ups."""
+
+    def __init__(self, spans) -> None:
+        merged: list[list[float]] = []
+        for a, b in sorted(spans):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        self.starts = [a for a, _ in merged]
+        self.ends = [b for _, b in merged]
+
+    def any_in(self, lo: float, hi: float) -> bool:
+        """Whether anyone speaks somewhere strictly inside (lo, hi)."""
+        j = bisect.bisect_right(self.ends, lo)
+        return j < len(self.starts) and self.starts[j] < hi
+
+
+def _turns(speech: list[Segment], cfg: TimelineConfig) -> list[Turn]:
+    turns: list[Turn] = []
+    cur: list = []  # participant, start, end, count
+    for s in speech:
+        if cur and s.participant == cur[0] and s.start - cur[2] < cfg.turn_pause_s:
+            cur[2] = max(cur[2], s.end)
+            cur[3] += 1
+            continue
+        if cur:
+            turns.append(Turn(*cur))
+        cur = [s.participant, s.start, s.end, 1]
+    if cur:
+        turns.append(Turn(*cur))
+    return turns
+
+
+def _silences(everything: list[Segment], end: float) -> list[Interval]:
+    """Spans where nobody speaks, from the session's start to ``end``."""
+    out = []
+    reach = 0.0
+    for s in everything:
+        if s.start > reach:
+            out.append(Interval(reach, s.start))
+        reach = max(reach, s.end)
+    if end > reach:
+        out.append(Interval(reach, end))
+    return out
+
+
+def _overlaps(spans: dict[str, list[tuple[float, float]]]) -> list[Interval]:
+    """Spans where two participants speak at once."""
+    names = list(spans)
+    out = []
+    for i, p in enumerate(names):
+        for q in names[i + 1 :]:
+            out.extend(_intersections(spans[p], spans[q]))
+    return sorted(out, key=lambda iv: iv.start)
+
+
+def _intersections(xs: list[tuple[float, float]], ys: list[tuple[float, float]]) -> list[Interval]:
+    out, i, j = [], 0, 0
+    while i < len(xs) and j < len(ys):
+        a = max(xs[i][0], ys[j][0])
+        b = min(xs[i][1], ys[j][1])
+        if b > a:
+            out.append(Interval(a, b))
+        if xs[i][1] < ys[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def _waits(turns: list[Turn]) -> list[Wait]:
+    return [
+        Wait(t.end, u.start)
+        for t, u in zip(turns, turns[1:])
+        if t.participant == COACH and u.participant == CLIENT
+    ]
+
+
+def _filled_silences(spans: dict[str, list[tuple[float, float]]], cfg: TimelineConfig) -> list[Interval]:
+    """The coach stops, nobody speaks, and the coach resumes before the wait-time target."""
+    coach = spans.get(COACH, [])
+    others = _Speech(s for q, segs in spans.items() if q != COACH for s in segs)
+    return [
+        Interval(a_end, b_start)
+        for (_, a_end), (b_start, _) in zip(coach, coach[1:])
+        if cfg.filled_silence_min_s <= b_start - a_end < cfg.wait_target_s and not others.any_in(a_end, b_start)
+    ]
+
+
+def _interruptions(
+    marked: dict[str, list[Segment]], spans: dict[str, list[tuple[float, float]]], cfg: TimelineConfig
+) -> list[Interruption]:
+    out = []
+    for p, segs in marked.items():
+        for q, theirs in spans.items():
+            if q == p:
+                continue
+            starts = [a for a, _ in theirs]
+            for s in segs:
+                if s.backchannel:
+                    continue
+                i = bisect.bisect_right(starts, s.start) - 1
+                if i < 0:
+                    continue
+                y_start, y_end = theirs[i]
+                if y_start < s.start < y_end <= s.start + cfg.interruption_window_s and s.end > y_end:
+                    out.append(Interruption(p, q, s.start, y_end))
+    return sorted(out, key=lambda x: x.at)
+
+
+def _interval(i: Interval) -> dict:
+    return {"start": round(i.start, 3), "end": round(i.end, 3), "duration": round(i.duration, 3)}
+
+
+def _rounded(d: dict, *drop: str) -> dict:
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items() if k not in drop}
