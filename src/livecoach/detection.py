@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from itertools import repeat
+
+import _webrtcvad  # webrtcvad's C core: its Python wrapper re-checks every frame's length
 import numpy as np
 import webrtcvad
 
@@ -59,9 +62,9 @@ class Detector:
         self.config = config or DetectionConfig()
         self._vad = webrtcvad.Vad(self.config.vad_mode)
         self._last_sample = 0.0
-        self._frames_seen = 0
-        self._block_min = np.inf  # minimum energy in the current, unfinished block
-        self._history: list[float] = []  # minima of the last finished blocks, oldest first
+        self._block: list[float] = []  # energies of the current, unfinished block
+        self._first_min = np.inf  # running minimum before the first block is complete
+        self._history: list[float] = []  # low percentiles of the last finished blocks, oldest first
 
     def process(self, frames: np.ndarray) -> FrameFeatures:
         """Measure frames of shape (n, FRAME_SAMPLES), int16, that follow the previous call's."""
@@ -70,14 +73,23 @@ class Detector:
             return FrameFeatures(np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
         energy = self._energy_db(frames)
         floor = self._floor_db(energy)
-        raw = frames.tobytes()
-        step = FRAME_SAMPLES * 2
-        is_speech = self._vad.is_speech
-        vad = np.fromiter(
-            (is_speech(raw[i : i + step], SAMPLE_RATE) for i in range(0, n * step, step)),
-            dtype=bool,
-            count=n,
-        )
+        vad = np.zeros(n, dtype=bool)
+        # Frames too close to the noise floor can never count as speech, whatever webrtcvad says.
+        audible = np.flatnonzero(energy > floor + self.config.snr_hold_db) if self.config.vad_skip_quiet else np.arange(n)
+        if audible.size:
+            raw = memoryview(frames.tobytes())
+            step = FRAME_SAMPLES * 2
+            vad[audible] = np.fromiter(
+                map(
+                    _webrtcvad.process,
+                    repeat(self._vad._vad),
+                    repeat(SAMPLE_RATE),
+                    [raw[i * step : (i + 1) * step] for i in audible.tolist()],
+                    repeat(FRAME_SAMPLES),
+                ),
+                dtype=bool,
+                count=audible.size,
+            )
         return FrameFeatures(energy, floor, vad)
 
     def _energy_db(self, frames: np.ndarray) -> np.ndarray:
@@ -92,28 +104,32 @@ class Detector:
         return 10.0 * np.log10(np.maximum(power, 1e-12))
 
     def _floor_db(self, energy: np.ndarray) -> np.ndarray:
-        """Minimum statistics: the floor for a frame is the least energy over the recent blocks.
+        """The noise floor: the lowest of the recent blocks' low-percentile energies.
 
-        Blocks are aligned to absolute frame numbers, so chunking does not change the result.
-        A falling noise is followed at once, a rising one within the history length.
+        A block's low percentile (not its minimum) sits close to a steady noise's mean, and the
+        lowest over a few seconds of blocks finds the pauses between words. Blocks are aligned to
+        absolute frame numbers and a block counts once it is complete, so chunking does not change
+        the result. Until the first block is complete, the running minimum stands in.
         """
         cfg = self.config
         out = np.empty_like(energy)
         pos = 0
         n = energy.size
         while pos < n:
-            in_block = self._frames_seen % cfg.floor_block_frames
+            in_block = len(self._block)
             take = min(cfg.floor_block_frames - in_block, n - pos)
             part = energy[pos : pos + take]
-            running = np.minimum.accumulate(np.minimum(part, self._block_min))
-            past = min(self._history) if self._history else np.inf
-            out[pos : pos + take] = np.minimum(running, past)
-            self._block_min = float(running[-1])
-            self._frames_seen += take
+            if self._history:
+                out[pos : pos + take] = min(self._history)
+            else:
+                out[pos : pos + take] = np.minimum.accumulate(np.minimum(part, self._first_min))
+                self._first_min = float(out[pos + take - 1])
+            self._block.extend(part.tolist())
             pos += take
-            if self._frames_seen % cfg.floor_block_frames == 0:
-                self._history.append(self._block_min)
+            if len(self._block) == cfg.floor_block_frames:
+                k = int(cfg.floor_percentile / 100 * (len(self._block) - 1))
+                self._history.append(float(np.partition(np.asarray(self._block), k)[k]))
                 if len(self._history) > cfg.floor_history_blocks:
                     self._history.pop(0)
-                self._block_min = np.inf
+                self._block = []
         return out + cfg.floor_bias_db

@@ -132,7 +132,7 @@ class Engine:
         flags = self._attributor.process(aligned)
         events: list[SpeechEvent] = []
         for p in self.participants:
-            events.extend(self._convert(p, self._segmenters[p].push(flags[p])))
+            events.extend(self._convert(p, self._segmenters[p].push(*flags[p])))
         self.frames_decided += ready
         events.sort(key=lambda e: e.known_at)
         return events

@@ -1,8 +1,9 @@
 """From own-speech frames to speech segments: transient rejection, onset and offset hysteresis.
 
 Frames flagged as speech are grouped into bursts (holes of a few frames filled). A burst shorter
-than ``min_burst_frames`` is a transient (a key click, a tap) and never starts or extends speech
-on its own. Speech-like bursts closer than ``bridge_frames`` join into one segment, so the gaps
+than ``min_burst_frames``, or with fewer than ``min_strong_frames`` clearly loud frames, is a
+transient (a key click, a tap) or noise and never starts or extends speech on its own: a double
+threshold, strong evidence to start, weaker evidence to go on. Speech-like bursts closer than ``bridge_frames`` join into one segment, so the gaps
 between words do not split it. A segment starts at its first speech frame and ends at its last:
 the hysteresis delays decisions, never the times they carry.
 
@@ -42,6 +43,7 @@ class Segmenter:
         self.segments: list[tuple[int, int]] = []  # closed segments, [start, end) in frames
         self._burst_start = -1
         self._burst_end = -1  # exclusive end of the last speech frame in the current burst
+        self._burst_strong = 0  # frames with strong evidence in the current burst
         self._open_start = -1  # start of the open segment, or -1
         self._open_end = -1  # end of the last speech-like burst in the open segment
 
@@ -50,8 +52,11 @@ class Segmenter:
         """The segment in progress as [start, end of its last speech so far), if any."""
         return (self._open_start, self._open_end) if self._open_start >= 0 else None
 
-    def push(self, flags: np.ndarray) -> list[SegmentEvent]:
-        """Consume the next frames' own-speech flags; return the events they complete."""
+    def push(self, flags: np.ndarray, strong: np.ndarray | None = None) -> list[SegmentEvent]:
+        """Consume the next frames' own-speech flags; return the events they complete.
+
+        ``strong`` marks the frames with strong evidence (a subset of ``flags``; default: all).
+        """
         events: list[SegmentEvent] = []
         n = flags.size
         if n == 0:
@@ -59,8 +64,9 @@ class Segmenter:
         base = self.position
         padded = np.concatenate(([False], flags.astype(bool), [False]))
         edges = np.flatnonzero(padded[1:] != padded[:-1])
+        counts = np.concatenate(([0], np.cumsum(flags if strong is None else strong & flags)))
         for a, b in zip(edges[0::2], edges[1::2]):
-            self._run(base + int(a), base + int(b), events)
+            self._run(base + int(a), base + int(b), int(counts[b] - counts[a]), events)
         self.position = base + n
         self._close_if_done(self.position, events)
         return events
@@ -73,14 +79,15 @@ class Segmenter:
         self._burst_start = self._burst_end = -1
         return events
 
-    def _run(self, a: int, b: int, events: list[SegmentEvent]) -> None:
+    def _run(self, a: int, b: int, strong: int, events: list[SegmentEvent]) -> None:
         cfg = self.config
         self._close_if_done(a, events)
         if self._burst_end >= 0 and a - self._burst_end <= cfg.hole_frames:
             self._burst_end = b
+            self._burst_strong += strong
         else:
-            self._burst_start, self._burst_end = a, b
-        if self._burst_end - self._burst_start < cfg.min_burst_frames:
+            self._burst_start, self._burst_end, self._burst_strong = a, b, strong
+        if self._burst_end - self._burst_start < cfg.min_burst_frames or self._burst_strong < cfg.min_strong_frames:
             return
         if self._open_start >= 0:
             self._open_end = self._burst_end
