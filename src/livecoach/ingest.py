@@ -32,6 +32,7 @@ import logging
 import math
 import os
 import stat
+import wave
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
@@ -354,6 +355,13 @@ def _as_float(frame: av.AudioFrame) -> np.ndarray:
 def _generate(name: str, chunk: int, stereo: bool) -> Generator:
     """Open, decode, convert and re-cut into chunks; always yields at least one chunk or raises."""
     container, stream = _open(name)
+    if _is_engine_pcm(stream, stereo):
+        container.close()
+        try:
+            yield from _read_pcm_wav(name, chunk, stereo)
+            return
+        except _NotPlainWav:
+            container, stream = _open(name)
     frames: Iterator[av.AudioFrame] | None = None
     try:
         nch = stream.codec_context.channels
@@ -395,6 +403,48 @@ def _generate(name: str, chunk: int, stereo: bool) -> Generator:
         if frames is not None:
             frames.close()
         container.close()
+
+
+class _NotPlainWav(Exception):
+    """The fast path does not apply after all; decode with PyAV."""
+
+
+def _is_engine_pcm(stream: av.audio.stream.AudioStream, stereo: bool) -> bool:
+    ctx = stream.codec_context
+    return ctx.name == "pcm_s16le" and ctx.sample_rate == SAMPLE_RATE and ctx.channels == (2 if stereo else 1)
+
+
+def _read_pcm_wav(name: str, chunk: int, stereo: bool) -> Generator:
+    """A WAV already in the engine's format (16 kHz, 16-bit, mono or stereo): read its samples
+    directly in large blocks, several times faster than decoding it packet by packet."""
+    channels = 2 if stereo else 1
+    try:
+        w = wave.open(name, "rb")
+    except (wave.Error, EOFError):
+        raise _NotPlainWav from None  # e.g. WAVE_FORMAT_EXTENSIBLE, which PyAV reads fine
+    except OSError as e:
+        raise AudioError(f"{name}: cannot read ({_why(e)})") from None
+    with w:
+        if (w.getframerate(), w.getsampwidth(), w.getnchannels()) != (SAMPLE_RATE, 2, channels):
+            raise _NotPlainWav
+        total = 0
+        while True:
+            try:
+                data = w.readframes(chunk)
+            except OSError as e:
+                raise AudioError(f"{name}: read error at {_clock(total / SAMPLE_RATE)} ({_why(e)})") from None
+            usable = len(data) // (2 * channels) * 2 * channels
+            if not usable:
+                break
+            samples = np.frombuffer(data[:usable], dtype="<i2").astype(np.int16, copy=False)
+            total += samples.size // channels
+            if stereo:
+                pairs = samples.reshape(-1, 2)
+                yield np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1])
+            else:
+                yield samples
+        if total == 0:
+            raise AudioError(f"{name}: the audio stream contains no samples")
 
 
 class _Chunker:

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Benchmark `livecoach analyze` on a long two-participant session: time, real-time multiple, memory.
+
+The session is the `realcall` fixture (bleed, fan, clicks, a quiet client) repeated to the
+requested length and written as one 16 kHz WAV per participant (or Ogg/Opus with --codec opus).
+Each analysis runs in a child process so its peak memory is its own; a 1-minute session is
+measured beside it to show that memory does not grow with length beyond the segment lists.
+
+Usage: scripts/bench_analyze.py [--minutes 60] [--codec wav|opus] [--repeat 3]
+The last line printed is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import wave
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from livecoach.frames import SAMPLE_RATE  # noqa: E402
+from livecoach.ingest import read_mono  # noqa: E402
+
+FIXTURE = ROOT / "tests" / "fixtures" / "realcall"
+
+CHILD = r"""
+import json, resource, sys, time
+from livecoach.analyze import analyze_tracks
+t0, c0 = time.perf_counter(), time.process_time()
+result = analyze_tracks(sys.argv[1], sys.argv[2])
+wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "audio_s": result.duration,
+                  "segments": sum(len(s) for s in result.timeline.segments.values()),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def write_session(folder: Path, seconds: float, codec: str) -> dict[str, Path]:
+    """Repeat the fixture's two tracks to ``seconds`` and write them, streaming."""
+    out = {}
+    for who in ("coach", "client"):
+        track = np.concatenate(list(read_mono(FIXTURE / f"{who}.opus")))
+        total = int(seconds * SAMPLE_RATE)
+        wav_path = folder / f"{who}.wav"
+        with wave.open(str(wav_path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(SAMPLE_RATE)
+            written = 0
+            while written < total:
+                part = track[: total - written]
+                w.writeframes(part.tobytes())
+                written += part.size
+        out[who] = wav_path if codec == "wav" else _to_opus(wav_path)
+    return out
+
+
+def _to_opus(wav_path: Path) -> Path:
+    import av
+
+    target = wav_path.with_suffix(".opus")
+    with av.open(str(wav_path)) as src, av.open(str(target), "w", format="ogg") as dst:
+        stream = dst.add_stream("libopus", rate=48000, layout="mono")
+        stream.bit_rate = 32000
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+        for frame in src.decode(audio=0):
+            for f in resampler.resample(frame):
+                dst.mux(stream.encode(f))
+        for f in resampler.resample(None):
+            dst.mux(stream.encode(f))
+        dst.mux(stream.encode(None))
+    wav_path.unlink()
+    return target
+
+
+def measure(tracks: dict[str, Path], repeat: int) -> dict:
+    runs = []
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    for _ in range(repeat):
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, str(tracks["coach"]), str(tracks["client"])],
+            capture_output=True, text=True, env=env, check=True,
+        )
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    best = min(runs, key=lambda r: r["cpu_s"])
+    best["x_realtime_cpu"] = best["audio_s"] / best["cpu_s"]
+    best["x_realtime_wall"] = best["audio_s"] / best["wall_s"]
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in best.items()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--codec", choices=("wav", "opus"), default="wav")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per length; the fastest counts")
+    args = ap.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="livecoach-bench-") as tmp:
+        for minutes in (1.0, args.minutes):
+            folder = Path(tmp) / f"{minutes:g}min"
+            folder.mkdir()
+            tracks = write_session(folder, minutes * 60, args.codec)
+            results[f"{minutes:g}min"] = measure(tracks, args.repeat)
+            r = results[f"{minutes:g}min"]
+            print(
+                f"{minutes:5g} min {args.codec}: {r['cpu_s']:.2f} s CPU ({r['x_realtime_cpu']:.0f}x real time), "
+                f"{r['wall_s']:.2f} s wall, peak {r['peak_rss_mb']:.0f} MB, {r['segments']} segments"
+            )
+    long, short = results[f"{args.minutes:g}min"], results["1min"]
+    summary = {
+        "benchmark": "analyze",
+        "codec": args.codec,
+        "minutes": args.minutes,
+        "cpu_s": long["cpu_s"],
+        "wall_s": long["wall_s"],
+        "x_realtime": long["x_realtime_cpu"],
+        "peak_rss_mb": long["peak_rss_mb"],
+        "peak_rss_mb_1min": short["peak_rss_mb"],
+        "segments": long["segments"],
+        "runs": results,
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m livecoach``: the same as the ``livecoach`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

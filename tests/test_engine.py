@@ -1,0 +1,95 @@
+"""The engine gives the same answer however audio arrives, and handles absence and unequal tracks."""
+
+import numpy as np
+import pytest
+
+from conftest import track, track_path
+from livecoach.analyze import analyze_tracks
+from livecoach.engine import Engine
+from livecoach.frames import SAMPLE_RATE
+
+
+def feed_live(coach: np.ndarray, client: np.ndarray, seed: int = 1) -> tuple[Engine, list]:
+    """Feed like a live call: small packets of uneven sizes, the two tracks interleaved unevenly."""
+    rng = np.random.default_rng(seed)
+    engine, events = Engine(), []
+    pos = {"coach": 0, "client": 0}
+    data = {"coach": coach, "client": client}
+    while any(pos[p] < data[p].size for p in data):
+        who = "coach" if rng.random() < 0.5 else "client"
+        if pos[who] >= data[who].size:
+            who = "client" if who == "coach" else "coach"
+        n = int(rng.choice([160, 320, 480, 960, 77, 1234]))
+        events += engine.push(who, data[who][pos[who] : pos[who] + n])
+        pos[who] += n
+    events += engine.finish()
+    return engine, events
+
+
+@pytest.mark.parametrize("name", ["realcall", "bleed"])
+def test_live_packets_and_a_whole_file_give_identical_segments_and_metrics(name):
+    offline = analyze_tracks(track_path(name, "coach"), track_path(name, "client"))
+    live, _ = feed_live(track(name, "coach"), track(name, "client"))
+    assert live.segments() == {p: [(s.start, s.end) for s in segs] for p, segs in offline.timeline.segments.items()}
+    assert live.metrics().to_dict() == offline.metrics.to_dict()
+    assert sum(len(s) for s in live.segments().values()) > 10
+
+
+def test_events_rebuild_the_segments_and_speech_is_confirmed_quickly():
+    engine, events = feed_live(track("clean", "coach"), track("clean", "client"))
+    for who in ("coach", "client"):
+        starts = [e for e in events if e.participant == who and e.kind == "start"]
+        ends = [e for e in events if e.participant == who and e.kind == "end"]
+        assert [(e.start, e.end) for e in ends] == engine.segments()[who]
+        assert [e.start for e in starts] == [a for a, _ in engine.segments()[who]]
+        # a start is known within 0.1 s of the speech it marks; an end a bridge (0.3 s) after it
+        assert all(0 < e.known_at - e.start <= 0.1 + 1e-9 for e in starts)
+        assert all(abs(e.known_at - e.end - 0.3) < 1e-6 for e in ends)
+    times = [e.known_at for e in events]
+    assert times == sorted(times)
+
+
+def test_an_absent_participant_never_talks_and_comes_back_cleanly():
+    coach, client = track("clean", "coach"), track("clean", "client")
+    full = Engine()
+    full.push("coach", coach)
+    full.push("client", client)
+    full.finish()
+    # the client is muted from 20 s to 50 s: their samples are replaced by absence
+    engine = Engine()
+    engine.push("coach", coach)
+    a, b = 20 * SAMPLE_RATE, 50 * SAMPLE_RATE
+    engine.push("client", client[:a])
+    engine.push_absent("client", (b - a) // 160)
+    engine.push("client", client[b:])
+    engine.finish()
+    muted = [(s, e) for s, e in engine.segments()["client"] if e > 20.0 and s < 50.0]
+    assert all(e <= 20.3 or s >= 50.0 for s, e in muted)
+    # speech before and well after the mute is found as without it
+    before = [seg for seg in full.segments()["client"] if seg[1] < 19.0]
+    after = [seg for seg in full.segments()["client"] if seg[0] > 51.0]
+    assert before and after
+    assert [seg for seg in engine.segments()["client"] if seg[1] < 19.0] == before
+    assert [seg for seg in engine.segments()["client"] if seg[0] > 51.0] == after
+
+
+def test_tracks_of_different_lengths_are_aligned_at_their_start():
+    coach, client = track("clean", "coach"), track("clean", "client")
+    engine = Engine()
+    engine.push("coach", coach)
+    engine.push("client", client[: 30 * SAMPLE_RATE])
+    engine.finish()
+    assert engine.now == pytest.approx(coach.size / SAMPLE_RATE, abs=0.01)
+    assert all(e <= 30.0 for _, e in engine.segments()["client"])
+    assert any(s > 30.0 for s, _ in engine.segments()["coach"])
+
+
+def test_digital_silence_and_empty_pushes_are_harmless():
+    engine = Engine()
+    assert engine.push("coach", np.zeros(0, np.int16)) == []
+    engine.push("coach", np.zeros(SAMPLE_RATE * 3, np.int16))
+    engine.push("client", np.zeros(SAMPLE_RATE * 3, np.int16))
+    engine.finish()
+    assert engine.segments() == {"coach": [], "client": []}
+    m = engine.metrics()
+    assert m.talk_share_coach is None and m.current_silence == pytest.approx(3.0)
