@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .frames import FRAME_SECONDS
+from .timeline import gaps
 
 Spans = Sequence[tuple[float, float]]
 
@@ -34,26 +35,9 @@ def frame_f1(reference: Spans, detected: Spans, duration: float) -> float:
     return 2 * tp / (int(ref.sum()) + int(hyp.sum()))
 
 
-def union(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[list[float]] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
-
-
 def silences(speech: Iterable[tuple[float, float]], duration: float, minimum: float = 0.0) -> list[tuple[float, float]]:
-    """Spans of [0, duration) where nobody speaks, at least ``minimum`` long."""
-    out, reach = [], 0.0
-    for a, b in union(speech):
-        if a - reach >= minimum and a > reach:
-            out.append((reach, a))
-        reach = max(reach, b)
-    if duration - reach >= minimum and duration > reach:
-        out.append((reach, duration))
-    return out
+    """Spans of [0, duration) where nobody speaks, at least ``minimum`` long (as in the timeline)."""
+    return [(i.start, i.end) for i in gaps(speech, duration) if i.duration >= minimum]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ silences and events for the same segments. Times are seconds of media time.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from .config import TimelineConfig
@@ -125,7 +126,7 @@ def build_timeline(
         end=end,
         segments=marked,
         speaking=speaking,
-        silences=_silences(everything, end),
+        silences=gaps(((s.start, s.end) for s in everything), end),
         overlaps=_overlaps(spans),
         turns=turns,
         waits=_waits(turns),
@@ -148,13 +149,8 @@ def _mark_backchannels(p: str, spans: dict[str, list[tuple[float, float]]], cfg:
 class _Speech:
     """Speech of one or more participants as disjoint sorted intervals, for quick look-ups."""
 
-    def __init__(self, spans) -> None:
-        merged: list[list[float]] = []
-        for a, b in sorted(spans):
-            if merged and a <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], b)
-            else:
-                merged.append([a, b])
+    def __init__(self, spans: Iterable[tuple[float, float]]) -> None:
+        merged = union(spans)
         self.starts = [a for a, _ in merged]
         self.ends = [b for _, b in merged]
 
@@ -162,6 +158,29 @@ class _Speech:
         """Whether anyone speaks somewhere strictly inside (lo, hi)."""
         j = bisect.bisect_right(self.ends, lo)
         return j < len(self.starts) and self.starts[j] < hi
+
+
+def union(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Overlapping or touching spans merged: when anyone speaks."""
+    out: list[list[float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def gaps(spans: Iterable[tuple[float, float]], end: float) -> list[Interval]:
+    """Spans of [0, end) that no span covers: the silences, from the session's start to ``end``."""
+    out, reach = [], 0.0
+    for a, b in union(spans):
+        if a > reach:
+            out.append(Interval(reach, a))
+        reach = max(reach, b)
+    if end > reach:
+        out.append(Interval(reach, end))
+    return out
 
 
 def _turns(speech: list[Segment], cfg: TimelineConfig) -> list[Turn]:
@@ -178,19 +197,6 @@ def _turns(speech: list[Segment], cfg: TimelineConfig) -> list[Turn]:
     if cur:
         turns.append(Turn(*cur))
     return turns
-
-
-def _silences(everything: list[Segment], end: float) -> list[Interval]:
-    """Spans where nobody speaks, from the session's start to ``end``."""
-    out = []
-    reach = 0.0
-    for s in everything:
-        if s.start > reach:
-            out.append(Interval(reach, s.start))
-        reach = max(reach, s.end)
-    if end > reach:
-        out.append(Interval(reach, end))
-    return out
 
 
 def _overlaps(spans: dict[str, list[tuple[float, float]]]) -> list[Interval]:
