@@ -93,3 +93,28 @@ def test_digital_silence_and_empty_pushes_are_harmless():
     assert engine.segments() == {"coach": [], "client": []}
     m = engine.metrics()
     assert m.talk_share_coach is None and m.current_silence == pytest.approx(3.0)
+
+
+def test_a_leak_that_starts_mid_call_is_learnt_and_removed():
+    """The client unplugs their headphones 40 s in: from then on the coach's voice leaks into
+    their microphone (-25 dB, 150 ms later). Their talk time must not grow with it."""
+    from conftest import truth
+    from livecoach.scoring import frame_f1, share
+
+    coach, client = track("clean", "coach"), track("clean", "client").astype(np.float64)
+    start, delay = 40 * SAMPLE_RATE, int(0.150 * SAMPLE_RATE)
+    leak = np.zeros_like(client)
+    leak[start + delay :] = coach[start : coach.size - delay] * 10 ** (-25 / 20)
+    leaky = np.clip(client + leak, -32768, 32767).astype(np.int16)
+    engine = Engine()
+    engine.push("coach", coach)
+    engine.push("client", leaky)
+    engine.finish()
+    t = truth("clean")
+    segs = engine.segments()
+    assert engine.coupling_db("coach", "client") == pytest.approx(-25, abs=4)
+    assert share(segs["coach"], segs["client"]) == pytest.approx(share(t["segments"]["coach"], t["segments"]["client"]), abs=0.02)
+    assert frame_f1(t["segments"]["client"], segs["client"], t["duration"]) >= 0.9
+    # the client's talk time stays within 2 s of the truth despite 45 s of leaking coach speech
+    found = sum(b - a for a, b in segs["client"])
+    assert found < sum(b - a for a, b in t["segments"]["client"]) + 2.0
