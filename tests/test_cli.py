@@ -64,7 +64,7 @@ def test_rttm_has_one_line_per_segment(as_json, tmp_path):
 
 
 def test_stereo_file_gives_the_same_result_as_two_files(tmp_path, as_json):
-    stereo = tmp_path / "call.wav"
+    stereo = tmp_path / "call (2).wav"
     left, right = track("bleed", "coach"), track("bleed", "client")
     with wave.open(str(stereo), "wb") as w:
         w.setnchannels(2)
@@ -76,6 +76,8 @@ def test_stereo_file_gives_the_same_result_as_two_files(tmp_path, as_json):
     data = json.loads(done.stdout)
     assert data["timeline"]["segments"] == as_json["timeline"]["segments"]
     assert data["metrics"] == as_json["metrics"]
+    rttm = run("analyze", "--stereo", stereo, "--format", "rttm")
+    assert rttm.stdout.splitlines()[0].split()[1] == "call_(2)"
 
 
 def one_line_error(done):

@@ -89,3 +89,32 @@ def test_interactivity_is_switches_per_minute():
     m = compute(build_timeline(segs, 120.0))
     assert m.switches == 11
     assert m.interactivity_per_min == pytest.approx(5.5)
+
+
+def test_quick_exchanges_of_short_replies_are_turns_not_backchannels():
+    tl = build_timeline({"coach": [(0.0, 0.8), (2.0, 2.8)], "client": [(1.0, 1.8), (3.0, 3.8)]}, 5.0)
+    assert not any(s.backchannel for segs in tl.segments.values() for s in segs)
+    assert [t.participant for t in tl.turns] == ["coach", "client", "coach", "client"]
+    assert [round(w.seconds, 3) for w in tl.waits] == [0.2, 0.2]
+
+
+def test_a_backchannel_in_a_pause_of_the_other_s_speech_is_still_one():
+    tl = build_timeline({"coach": [(0.0, 6.0), (6.9, 12.0)], "client": [(6.2, 6.7)]}, 13.0)
+    assert tl.segments["client"][0].backchannel
+    assert [t.participant for t in tl.turns] == ["coach"]
+
+
+def test_talking_over_a_backchannel_is_not_an_interruption():
+    # the client murmurs "mm-hm" at 10.0-10.6 inside the coach's speech pause; the coach resumes
+    tl = build_timeline({"coach": [(0.0, 9.9), (10.3, 20.0)], "client": [(10.0, 10.6)]}, 21.0)
+    assert tl.segments["client"][0].backchannel
+    assert tl.interruptions == []
+
+
+def test_report_clock_rounds_tenths():
+    from livecoach.report import clock
+
+    assert clock(8.6, tenths=True) == "0:08.6"
+    assert clock(1.2, tenths=True) == "0:01.2"
+    assert clock(59.96, tenths=True) == "1:00.0"
+    assert clock(3725.0) == "1:02:05"

@@ -25,6 +25,7 @@ gives the same result for any block size."""
 @dataclass
 class Analysis:
     sources: dict[str, str]
+    file_id: str  # names the session in RTTM: the stereo file's name, or the coach's file's
     duration: float
     timeline: Timeline
     metrics: Metrics
@@ -39,15 +40,21 @@ def analyze_tracks(coach: str | os.PathLike, client: str | os.PathLike, config: 
     for path in (coach, client):
         probe(path)
     pairs = itertools.zip_longest(read_mono(coach, CHUNK_SECONDS), read_mono(client, CHUNK_SECONDS))
-    return _run(pairs, {COACH: str(coach), CLIENT: str(client)}, config)
+    return _run(pairs, {COACH: str(coach), CLIENT: str(client)}, _file_id(coach), config)
 
 
 def analyze_stereo(path: str | os.PathLike, config: EngineConfig | None = None) -> Analysis:
     """Analyse one stereo recording: left channel the coach, right channel the client."""
-    return _run(read_stereo(path, CHUNK_SECONDS), {COACH: f"{path} (left)", CLIENT: f"{path} (right)"}, config)
+    sources = {COACH: f"{path} (left)", CLIENT: f"{path} (right)"}
+    return _run(read_stereo(path, CHUNK_SECONDS), sources, _file_id(path), config)
 
 
-def _run(pairs: Iterator[tuple[np.ndarray | None, np.ndarray | None]], sources: dict[str, str], config) -> Analysis:
+def _run(
+    pairs: Iterator[tuple[np.ndarray | None, np.ndarray | None]],
+    sources: dict[str, str],
+    file_id: str,
+    config: EngineConfig | None,
+) -> Analysis:
     engine = Engine((COACH, CLIENT), config)
     received = {COACH: 0, CLIENT: 0}
     for coach_chunk, client_chunk in pairs:
@@ -61,6 +68,7 @@ def _run(pairs: Iterator[tuple[np.ndarray | None, np.ndarray | None]], sources: 
     engine.finish()
     return Analysis(
         sources=sources,
+        file_id=file_id,
         duration=engine.now,
         timeline=engine.timeline(),
         metrics=engine.metrics(),
@@ -70,6 +78,11 @@ def _run(pairs: Iterator[tuple[np.ndarray | None, np.ndarray | None]], sources: 
             "client_into_coach": engine.coupling_db(CLIENT, COACH),
         },
     )
+
+
+def _file_id(path: str | os.PathLike) -> str:
+    """A file's name without extension, with no spaces (RTTM fields are space-separated)."""
+    return Path(path).stem.replace(" ", "_") or "session"
 
 
 def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

@@ -104,7 +104,7 @@ class TimelineConfig:
     window_s: float = 300.0
     """The rolling window for 'recent' figures (5 minutes)."""
     silence_report_min_s: float = 2.0
-    """Silences at least this long are listed individually in reports."""
+    """Silences at least this long are long silences: counted in the metrics, listed in reports."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ class Metrics:
     window_talk_share_coach: float | None
     current_silence: float
     longest_silence: float
-    silences_at_least_2s: int
+    long_silences: int
     wait_times: tuple[float, ...]
     median_wait: float | None
     last_wait: float | None
@@ -55,10 +55,10 @@ def share(mine: float, theirs: float) -> float | None:
     return mine / total if total > 0 else None
 
 
-def compute(timeline: Timeline, config: TimelineConfig | None = None, now: float | None = None) -> Metrics:
-    """Every metric at media time ``now`` (default: the end of the timeline)."""
+def compute(timeline: Timeline, config: TimelineConfig | None = None) -> Metrics:
+    """Every metric at the end of the timeline: live, that is now; for a file, its end."""
     cfg = config or TimelineConfig()
-    now = timeline.end if now is None else now
+    now = timeline.end
     w0 = max(0.0, now - cfg.window_s)
     segs = timeline.segments
     names = list(segs)
@@ -83,7 +83,7 @@ def compute(timeline: Timeline, config: TimelineConfig | None = None, now: float
         window_talk_share_coach=share(recent.get(COACH, 0.0), recent.get(CLIENT, 0.0)),
         current_silence=current_silence,
         longest_silence=max((min(s.end, now) - s.start for s in silences), default=0.0),
-        silences_at_least_2s=sum(1 for s in silences if min(s.end, now) - s.start >= cfg.silence_report_min_s),
+        long_silences=sum(1 for s in silences if min(s.end, now) - s.start >= cfg.silence_report_min_s),
         wait_times=waits,
         median_wait=statistics.median(waits) if waits else None,
         last_wait=waits[-1] if waits else None,

@@ -6,7 +6,6 @@ The JSON schema is documented in ``docs/analysis-json.md``; bump ``SCHEMA`` on b
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from .analyze import Analysis
 from .timeline import CLIENT, COACH
@@ -29,7 +28,7 @@ def to_json(analysis: Analysis) -> str:
 
 def to_rttm(analysis: Analysis, file_id: str | None = None) -> str:
     """One ``SPEAKER`` line per segment, in time order, the standard diarisation format."""
-    fid = file_id or _file_id(analysis.sources[COACH])
+    fid = file_id or analysis.file_id
     lines = [
         f"SPEAKER {fid} 1 {s.start:.3f} {s.duration:.3f} <NA> <NA> {s.participant} <NA> <NA>"
         for s in analysis.timeline.all_segments()
@@ -66,7 +65,7 @@ def to_text(analysis: Analysis) -> str:
             f"{'' if m.filled_silences == 1 else 's'}"
         )
     out.append(
-        f"Silences         longest {m.longest_silence:.1f} s; {m.silences_at_least_2s} of "
+        f"Silences         longest {m.longest_silence:.1f} s; {m.long_silences} of "
         f"{cfg.silence_report_min_s:.0f} s or more"
     )
     out.append(
@@ -90,13 +89,9 @@ def bar(share: float, width: int = 20) -> str:
 
 
 def clock(seconds: float, tenths: bool = False) -> str:
-    """``m:ss`` (or ``h:mm:ss``), optionally with tenths of a second."""
-    whole = int(seconds)
+    """``m:ss`` (or ``h:mm:ss``), optionally with tenths of a second (rounded, not truncated)."""
+    whole, tenth = divmod(int(round(seconds * 10)), 10) if tenths else (int(seconds), 0)
     h, rest = divmod(whole, 3600)
     m, s = divmod(rest, 60)
     text = f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-    return f"{text}.{int((seconds - whole) * 10)}" if tenths else text
-
-
-def _file_id(source: str) -> str:
-    return Path(source.split(" (")[0]).stem.replace(" ", "_") or "session"
+    return f"{text}.{tenth}" if tenths else text

@@ -131,18 +131,21 @@ def build_timeline(
         turns=turns,
         waits=_waits(turns),
         filled_silences=_filled_silences(spans, cfg),
-        interruptions=_interruptions(marked, spans, cfg),
+        interruptions=_interruptions(marked, cfg),
     )
 
 
 def _mark_backchannels(p: str, spans: dict[str, list[tuple[float, float]]], cfg: TimelineConfig) -> list[Segment]:
-    """A short segment during which the other keeps talking (before and after it) is a backchannel."""
+    """A short segment while the other keeps talking is a backchannel: the other's speech, itself
+    not short, runs into it (or ends at most the tolerance before it) and goes on after it (or
+    resumes within the tolerance). Quick exchanges of short replies are turns, not backchannels."""
     others = _Speech(s for q, segs in spans.items() if q != p for s in segs)
-    tol = cfg.backchannel_tolerance_s
+    tol, long = cfg.backchannel_tolerance_s, cfg.backchannel_max_s
     out = []
     for a, b in spans[p]:
-        short = b - a < cfg.backchannel_max_s
-        out.append(Segment(p, a, b, short and others.any_in(a - tol, b) and others.any_in(b, b + tol)))
+        short = b - a < long
+        around = others.any_in(a - tol, b, long) and others.any_in(b, b + tol, long)
+        out.append(Segment(p, a, b, short and around))
     return out
 
 
@@ -154,10 +157,15 @@ class _Speech:
         self.starts = [a for a, _ in merged]
         self.ends = [b for _, b in merged]
 
-    def any_in(self, lo: float, hi: float) -> bool:
-        """Whether anyone speaks somewhere strictly inside (lo, hi)."""
+    def any_in(self, lo: float, hi: float, min_length: float = 0.0) -> bool:
+        """Whether anyone speaks somewhere strictly inside (lo, hi), in a stretch of speech at
+        least ``min_length`` long."""
         j = bisect.bisect_right(self.ends, lo)
-        return j < len(self.starts) and self.starts[j] < hi
+        while j < len(self.starts) and self.starts[j] < hi:
+            if self.ends[j] - self.starts[j] >= min_length:
+                return True
+            j += 1
+        return False
 
 
 def union(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -242,14 +250,15 @@ def _filled_silences(spans: dict[str, list[tuple[float, float]]], cfg: TimelineC
     ]
 
 
-def _interruptions(
-    marked: dict[str, list[Segment]], spans: dict[str, list[tuple[float, float]]], cfg: TimelineConfig
-) -> list[Interruption]:
+def _interruptions(marked: dict[str, list[Segment]], cfg: TimelineConfig) -> list[Interruption]:
+    """Someone starts real speech (not a backchannel) while the other is speaking, the other's
+    speech ends within the window, and the newcomer goes on past that end: the floor changed hands."""
     out = []
     for p, segs in marked.items():
-        for q, theirs in spans.items():
+        for q, other in marked.items():
             if q == p:
                 continue
+            theirs = [(s.start, s.end) for s in other if not s.backchannel]
             starts = [a for a, _ in theirs]
             for s in segs:
                 if s.backchannel:
