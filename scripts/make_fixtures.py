@@ -801,7 +801,7 @@ def dump_truth(truth: dict) -> str:
         v = truth[k]
         end = "," if k != keys[-1] else ""
         if k == "segments":
-            out.append(f' "segments": {{')
+            out.append(' "segments": {')
             out.append(",\n".join(f"  {json.dumps(sp)}: {compact(segs)}" for sp, segs in v.items()))
             out.append(" }" + end)
         elif k == "utterances":
@@ -811,7 +811,7 @@ def dump_truth(truth: dict) -> str:
         elif k == "trouble":
             body = json.dumps(v, indent=1)
             body = re.sub(r"\[\s+([-0-9.eE,\s]+?)\s+\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", body)
-            out.append(f' "trouble": ' + body.replace("\n", "\n ") + end)
+            out.append(' "trouble": ' + body.replace("\n", "\n ") + end)
         else:
             out.append(f" {json.dumps(k)}: {compact(v)}{end}")
     out.append("}")

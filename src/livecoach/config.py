@@ -117,7 +117,7 @@ class EngineConfig:
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {f.name: _section_dict(getattr(self, f.name)) for f in fields(self)}
 
-    def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> "EngineConfig":
+    def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> EngineConfig:
         """A copy with some values changed, e.g. ``{"timeline": {"wait_target_s": 4.0}}``."""
         changed = {}
         for section, values in overrides.items():

@@ -35,14 +35,14 @@ class FrameFeatures:
         return int(self.energy_db.size)
 
     @staticmethod
-    def absent(n: int) -> "FrameFeatures":
+    def absent(n: int) -> FrameFeatures:
         """Frames of a participant who is muted or not connected: no speech, nothing measured."""
         return FrameFeatures(
             np.full(n, SILENT_DB), np.full(n, SILENT_DB), np.zeros(n, dtype=bool)
         )
 
     @staticmethod
-    def concat(parts: list["FrameFeatures"]) -> "FrameFeatures":
+    def concat(parts: list[FrameFeatures]) -> FrameFeatures:
         if len(parts) == 1:
             return parts[0]
         return FrameFeatures(
@@ -51,7 +51,7 @@ class FrameFeatures:
             np.concatenate([p.vad for p in parts]),
         )
 
-    def slice(self, start: int, stop: int) -> "FrameFeatures":
+    def slice(self, start: int, stop: int) -> FrameFeatures:
         return FrameFeatures(self.energy_db[start:stop], self.floor_db[start:stop], self.vad[start:stop])
 
 
