@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pathlib import Path
+
 from .ingest import AudioError
+from .settings import _env as _env_default
+from .settings import add_server_arguments, settings_from
 
 FORMATS = ("text", "json", "rttm")
 
@@ -24,7 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     analyze.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     analyze.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
 
-    sub.add_parser("serve", help="start the server")
+    serve = sub.add_parser("serve", help="start the server", description="Start the livecoach server.")
+    add_server_arguments(serve)
+
+    session = sub.add_parser("session", help="manage sessions")
+    session_sub = session.add_subparsers(dest="session_command", required=True)
+    new = session_sub.add_parser("new", help="create a session and print its two links")
+    new.add_argument("--data", default=_env_default("data", "data"), help="data folder (default ./data)")
+    new.add_argument("--label", default="", help="a name for the session, e.g. the client's")
+    new.add_argument("--url", default=None, help="the server's public base URL (default http://127.0.0.1:8080)")
 
     args = parser.parse_args(argv)
     if args.command == "analyze":
@@ -34,9 +46,28 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--client needs --coach (or use --stereo)")
         return _analyze(args)
     if args.command == "serve":
-        print("livecoach serve: the server arrives with the live relay; for now use `livecoach analyze`.", file=sys.stderr)
-        return 2
+        from .app import serve as run_server
+
+        run_server(settings_from(args))
+        return 0
+    if args.command == "session":
+        return _new_session(args)
     return 2
+
+
+def _new_session(args: argparse.Namespace) -> int:
+    from .store import Store
+
+    base = (args.url or _env_default("url", "http://127.0.0.1:8080")).rstrip("/")
+    store = Store(Path(args.data) / "livecoach.sqlite3")
+    try:
+        new = store.create_session(args.label)
+    finally:
+        store.close()
+    print(f"session   {new.id}")
+    print(f"coach     {base}{new.coach_path()}")
+    print(f"client    {base}{new.client_path()}")
+    return 0
 
 
 def _analyze(args: argparse.Namespace) -> int:

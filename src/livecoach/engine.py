@@ -60,10 +60,11 @@ class Engine:
     def push_absent(self, participant: str, frames: int) -> list[SpeechEvent]:
         """The participant is muted or gone for ``frames`` frames: they count as not speaking.
 
-        Their detector does not see these frames, so its noise floor is not dragged down by them.
+        A partial frame they had begun is completed with silence first. Their detector does not
+        see the absent frames, so its noise floor is not dragged down by them.
         """
         if frames > 0:
-            self._buffers[participant].flush()
+            self._flush(participant)
             self._enqueue(participant, FrameFeatures.absent(frames))
         return self._decide()
 
@@ -71,9 +72,7 @@ class Engine:
         """All audio is in: tracks of different lengths are aligned at their start, the shorter
         ones count as silent to the end, and open segments are closed."""
         for p in self.participants:
-            last = self._buffers[p].flush()
-            if last.shape[0]:
-                self._enqueue(p, self._detectors[p].process(last))
+            self._flush(p)
         longest = max(self.frames_received(p) for p in self.participants)
         for p in self.participants:
             missing = longest - self.frames_received(p)
@@ -84,6 +83,12 @@ class Engine:
             events.extend(self._convert(p, self._segmenters[p].finish()))
         self.finished = True
         return events
+
+    def _flush(self, participant: str) -> None:
+        """Complete a participant's partial last frame with silence and measure it."""
+        last = self._buffers[participant].flush()
+        if last.shape[0]:
+            self._enqueue(participant, self._detectors[participant].process(last))
 
     def frames_received(self, participant: str) -> int:
         return self.frames_decided + self._pending_frames[participant]

@@ -1,0 +1,254 @@
+"""A session's call on the server: its participants' connections, the server's peers, the tap.
+
+The server holds one ``Call`` per session that has someone connected. A participant has at
+most one signalling connection (a new one replaces the old: a reload, a rejoin) and at most one
+server peer connection (a new offer replaces the old: the switch to relay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.sdp import candidate_from_sdp
+
+from ..config import EngineConfig
+from ..settings import Settings
+from ..store import Store
+from .relay import Switchboard
+from .session import ABSENT, CONNECTED, MUTED, LiveSession
+from .tap import AudioTap
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 60.0
+"""A call with nobody connected is closed after this long."""
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ServerPeer:
+    """The server's end of one participant's server connection."""
+
+    def __init__(self, call: Call, role: str) -> None:
+        self.call = call
+        self.role = role
+        servers = [RTCIceServer(**s.to_dict()) for s in call.settings.ice_servers]
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self.taps: list[AudioTap] = []
+        self.pc.on("track", self._on_track)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if self.call.live.topology == "relay":
+            track_for_tap = self.call.switchboard.received(self.role, track)
+        else:
+            track_for_tap = track
+        if track.kind == "audio":
+            tap = AudioTap(self.call.live, self.role, track_for_tap)
+            self.taps.append(tap)
+            self.call.tap_started(self, tap)
+
+    async def answer(self, sdp: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        if self.call.live.topology == "relay":
+            for track in self.call.switchboard.outputs_for(self.role):
+                self.pc.addTrack(track)
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        return self.pc.localDescription.sdp
+
+    async def add_candidate(self, init: dict[str, Any] | None) -> None:
+        if init is None or not init.get("candidate"):
+            await self.pc.addIceCandidate(None)
+            return
+        text = init["candidate"]
+        candidate = candidate_from_sdp(text.split(":", 1)[1] if text.startswith("candidate:") else text)
+        candidate.sdpMid = init.get("sdpMid")
+        candidate.sdpMLineIndex = init.get("sdpMLineIndex")
+        await self.pc.addIceCandidate(candidate)
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for tap in self.taps:
+            if tap.task is not None:
+                tap.task.cancel()
+
+
+class Call:
+    def __init__(self, session_id: str, settings: Settings, store: Store, config: EngineConfig | None = None) -> None:
+        self.id = session_id
+        self.settings = settings
+        self.store = store
+        self.live = LiveSession(
+            session_id,
+            settings.topology,
+            config,
+            on_event=lambda kind, who, t, data: store.log_event(session_id, kind, who, t, **data),
+        )
+        self.switchboard = Switchboard()
+        self.senders: dict[str, Send] = {}
+        self.kicks: dict[str, Callable[[str], Awaitable[None]]] = {}
+        self.peers: dict[str, ServerPeer] = {}
+        self.muted: dict[str, bool] = {"coach": False, "client": False}
+        self._current_tap: dict[str, AudioTap] = {}
+        self._idle: asyncio.TimerHandle | None = None
+        self.closed = False
+        self.on_closed: Callable[[Call], None] | None = None
+
+    def start(self) -> None:
+        self.live.start(self.settings.snapshot_interval)
+
+    # -- participants --------------------------------------------------------------------
+
+    async def join(self, role: str, send: Send, kick: Callable[[str], Awaitable[None]]) -> None:
+        """A participant's signalling connection is open; an older one of theirs is replaced."""
+        old = self.kicks.get(role)
+        if old is not None:
+            await old("replaced")
+            await self._drop_peer(role)
+        self.senders[role] = send
+        self.kicks[role] = kick
+        self._cancel_idle()
+        self.store.log_event(self.id, "joined", role, self.live.session_time)
+        await self.send_to(other(role), {"type": "peer-joined"})
+
+    async def leave(self, role: str, send: Send) -> None:
+        """A participant's signalling connection ended (left, closed, dropped)."""
+        if self.senders.get(role) is not send:
+            return  # already replaced by a newer connection
+        del self.senders[role]
+        self.kicks.pop(role, None)
+        await self._drop_peer(role)
+        self.switchboard.left(role)
+        self.live.set_state(role, ABSENT)
+        self.store.log_event(self.id, "left", role, self.live.session_time)
+        await self.send_to(other(role), {"type": "peer-left"})
+        if not self.senders and not self.live.hub.subscribers:
+            self._schedule_idle()
+
+    def present(self, role: str) -> bool:
+        return role in self.senders
+
+    async def send_to(self, role: str, message: dict[str, Any]) -> bool:
+        send = self.senders.get(role)
+        if send is None:
+            return False
+        await send(message)
+        return True
+
+    def set_muted(self, role: str, muted: bool) -> None:
+        self.muted[role] = muted
+        if self.live.state(role) != ABSENT:
+            self.live.set_state(role, MUTED if muted else CONNECTED)
+
+    # -- media ---------------------------------------------------------------------------
+
+    async def server_offer(self, role: str, sdp: str) -> str:
+        """A participant offers a (new) server connection; the old one is closed."""
+        await self._drop_peer(role)
+        peer = ServerPeer(self, role)
+        self.peers[role] = peer
+        try:
+            return await peer.answer(sdp)
+        except Exception:
+            if self.peers.get(role) is peer:
+                del self.peers[role]
+            await peer.close()
+            raise
+
+    def tap_started(self, peer: ServerPeer, tap: AudioTap) -> None:
+        """A participant's audio track arrived: they count as connected from its first audio
+        until it ends, unless a newer track of theirs has taken over."""
+        role = peer.role
+        self._current_tap[role] = tap
+
+        def started() -> None:
+            if self._current_tap.get(role) is tap:
+                self.live.set_state(role, MUTED if self.muted[role] else CONNECTED)
+
+        def ended(_: asyncio.Task) -> None:
+            if self._current_tap.get(role) is tap:
+                del self._current_tap[role]
+                self.live.set_state(role, ABSENT)
+
+        tap.on_start = started
+        tap.start().add_done_callback(ended)
+
+    async def relay(self) -> None:
+        """Switch the session to relay: the browsers now send everything to the server."""
+        if self.live.topology != "relay":
+            self.live.set_topology("relay")
+            for role in list(self.senders):
+                await self.send_to(role, {"type": "topology", "topology": "relay"})
+
+    async def _drop_peer(self, role: str) -> None:
+        peer = self.peers.pop(role, None)
+        if peer is not None:
+            await peer.close()
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def _schedule_idle(self) -> None:
+        self._cancel_idle()
+        loop = asyncio.get_running_loop()
+        self._idle = loop.call_later(IDLE_SECONDS, lambda: loop.create_task(self.close()))
+
+    def _cancel_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def subscriber_left(self) -> None:
+        if not self.senders and not self.live.hub.subscribers:
+            self._schedule_idle()
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._cancel_idle()
+        for role in list(self.kicks):
+            await self.kicks[role]("closing")
+        for role in list(self.peers):
+            await self._drop_peer(role)
+        self.switchboard.close()
+        await self.live.stop()
+        if self.on_closed is not None:
+            self.on_closed(self)
+
+
+class Calls:
+    """The calls in progress on this server, by session id."""
+
+    def __init__(self, settings: Settings, store: Store, config: EngineConfig | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.config = config
+        self._calls: dict[str, Call] = {}
+
+    def get(self, session_id: str) -> Call | None:
+        return self._calls.get(session_id)
+
+    def open(self, session_id: str) -> Call:
+        call = self._calls.get(session_id)
+        if call is None or call.closed:
+            call = Call(session_id, self.settings, self.store, self.config)
+            call.on_closed = lambda c: self._calls.pop(c.id, None) if self._calls.get(c.id) is c else None
+            self._calls[session_id] = call
+            call.start()
+        return call
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    async def close(self) -> None:
+        for call in list(self._calls.values()):
+            await call.close()
+
+
+def other(role: str) -> str:
+    return "client" if role == "coach" else "coach"

@@ -1,0 +1,123 @@
+"""The audio tap: a participant's received WebRTC audio track into the session's engine.
+
+Frames are resampled to 16 kHz mono and placed on the session clock by samples, with gaps found
+from RTP timestamps. Audio is handed on in small batches (40 ms by default): each hand-over
+costs a few hundred microseconds of numpy, whatever its length, so batching keeps 20 calls
+affordable while adding little to the time a speech onset takes to reach the coach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from ..frames import SAMPLE_RATE
+from .session import LiveSession
+
+log = logging.getLogger(__name__)
+
+QUEUE_FRAMES = 50
+"""Decoded frames (20 ms each) waiting for the tap; beyond this the oldest are dropped."""
+
+
+class DropOldestQueue(asyncio.Queue):
+    """aiortc hands decoded frames over an unbounded queue; this one keeps the newest only, so
+    a process that falls behind drops stale audio instead of growing without bound."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.limit = maxsize
+        self.dropped_frames = 0
+        self.dropped_samples = 0
+
+    def put_nowait(self, item) -> None:
+        while self.qsize() >= self.limit:
+            old = self.get_nowait()
+            if old is not None:
+                self.dropped_frames += 1
+                self.dropped_samples += getattr(old, "samples", 0)
+        super().put_nowait(item)
+
+    async def put(self, item) -> None:
+        self.put_nowait(item)
+
+
+def bound_queue(track: MediaStreamTrack, frames: int = QUEUE_FRAMES) -> DropOldestQueue | None:
+    """Give a received track a bounded queue. Must be called when the track appears, before
+    its receiver starts decoding (aiortc passes the queue to its decoder thread then)."""
+    if not isinstance(getattr(track, "_queue", None), asyncio.Queue):
+        return None
+    queue = DropOldestQueue(frames)
+    track._queue = queue
+    return queue
+
+
+class AudioTap:
+    """Reads one track until it ends and feeds the participant's audio to the session."""
+
+    def __init__(self, session: LiveSession, role: str, track: MediaStreamTrack, batch_seconds: float = 0.04) -> None:
+        self.session = session
+        self.role = role
+        self.track = track
+        self.queue = bound_queue(track)
+        self.batch = max(1, int(batch_seconds * SAMPLE_RATE))
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        self._position: int | None = None  # session sample where the next resampled sample goes
+        self._next_pts: int | None = None
+        self._pending: list[np.ndarray] = []
+        self._pending_samples = 0
+        self._pending_at = 0
+        self.task: asyncio.Task | None = None
+        self.on_start: Callable[[], None] | None = None  # called at the first audio
+
+    def start(self) -> asyncio.Task:
+        self.task = asyncio.get_running_loop().create_task(self.run(), name=f"tap-{self.session.id}-{self.role}")
+        return self.task
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    frame = await self.track.recv()
+                except MediaStreamError:
+                    break
+                self._take(frame)
+        finally:
+            self._hand_over()
+
+    def _take(self, frame: av.AudioFrame) -> None:
+        rate = frame.sample_rate
+        if self.queue is not None and self.queue.dropped_samples:
+            self.session.count_dropped(self.role, self.queue.dropped_samples * SAMPLE_RATE // rate)
+            self.queue.dropped_samples = 0
+        if self._position is None:
+            # anchored at arrival: the frame just finished playing at the sender
+            self._position = self.session.clock_samples() - frame.samples * SAMPLE_RATE // rate
+            if self.on_start is not None:
+                self.on_start()
+        elif frame.pts is not None and self._next_pts is not None and frame.pts > self._next_pts + frame.samples // 2:
+            # packets were lost or dropped: leave the gap, so later speech keeps its time
+            self._hand_over()
+            self._position += (frame.pts - self._next_pts) * SAMPLE_RATE // rate
+        if frame.pts is not None:
+            self._next_pts = frame.pts + frame.samples
+        for out in self._resampler.resample(frame):
+            samples = out.to_ndarray().reshape(-1)
+            if not self._pending:
+                self._pending_at = self._position
+            self._pending.append(samples)
+            self._pending_samples += samples.size
+            self._position += samples.size
+        if self._pending_samples >= self.batch:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._pending:
+            audio = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+            self._pending, self._pending_samples = [], 0
+            self.session.place(self.role, self._pending_at, audio)

@@ -1,0 +1,111 @@
+"""The server's settings: command-line flags, with environment variables as defaults.
+
+Every flag ``--some-thing`` has the variable ``LIVECOACH_SOME_THING``; a flag wins over the
+variable, the variable over the built-in default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TOPOLOGIES = ("direct", "relay")
+
+
+@dataclass(frozen=True)
+class IceServer:
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+    def to_dict(self) -> dict:
+        out: dict = {"urls": self.urls}
+        if self.username is not None:
+            out["username"] = self.username
+        if self.credential is not None:
+            out["credential"] = self.credential
+        return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data: Path = Path("data")
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ice_servers: list[IceServer] = field(default_factory=list)
+    ice_addresses: list[str] = field(default_factory=list)
+    """Local addresses the server's WebRTC side may use; empty: every interface."""
+    topology: str = "direct"
+    snapshot_interval: float = 0.25
+
+    @property
+    def database(self) -> Path:
+        return self.data / "livecoach.sqlite3"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+def _env(name: str, default=None):
+    return os.environ.get(f"LIVECOACH_{name.upper().replace('-', '_')}", default)
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``livecoach serve``; defaults come from the environment."""
+    parser.add_argument("--host", default=_env("host", "127.0.0.1"), help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=int(_env("port", "8080")), help="port (default 8080)")
+    parser.add_argument("--data", default=_env("data", "data"), help="data folder: database and recordings (default ./data)")
+    parser.add_argument("--tls-cert", default=_env("tls-cert"), help="TLS certificate (PEM) to serve https")
+    parser.add_argument("--tls-key", default=_env("tls-key"), help="TLS private key (PEM)")
+    parser.add_argument(
+        "--stun", action="append", default=None, metavar="URL",
+        help="a STUN server for the browsers, e.g. stun:stun.example.org:3478 (repeatable; env LIVECOACH_STUN, comma-separated)",
+    )
+    parser.add_argument(
+        "--turn", action="append", default=None, metavar="URL",
+        help="a TURN server, e.g. turn:turn.example.org:3478 (repeatable; env LIVECOACH_TURN); with --turn-user/--turn-password",
+    )
+    parser.add_argument("--turn-user", default=_env("turn-user"))
+    parser.add_argument("--turn-password", default=_env("turn-password"))
+    parser.add_argument(
+        "--ice-address", action="append", default=None, metavar="ADDR",
+        help="local address the server's WebRTC side may use (repeatable; env LIVECOACH_ICE_ADDRESS; default: all)",
+    )
+    parser.add_argument(
+        "--topology", choices=TOPOLOGIES, default=_env("topology", "direct"),
+        help="direct: browsers call each other and the server taps their audio (default); relay: the server relays",
+    )
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    def listed(value, env_name):
+        if value:
+            return value
+        raw = _env(env_name, "")
+        return [v.strip() for v in raw.split(",") if v.strip()]
+
+    ice = [IceServer([url]) for url in listed(args.stun, "stun")]
+    turn = listed(args.turn, "turn")
+    if turn:
+        ice.append(IceServer(turn, args.turn_user, args.turn_password))
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("livecoach: --tls-cert and --tls-key go together")
+    return Settings(
+        host=args.host,
+        port=args.port,
+        data=Path(args.data),
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
+        ice_servers=ice,
+        ice_addresses=listed(args.ice_address, "ice-address"),
+        topology=args.topology,
+    )
