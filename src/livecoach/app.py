@@ -59,7 +59,7 @@ def create_app(settings: Settings) -> Starlette:
         )
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"ok": True, "calls": len(calls)})
+        return JSONResponse({"ok": True, "calls": len(calls), "peers": calls.peer_count()})
 
     async def signal(ws: WebSocket) -> None:
         await serve_signalling(ws, store, calls)

@@ -123,6 +123,19 @@ class Engine:
         """The measured level of ``source``'s voice in ``listener``'s microphone (for diagnostics)."""
         return self._attributor.coupling_db(source, listener)
 
+    def echo_paths(self) -> dict[str, dict[str, float | None]]:
+        """Each direction's measured echo: delay (ms, None until measured) and level (dB)."""
+        out = {}
+        for src in self.participants:
+            for dst in self.participants:
+                if src != dst:
+                    delay = self._attributor.delay_frames(src, dst)
+                    out[f"{src}_into_{dst}"] = {
+                        "delay_ms": None if delay is None else delay * FRAME_SECONDS * 1000,
+                        "level_db": round(self._attributor.coupling_db(src, dst), 1),
+                    }
+        return out
+
     # -- internals -----------------------------------------------------------------------
 
     def _enqueue(self, participant: str, features: FrameFeatures) -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from ..config import EngineConfig
 from ..settings import Settings
@@ -28,7 +28,14 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 60.0
 """A call with nobody connected is closed after this long."""
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Connection(Protocol):
+    """A participant's signalling connection, as the call sees it."""
+
+    async def send(self, message: dict[str, Any]) -> None: ...
+
+    async def fail(self, code: str, message: str) -> None: ...
 
 
 class ServerPeer:
@@ -53,9 +60,13 @@ class ServerPeer:
             self.call.tap_started(self, tap)
 
     async def answer(self, sdp: str) -> str:
+        offer = SessionDescription.parse(sdp)
+        if not any(m.kind == "audio" and m.direction in ("sendonly", "sendrecv") for m in offer.media):
+            raise ValueError("the offer sends no audio")
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         if self.call.live.topology == "relay":
-            for track in self.call.switchboard.outputs_for(self.role):
+            offered = [t.kind for t in self.pc.getTransceivers()]
+            for track in self.call.switchboard.outputs_for(self.role, offered):
                 self.pc.addTrack(track)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
@@ -90,8 +101,7 @@ class Call:
             on_event=lambda kind, who, t, data: store.log_event(session_id, kind, who, t, **data),
         )
         self.switchboard = Switchboard()
-        self.senders: dict[str, Send] = {}
-        self.kicks: dict[str, Callable[[str], Awaitable[None]]] = {}
+        self.connections: dict[str, Connection] = {}
         self.peers: dict[str, ServerPeer] = {}
         self.muted: dict[str, bool] = {"coach": False, "client": False}
         self._current_tap: dict[str, AudioTap] = {}
@@ -104,40 +114,38 @@ class Call:
 
     # -- participants --------------------------------------------------------------------
 
-    async def join(self, role: str, send: Send, kick: Callable[[str], Awaitable[None]]) -> None:
+    async def join(self, role: str, conn: Connection) -> None:
         """A participant's signalling connection is open; an older one of theirs is replaced."""
-        old = self.kicks.get(role)
+        old = self.connections.get(role)
+        self.connections[role] = conn
         if old is not None:
-            await old("replaced")
+            await old.fail("replaced", "this call was opened in another window")
             await self._drop_peer(role)
-        self.senders[role] = send
-        self.kicks[role] = kick
         self._cancel_idle()
         self.store.log_event(self.id, "joined", role, self.live.session_time)
         await self.send_to(other(role), {"type": "peer-joined"})
 
-    async def leave(self, role: str, send: Send) -> None:
+    async def leave(self, role: str, conn: Connection) -> None:
         """A participant's signalling connection ended (left, closed, dropped)."""
-        if self.senders.get(role) is not send:
+        if self.connections.get(role) is not conn:
             return  # already replaced by a newer connection
-        del self.senders[role]
-        self.kicks.pop(role, None)
+        del self.connections[role]
         await self._drop_peer(role)
         self.switchboard.left(role)
         self.live.set_state(role, ABSENT)
         self.store.log_event(self.id, "left", role, self.live.session_time)
         await self.send_to(other(role), {"type": "peer-left"})
-        if not self.senders and not self.live.hub.subscribers:
+        if not self.connections and not self.live.hub.subscribers:
             self._schedule_idle()
 
     def present(self, role: str) -> bool:
-        return role in self.senders
+        return role in self.connections
 
     async def send_to(self, role: str, message: dict[str, Any]) -> bool:
-        send = self.senders.get(role)
-        if send is None:
+        conn = self.connections.get(role)
+        if conn is None:
             return False
-        await send(message)
+        await conn.send(message)
         return True
 
     def set_muted(self, role: str, muted: bool) -> None:
@@ -182,7 +190,7 @@ class Call:
         """Switch the session to relay: the browsers now send everything to the server."""
         if self.live.topology != "relay":
             self.live.set_topology("relay")
-            for role in list(self.senders):
+            for role in list(self.connections):
                 await self.send_to(role, {"type": "topology", "topology": "relay"})
 
     async def _drop_peer(self, role: str) -> None:
@@ -203,7 +211,7 @@ class Call:
             self._idle = None
 
     def subscriber_left(self) -> None:
-        if not self.senders and not self.live.hub.subscribers:
+        if not self.connections and not self.live.hub.subscribers:
             self._schedule_idle()
 
     async def close(self) -> None:
@@ -211,8 +219,8 @@ class Call:
             return
         self.closed = True
         self._cancel_idle()
-        for role in list(self.kicks):
-            await self.kicks[role]("closing")
+        for conn in list(self.connections.values()):
+            await conn.fail("closing", "the call is closing")
         for role in list(self.peers):
             await self._drop_peer(role)
         self.switchboard.close()
@@ -244,6 +252,10 @@ class Calls:
 
     def __len__(self) -> int:
         return len(self._calls)
+
+    def peer_count(self) -> int:
+        """Server peer connections held open, over all calls (a leak shows here)."""
+        return sum(len(c.peers) for c in self._calls.values())
 
     async def close(self) -> None:
         for call in list(self._calls.values()):

@@ -49,10 +49,13 @@ class Switchboard:
         self._sources: dict[tuple[str, str], MediaStreamTrack] = {}  # (role, kind) -> received track
         self._outputs: dict[tuple[str, str], ForwardingTrack] = {}  # (role, kind) -> track sent to role
 
-    def outputs_for(self, role: str) -> list[ForwardingTrack]:
-        """New forwarding tracks for a participant's (new) server connection."""
+    def outputs_for(self, role: str, kinds: list[str]) -> list[ForwardingTrack]:
+        """New forwarding tracks for a participant's (new) server connection, one for each
+        kind of media their offer carries."""
         tracks = []
         for kind in ("audio", "video"):
+            if kind not in kinds:
+                continue
             old = self._outputs.get((role, kind))
             if old is not None:
                 old.stop()

@@ -173,6 +173,7 @@ class LiveSession:
             participants={role: a.state for role, a in self._audio.items()},
             topology=self.topology,
             metrics=self.engine.metrics().to_dict(),
+            echo=self.engine.echo_paths(),
             audio={
                 role: {"received_s": round(a.received / SAMPLE_RATE, 3), "dropped_s": round(a.dropped / SAMPLE_RATE, 3)}
                 for role, a in self._audio.items()

@@ -177,11 +177,7 @@ async def serve_signalling(ws: WebSocket, store: Store, calls: Calls) -> None:
     if role == "client":
         store.record_consent(session_id, role)
     call = calls.open(session_id)
-
-    async def kick(code: str) -> None:
-        await conn.fail(code, "this call was opened in another window" if code == "replaced" else "the call is closing")
-
-    await call.join(role, conn.send, kick)
+    await call.join(role, conn)
     try:
         await conn.send(
             {
@@ -212,7 +208,7 @@ async def serve_signalling(ws: WebSocket, store: Store, calls: Calls) -> None:
             except ProtocolError as err:
                 await conn.send({"type": "error", "code": err.code, "message": str(err)})
     finally:
-        await call.leave(role, conn.send)
+        await call.leave(role, conn)
         await conn.close()
 
 
@@ -263,8 +259,11 @@ async def serve_indicators(ws: WebSocket, store: Store, calls: Calls) -> None:
     try:
         while not conn.closed:
             try:
-                if await conn.receive() is None:
+                msg = await conn.receive()
+                if msg is None:
                     break
+                if msg["type"] == "ping":
+                    await conn.send({"type": "pong", "id": msg.get("id")})
             except ProtocolError as err:
                 if err.close:
                     await conn.fail(err.code, str(err))

@@ -1,0 +1,262 @@
+"""A simulated participant: a browser stand-in built on aiortc that plays an audio file.
+
+It speaks the protocol of docs/signalling.md exactly as the web pages do (server connection,
+direct peer connection, the relay switch, mute, leave), so tests and ``scripts/bench_live.py``
+exercise the real server with real WebRTC, and an operator can check a deployment with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import websockets
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaBlackhole, MediaPlayer, MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
+
+log = logging.getLogger(__name__)
+
+PEER_TIMEOUT = 6.0
+
+
+class MutableAudio(MediaStreamTrack):
+    """An audio track that sends silence while muted, as a browser does for a disabled track.
+
+    With a ``start`` event it waits for it before its first frame: simulated participants whose
+    recordings belong together (the coach's voice leaking into the client's file) must start
+    playing at the same moment, as two people in a real call speak in the same time.
+    """
+
+    kind = "audio"
+
+    def __init__(self, source: MediaStreamTrack, start: asyncio.Event | None = None) -> None:
+        super().__init__()
+        self.source = source
+        self.start = start
+        self.muted = False
+
+    async def recv(self):
+        if self.start is not None:
+            await self.start.wait()
+        frame = await self.source.recv()
+        if self.muted:
+            for plane in frame.planes:
+                plane.update(bytes(plane.buffer_size))
+        return frame
+
+
+class SimPeer:
+    """One participant. ``await join()``, then it runs until ``leave()`` or ``close()``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        session: str,
+        token: str,
+        audio: str,
+        consent: bool = True,
+        start: asyncio.Event | None = None,
+    ) -> None:
+        self.ws_url = base_url.replace("http", "ws", 1).rstrip("/") + "/ws/signal"
+        self.session = session
+        self.token = token
+        self.audio_path = audio
+        self.consent = consent
+        self.start = start
+        self.role: str | None = None
+        self.topology: str | None = None
+        self.messages: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.server_pc: RTCPeerConnection | None = None
+        self.peer_pc: RTCPeerConnection | None = None
+        self.peer_connected = asyncio.Event()
+        self.received_frames = 0  # media frames arrived from the other participant
+        self._ws = None
+        self._player: MediaPlayer | None = None
+        self._relay = MediaRelay()
+        self._mic: MutableAudio | None = None
+        self._reader: asyncio.Task | None = None
+        self._sinks: list[MediaBlackhole] = []
+        self._answers: asyncio.Queue = asyncio.Queue()
+
+    async def join(self) -> dict[str, Any]:
+        self._ws = await websockets.connect(self.ws_url, max_size=1 << 20)
+        hello = {"type": "hello", "session": self.session, "token": self.token}
+        if self.consent:
+            hello["consent"] = True
+        await self._send(hello)
+        welcome = json.loads(await self._ws.recv())
+        self.messages.append(welcome)
+        if welcome["type"] != "welcome":
+            self.errors.append(welcome)
+            return welcome
+        self.role, self.topology = welcome["role"], welcome["topology"]
+        self._player = MediaPlayer(self.audio_path)
+        self._mic = MutableAudio(self._player.audio, self.start)
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        await self._offer_server()
+        if welcome["peer_present"] and self.role == "coach" and self.topology == "direct":
+            await self._offer_peer()
+        return welcome
+
+    async def server_connected(self, timeout: float = 10.0) -> None:
+        """Wait until the server connection is up (the audio flows once it is)."""
+        deadline = time.monotonic() + timeout
+        while self.server_pc is None or self.server_pc.connectionState != "connected":
+            if time.monotonic() > deadline:
+                raise TimeoutError("the server connection did not come up")
+            await asyncio.sleep(0.02)
+
+    async def mute(self, muted: bool) -> None:
+        if self._mic is not None:
+            self._mic.muted = muted
+        await self._send({"type": "mute", "muted": muted})
+
+    async def leave(self) -> None:
+        await self._send({"type": "leave"})
+        await self.close()
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        for pc in (self.server_pc, self.peer_pc):
+            if pc is not None:
+                await pc.close()
+        for sink in self._sinks:
+            await sink.stop()
+        if self._player is not None and self._player.audio is not None:
+            self._player.audio.stop()
+        if self._ws is not None:
+            await self._ws.close()
+
+    # -- internals -----------------------------------------------------------------------
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self._ws.send(json.dumps(message))
+
+    def _audio(self) -> MediaStreamTrack:
+        return self._relay.subscribe(self._mic, buffered=False)
+
+    async def _offer_server(self) -> None:
+        if self.server_pc is not None:
+            await self.server_pc.close()
+        pc = RTCPeerConnection()
+        self.server_pc = pc
+        direction = "sendrecv" if self.topology == "relay" else "sendonly"
+        pc.addTransceiver(self._audio(), direction=direction)
+        if self.topology == "relay":
+            pc.on("track", self._consume)
+        await pc.setLocalDescription(await pc.createOffer())
+        await self._send({"type": "offer", "to": "server", "sdp": pc.localDescription.sdp})
+        answer = await asyncio.wait_for(self._answers.get(), 10)
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+
+    def _new_peer_pc(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection()
+        self.peer_pc = pc
+        self.peer_connected.clear()
+        pc.on("track", self._consume)
+
+        @pc.on("connectionstatechange")
+        def changed() -> None:
+            if pc.connectionState == "connected":
+                self.peer_connected.set()
+
+        return pc
+
+    async def _offer_peer(self) -> None:
+        pc = self._new_peer_pc()
+        pc.addTransceiver(self._audio(), direction="sendrecv")
+        await pc.setLocalDescription(await pc.createOffer())
+        await self._send({"type": "offer", "to": "peer", "sdp": pc.localDescription.sdp})
+        asyncio.get_running_loop().create_task(self._watch_peer(pc))
+
+    async def _watch_peer(self, pc: RTCPeerConnection) -> None:
+        try:
+            await asyncio.wait_for(self.peer_connected.wait(), PEER_TIMEOUT)
+        except asyncio.TimeoutError:
+            if self.peer_pc is pc:
+                await self._send({"type": "direct-failed"})
+
+    def _consume(self, track: MediaStreamTrack) -> None:
+        async def pull() -> None:
+            while True:
+                try:
+                    await track.recv()
+                except Exception:
+                    return
+                self.received_frames += 1
+
+        asyncio.get_running_loop().create_task(pull())
+
+    async def _read(self) -> None:
+        async for raw in self._ws:
+            msg = json.loads(raw)
+            self.messages.append(msg)
+            kind = msg["type"]
+            try:
+                if kind == "answer" and msg.get("from") == "server":
+                    self._answers.put_nowait(msg["sdp"])
+                elif kind == "error":
+                    self.errors.append(msg)
+                elif kind == "peer-joined" and self.role == "coach" and self.topology == "direct":
+                    await self._offer_peer()
+                elif kind == "offer" and msg.get("from") == "peer":
+                    pc = self._new_peer_pc()
+                    await pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "offer"))
+                    pc.addTrack(self._audio())
+                    await pc.setLocalDescription(await pc.createAnswer())
+                    await self._send({"type": "answer", "to": "peer", "sdp": pc.localDescription.sdp})
+                elif kind == "answer" and msg.get("from") == "peer" and self.peer_pc is not None:
+                    await self.peer_pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "answer"))
+                elif kind == "peer-left" and self.peer_pc is not None:
+                    await self.peer_pc.close()
+                    self.peer_pc = None
+                elif kind == "topology" and msg["topology"] == "relay":
+                    self.topology = "relay"
+                    if self.peer_pc is not None:
+                        await self.peer_pc.close()
+                        self.peer_pc = None
+                    asyncio.get_running_loop().create_task(self._offer_server())
+            except Exception:
+                log.exception("simulated %s: handling %s failed", self.role, kind)
+
+
+class IndicatorReader:
+    """The coach's indicator stream, collected with each message's arrival time."""
+
+    def __init__(self, base_url: str, session: str, token: str) -> None:
+        self.url = base_url.replace("http", "ws", 1).rstrip("/") + "/ws/indicators"
+        self.session = session
+        self.token = token
+        self.messages: list[tuple[float, dict[str, Any]]] = []
+        self._ws = None
+        self._task: asyncio.Task | None = None
+
+    async def open(self) -> None:
+        self._ws = await websockets.connect(self.url, max_size=1 << 22)
+        await self._ws.send(json.dumps({"type": "hello", "session": self.session, "token": self.token}))
+        self._task = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self._ws:
+                self.messages.append((time.time(), json.loads(raw)))
+        except websockets.ConnectionClosed:
+            pass
+
+    def latest(self, kind: str = "snapshot") -> dict[str, Any] | None:
+        for _, msg in reversed(self.messages):
+            if msg["type"] == kind:
+                return msg
+        return None
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._ws is not None:
+            await self._ws.close()

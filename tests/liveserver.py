@@ -1,0 +1,78 @@
+"""A real livecoach server in a child process on a free loopback port, for the live tests."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from conftest import track
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data: Path, topology: str = "direct") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data / "server.log"
+        data.mkdir(parents=True, exist_ok=True)
+        self._out = open(self.log, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "livecoach", "serve", "--port", str(self.port), "--data", str(data),
+             "--ice-address", "127.0.0.1", "--topology", topology],
+            stdout=self._out, stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                self.get("/healthz")
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the server did not start: {self.log.read_text()}")
+
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(self.url + path, timeout=5) as r:
+            return json.loads(r.read())
+
+    def new_session(self) -> tuple[str, str, str]:
+        req = urllib.request.Request(self.url + "/api/sessions", data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            s = json.loads(r.read())
+        return s["session"], s["coach_url"].split("#", 1)[1], s["client_url"].split("#", 1)[1]
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._out.close()
+        return self.log.read_text()
+
+
+def excerpt(name: str, who: str, seconds: float, folder: Path, start: float = 0.0) -> Path:
+    """A fixture track cut to ``seconds`` and written as 16 kHz WAV (what the peer will play)."""
+    audio = track(name, who)[int(start * 16000) : int((start + seconds) * 16000)]
+    path = folder / f"{name}-{who}-{start:g}-{seconds:g}.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(np.ascontiguousarray(audio).tobytes())
+    return path

@@ -1,0 +1,235 @@
+"""Live calls end to end: a real server process, real aiortc peers on loopback, the coach's stream.
+
+Each participant is a simulated browser (livecoach.live.simpeer) playing a fixture excerpt in
+real time; the numbers the coach receives are compared with `livecoach analyze` on the same audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import websockets
+
+from liveserver import Server, excerpt
+from livecoach.analyze import analyze_tracks
+from livecoach.live.ice import restrict_host_addresses
+from livecoach.live.simpeer import IndicatorReader, SimPeer
+from livecoach.scoring import silences
+
+SECONDS = 30.0
+
+
+@pytest.fixture(autouse=True)
+def loopback_only():
+    restrict_host_addresses(["127.0.0.1"])
+    yield
+    restrict_host_addresses([])
+
+
+@pytest.fixture
+def server(tmp_path, request):
+    topology = getattr(request, "param", "direct")
+    srv = Server(tmp_path / "data", topology)
+    yield srv
+    log = srv.stop()
+    assert "Traceback" not in log, log
+
+
+def segments_from_events(reader: IndicatorReader) -> dict[str, list[tuple[float, float]]]:
+    out: dict[str, list[tuple[float, float]]] = {"coach": [], "client": []}
+    for _, m in reader.messages:
+        if m["type"] == "speech" and m["state"] == "end":
+            out[m["participant"]].append((m["start"], m["end"]))
+    return out
+
+
+async def call(server: Server, tmp_path, name: str, start: float, seconds: float = SECONDS):
+    """Both participants join and play ``seconds`` of a fixture; returns what everyone saw."""
+    sid, coach_token, client_token = server.new_session()
+    files = {who: excerpt(name, who, seconds, tmp_path, start) for who in ("coach", "client")}
+    reader = IndicatorReader(server.url, sid, coach_token)
+    await reader.open()
+    start = asyncio.Event()  # the two recordings belong together: play them at the same moment
+    coach = SimPeer(server.url, sid, coach_token, str(files["coach"]), start=start)
+    client = SimPeer(server.url, sid, client_token, str(files["client"]), start=start)
+    await asyncio.gather(coach.join(), client.join())
+    await asyncio.gather(coach.server_connected(), client.server_connected())
+    start.set()
+    await asyncio.sleep(seconds + 1.5)
+    return sid, files, reader, coach, client
+
+
+def compare_with_offline(files, reader: IndicatorReader):
+    offline = analyze_tracks(files["coach"], files["client"])
+    live = reader.latest()["metrics"]
+    assert live["talk_share_coach"] == pytest.approx(offline.metrics.talk_share_coach, abs=0.01)
+    # silences of 2 s or more between the first and the last speech, the same ones
+    segs = segments_from_events(reader)
+    offset = segs["coach"][0][0] - offline.timeline.segments["coach"][0].start
+    found = [s for s in offline.timeline.silences if s.duration >= 2.0 and s.start > 0 and s.end < offline.duration]
+    live_spans = [(a - offset, b - offset) for p in segs for a, b in segs[p]]
+    live_long = [(a, b) for a, b in silences(live_spans, offline.duration) if b - a >= 2.0 and a > 0 and b < offline.duration]
+    assert len(found) >= 2
+    assert len(live_long) == len(found)
+    for (a, b), ref in zip(live_long, found):
+        assert abs((b - a) - ref.duration) <= 0.3
+        assert abs(a - ref.start) <= 0.3
+    return offline, live
+
+
+@pytest.mark.parametrize("server", ["direct"], indirect=True)
+async def test_direct_call_with_tap_matches_offline_analysis(server, tmp_path):
+    sid, files, reader, coach, client = await call(server, tmp_path, "bleed", start=50.0)
+    try:
+        assert coach.peer_connected.is_set() and client.peer_connected.is_set()
+        assert coach.received_frames > 100 and client.received_frames > 100  # they hear each other
+        snap = reader.latest()
+        assert snap["topology"] == "direct"
+        assert snap["participants"] == {"coach": "connected", "client": "connected"}
+        assert all(a["dropped_s"] == 0 for a in snap["audio"].values())
+        compare_with_offline(files, reader)
+    finally:
+        await asyncio.gather(coach.close(), client.close(), reader.close())
+
+
+@pytest.mark.parametrize("server", ["relay"], indirect=True)
+async def test_relay_call_matches_offline_analysis(server, tmp_path):
+    sid, files, reader, coach, client = await call(server, tmp_path, "quiet", start=50.0)
+    try:
+        assert coach.peer_pc is None and client.peer_pc is None
+        assert coach.received_frames > 100 and client.received_frames > 100  # relayed by the server
+        assert reader.latest()["topology"] == "relay"
+        compare_with_offline(files, reader)
+    finally:
+        await asyncio.gather(coach.close(), client.close(), reader.close())
+
+
+async def test_the_client_never_receives_indicators(server, tmp_path):
+    sid, coach_token, client_token = server.new_session()
+    async with websockets.connect(server.url.replace("http", "ws") + "/ws/indicators") as ws:
+        await ws.send(json.dumps({"type": "hello", "session": sid, "token": client_token}))
+        msg = json.loads(await ws.recv())
+        assert msg == {"type": "error", "code": "forbidden", "message": msg["message"]}
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    client = SimPeer(server.url, sid, client_token, str(excerpt("clean", "client", 8, tmp_path)))
+    await client.join()
+    await asyncio.sleep(6)
+    await client.close()
+    signalling = {"welcome", "answer", "offer", "ice", "peer-joined", "peer-left", "topology", "pong", "error"}
+    assert {m["type"] for m in client.messages} <= signalling
+    assert not any("metrics" in m or "speaking" in m for m in client.messages)
+
+
+async def test_mute_leave_and_rejoin(server, tmp_path):
+    sid, coach_token, client_token = server.new_session()
+    reader = IndicatorReader(server.url, sid, coach_token)
+    await reader.open()
+    # the client talks from about 4.9 s to 12.8 s of the 'realcall' fixture; mute 6 s to 10 s
+    client = SimPeer(server.url, sid, client_token, str(excerpt("realcall", "client", 20, tmp_path)))
+    await client.join()
+    t0 = reader.latest()["session_time"]
+    await asyncio.sleep(6)
+    await client.mute(True)
+    muted_at = reader.latest()["session_time"]
+    await asyncio.sleep(4)
+    await client.mute(False)
+    unmuted_at = reader.latest()["session_time"]
+    await asyncio.sleep(4)
+    await client.leave()
+    await asyncio.sleep(1.5)
+    left = reader.latest()
+    assert left["participants"]["client"] == "absent"
+    talk_when_left = left["metrics"]["talk_time"]["client"]
+    await asyncio.sleep(2)
+    assert reader.latest()["metrics"]["talk_time"]["client"] == talk_when_left  # a departed client never talks
+    # rejoin: same session, talk time continues
+    again = SimPeer(server.url, sid, client_token, str(excerpt("realcall", "client", 10, tmp_path, start=4.5)))
+    await again.join()
+    await asyncio.sleep(8)
+    final = reader.latest()
+    await again.close()
+    await reader.close()
+    assert final["metrics"]["talk_time"]["client"] > talk_when_left + 2.0
+    states = [m["state"] for _, m in reader.messages if m["type"] == "presence" and m["participant"] == "client"]
+    assert states[:4] == ["connected", "muted", "connected", "absent"] and "connected" in states[4:]
+    segs = segments_from_events(reader)["client"]
+    assert segs, "the client spoke before the mute"
+    # no speech inside the muted stretch (allowing the 0.3 s bridge at the edges)
+    assert not any(a > muted_at + 0.5 and b < unmuted_at - 0.5 for a, b in segs)
+    assert not any(a < unmuted_at - 0.5 and b > muted_at + 0.8 for a, b in segs)
+    assert t0 < muted_at < unmuted_at
+
+
+async def test_malformed_messages_get_errors_and_nothing_leaks(server, tmp_path):
+    sid, coach_token, client_token = server.new_session()
+    ws_url = server.url.replace("http", "ws") + "/ws/signal"
+
+    async def first_reply(*messages):
+        async with websockets.connect(ws_url, max_size=1 << 22) as ws:
+            for m in messages:
+                await ws.send(m if isinstance(m, str) else json.dumps(m))
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            try:
+                await asyncio.wait_for(ws.recv(), 2)
+                closed = False
+            except websockets.ConnectionClosed:
+                closed = True
+            except asyncio.TimeoutError:
+                closed = False
+            return reply, closed
+
+    hello = {"type": "hello", "session": sid, "token": coach_token}
+    cases = [
+        (["not json"], "bad-hello", True),
+        ([{"type": "offer", "to": "server", "sdp": "x"}], "bad-hello", True),
+        ([{"type": "hello", "session": "nope", "token": coach_token}], "unknown-session", True),
+        ([{"type": "hello", "session": sid, "token": "wrong"}], "bad-token", True),
+        ([{"type": "hello", "session": sid, "token": client_token}], "consent-required", True),
+        ([{"type": "hello", "session": sid, "token": client_token, "consent": "yes"}], "bad-hello", True),
+        (["x" * (70 * 1024)], "too-big", True),
+    ]
+    for messages, code, closes in cases:
+        reply, closed = await first_reply(*messages)
+        assert reply["type"] == "error" and reply["code"] == code, (messages[0] if len(str(messages[0])) < 100 else "big", reply)
+        assert closed == closes, code
+
+    # after a good hello, bad messages get errors and the connection stays usable
+    async with websockets.connect(ws_url) as ws:
+        await ws.send(json.dumps(hello))
+        assert json.loads(await ws.recv())["type"] == "welcome"
+        for bad, code in [
+            ("{", "bad-message"),
+            ("[1, 2]", "bad-message"),
+            (json.dumps({"type": "dance"}), "bad-message"),
+            (json.dumps({"type": "offer", "to": "server"}), "bad-message"),
+            (json.dumps({"type": "mute", "muted": "yes"}), "bad-message"),
+            (json.dumps({"type": "offer", "to": "peer", "sdp": "v=0"}), "no-peer"),
+            (json.dumps({"type": "offer", "to": "server", "sdp": "this is not sdp"}), "bad-sdp"),
+        ]:
+            await ws.send(bad)
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert reply["type"] == "error" and reply["code"] == code, (bad, reply)
+        await ws.send(json.dumps({"type": "ping", "id": 7}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "pong", "id": 7}
+
+    # a flood is cut off
+    async with websockets.connect(ws_url) as ws:
+        await ws.send(json.dumps(hello))
+        await ws.recv()
+        for i in range(260):
+            await ws.send(json.dumps({"type": "ping", "id": i}))
+        codes = []
+        try:
+            while True:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                codes.append(m.get("code"))
+        except (websockets.ConnectionClosed, asyncio.TimeoutError):
+            pass
+        assert "too-many" in codes
+
+    await asyncio.sleep(0.5)
+    health = server.get("/healthz")
+    assert health["ok"] and health["peers"] == 0
