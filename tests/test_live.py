@@ -18,7 +18,10 @@ from livecoach.live.ice import restrict_host_addresses
 from livecoach.live.simpeer import IndicatorReader, SimPeer
 from livecoach.scoring import silences
 
-SECONDS = 30.0
+SECONDS = 60.0
+"""Long enough for both paths to have learnt the echo paths from the same audio: over 30 s
+excerpts started mid-call the early estimates differ with the update grid's phase, and live
+and offline shares then differed by up to 1.7 points (measured), over 60 s by at most 0.2."""
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +84,7 @@ def compare_with_offline(files, reader: IndicatorReader):
 
 @pytest.mark.parametrize("server", ["direct"], indirect=True)
 async def test_direct_call_with_tap_matches_offline_analysis(server, tmp_path):
-    sid, files, reader, coach, client = await call(server, tmp_path, "bleed", start=50.0)
+    sid, files, reader, coach, client = await call(server, tmp_path, "bleed", start=0.0)
     try:
         assert coach.peer_connected.is_set() and client.peer_connected.is_set()
         assert coach.received_frames > 100 and client.received_frames > 100  # they hear each other
@@ -96,7 +99,7 @@ async def test_direct_call_with_tap_matches_offline_analysis(server, tmp_path):
 
 @pytest.mark.parametrize("server", ["relay"], indirect=True)
 async def test_relay_call_matches_offline_analysis(server, tmp_path):
-    sid, files, reader, coach, client = await call(server, tmp_path, "quiet", start=50.0)
+    sid, files, reader, coach, client = await call(server, tmp_path, "keyboard", start=0.0)
     try:
         assert coach.peer_pc is None and client.peer_pc is None
         assert coach.received_frames > 100 and client.received_frames > 100  # relayed by the server

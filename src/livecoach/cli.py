@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .ingest import AudioError
-from .settings import _env as _env_default
+from .settings import env_default
 from .settings import add_server_arguments, settings_from
 
 FORMATS = ("text", "json", "rttm")
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     session = sub.add_parser("session", help="manage sessions")
     session_sub = session.add_subparsers(dest="session_command", required=True)
     new = session_sub.add_parser("new", help="create a session and print its two links")
-    new.add_argument("--data", default=_env_default("data", "data"), help="data folder (default ./data)")
+    new.add_argument("--data", default=env_default("data", "data"), help="data folder (default ./data)")
     new.add_argument("--label", default="", help="a name for the session, e.g. the client's")
     new.add_argument("--url", default=None, help="the server's public base URL (default http://127.0.0.1:8080)")
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 def _new_session(args: argparse.Namespace) -> int:
     from .store import Store
 
-    base = (args.url or _env_default("url", "http://127.0.0.1:8080")).rstrip("/")
+    base = (args.url or env_default("url", "http://127.0.0.1:8080")).rstrip("/")
     store = Store(Path(args.data) / "livecoach.sqlite3")
     try:
         new = store.create_session(args.label)

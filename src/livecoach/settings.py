@@ -55,17 +55,17 @@ class Settings:
         return f"{self.scheme}://{host}:{self.port}"
 
 
-def _env(name: str, default=None):
+def env_default(name: str, default=None):
     return os.environ.get(f"LIVECOACH_{name.upper().replace('-', '_')}", default)
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``livecoach serve``; defaults come from the environment."""
-    parser.add_argument("--host", default=_env("host", "127.0.0.1"), help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=int(_env("port", "8080")), help="port (default 8080)")
-    parser.add_argument("--data", default=_env("data", "data"), help="data folder: database and recordings (default ./data)")
-    parser.add_argument("--tls-cert", default=_env("tls-cert"), help="TLS certificate (PEM) to serve https")
-    parser.add_argument("--tls-key", default=_env("tls-key"), help="TLS private key (PEM)")
+    parser.add_argument("--host", default=env_default("host", "127.0.0.1"), help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=int(env_default("port", "8080")), help="port (default 8080)")
+    parser.add_argument("--data", default=env_default("data", "data"), help="data folder: database and recordings (default ./data)")
+    parser.add_argument("--tls-cert", default=env_default("tls-cert"), help="TLS certificate (PEM) to serve https")
+    parser.add_argument("--tls-key", default=env_default("tls-key"), help="TLS private key (PEM)")
     parser.add_argument(
         "--stun", action="append", default=None, metavar="URL",
         help="a STUN server for the browsers, e.g. stun:stun.example.org:3478 (repeatable; env LIVECOACH_STUN, comma-separated)",
@@ -74,14 +74,14 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--turn", action="append", default=None, metavar="URL",
         help="a TURN server, e.g. turn:turn.example.org:3478 (repeatable; env LIVECOACH_TURN); with --turn-user/--turn-password",
     )
-    parser.add_argument("--turn-user", default=_env("turn-user"))
-    parser.add_argument("--turn-password", default=_env("turn-password"))
+    parser.add_argument("--turn-user", default=env_default("turn-user"))
+    parser.add_argument("--turn-password", default=env_default("turn-password"))
     parser.add_argument(
         "--ice-address", action="append", default=None, metavar="ADDR",
         help="local address the server's WebRTC side may use (repeatable; env LIVECOACH_ICE_ADDRESS; default: all)",
     )
     parser.add_argument(
-        "--topology", choices=TOPOLOGIES, default=_env("topology", "direct"),
+        "--topology", choices=TOPOLOGIES, default=env_default("topology", "direct"),
         help="direct: browsers call each other and the server taps their audio (default); relay: the server relays",
     )
 
@@ -90,7 +90,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     def listed(value, env_name):
         if value:
             return value
-        raw = _env(env_name, "")
+        raw = env_default(env_name, "")
         return [v.strip() for v in raw.split(",") if v.strip()]
 
     ice = [IceServer([url]) for url in listed(args.stun, "stun")]

@@ -1,0 +1,132 @@
+"""The live session's bookkeeping, deterministic: a fake clock, audio placed by hand."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from conftest import track, track_path
+from livecoach.analyze import analyze_tracks
+from livecoach.live.indicators import MAX_PENDING_EVENTS, IndicatorHub
+from livecoach.live.session import ABSENT, CONNECTED, MUTED, LiveSession
+
+PACKET = 320  # 20 ms at 16 kHz
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def play(session: LiveSession, clock: Clock, audio: dict[str, np.ndarray], skip=None) -> None:
+    """Both participants' audio in 20 ms packets, in step with the clock."""
+    n = max(a.size for a in audio.values())
+    for pos in range(0, n, PACKET):
+        clock.t = 1000.0 + (pos + PACKET) / 16000
+        for role, a in audio.items():
+            if skip and skip(role, pos):
+                continue
+            if pos < a.size:
+                session.place(role, pos, a[pos : pos + PACKET])
+        if pos % 1600 == 0:
+            session.tick()
+
+
+def test_live_placement_gives_exactly_the_offline_segments():
+    clock = Clock()
+    session = LiveSession("s", clock=clock)
+    for role in ("coach", "client"):
+        session.set_state(role, CONNECTED)
+    play(session, clock, {r: track("bleed", r) for r in ("coach", "client")})
+    session.engine.finish()
+    offline = analyze_tracks(track_path("bleed", "coach"), track_path("bleed", "client"))
+    live = session.engine.segments()
+    assert live == {p: [(s.start, s.end) for s in segs] for p, segs in offline.timeline.segments.items()}
+
+
+def test_lost_packets_become_absence_and_keep_later_speech_in_place():
+    clock = Clock()
+    session = LiveSession("s", clock=clock)
+    for role in ("coach", "client"):
+        session.set_state(role, CONNECTED)
+    lost = lambda role, pos: role == "client" and 20 * 16000 <= pos < 21 * 16000  # noqa: E731
+    play(session, clock, {r: track("clean", r) for r in ("coach", "client")}, skip=lost)
+    session.engine.finish()
+    full = LiveSession("t", clock=Clock())
+    for role in ("coach", "client"):
+        full.set_state(role, CONNECTED)
+    play(full, Clock(), {r: track("clean", r) for r in ("coach", "client")})
+    full.engine.finish()
+    after = [s for s in full.engine.segments()["client"] if s[0] > 23.0]
+    assert after and [s for s in session.engine.segments()["client"] if s[0] > 23.0] == after
+    assert session.engine.segments()["coach"] == full.engine.segments()["coach"]
+
+
+def test_a_muted_participant_never_talks_and_the_other_is_not_held_up():
+    clock = Clock()
+    session = LiveSession("s", clock=clock)
+    session.set_state("coach", CONNECTED)
+    session.set_state("client", MUTED)
+    play(session, clock, {r: track("clean", r) for r in ("coach", "client")})
+    assert session.engine.segments()["client"] == []
+    assert session.session_time == pytest.approx(track("clean", "coach").size / 16000, abs=0.05)
+    assert session.engine.metrics().talk_time["coach"] > 30
+
+
+def test_late_audio_is_dropped_and_counted():
+    clock = Clock()
+    session = LiveSession("s", clock=clock)
+    session.set_state("coach", CONNECTED)
+    session.set_state("client", CONNECTED)
+    tone = (np.sin(np.arange(16000) / 16000 * 2 * np.pi * 220) * 3000).astype(np.int16)
+    session.place("coach", 0, tone)
+    session.place("client", 0, tone)
+    session.place("client", 8000, tone[:4000])  # a burst that arrives after its time was filled
+    assert session.dropped_seconds("client") == pytest.approx(0.25)
+    assert session.received_seconds("client") == pytest.approx(1.0)
+
+
+def test_the_clock_runs_on_when_nobody_sends_audio():
+    clock = Clock()
+    session = LiveSession("s", clock=clock)
+    clock.t += 5.0
+    session.tick()
+    assert session.session_time == pytest.approx(5.0, abs=0.011)
+    session.set_state("coach", CONNECTED)  # connected but silent on the network: a stall
+    clock.t += 3.0
+    session.tick()
+    assert session.session_time == pytest.approx(7.0, abs=0.011)
+    assert session.state("client") == ABSENT
+
+
+def test_events_and_snapshots_carry_session_time_and_sequence():
+    clock = Clock()
+    session = LiveSession("s", clock=clock)
+    sub = session.hub.subscribe(session.snapshot())
+    session.set_state("coach", CONNECTED)
+    session.set_state("client", CONNECTED)
+    play(session, clock, {r: track("clean", r)[: 16000 * 12] for r in ("coach", "client")})
+    session.hub.snapshot(session.snapshot())
+    batch = asyncio.run(sub.next_batch())
+    kinds = [m["type"] for m in batch]
+    assert kinds[-1] == "snapshot" and "speech" in kinds and "silence" in kinds and "presence" in kinds
+    assert [m["seq"] for m in batch] == sorted(m["seq"] for m in batch)
+    assert all("session_time" in m for m in batch)
+    starts = [m for m in batch if m["type"] == "speech" and m["state"] == "start"]
+    assert all(0 < m["session_time"] - m["start"] <= 0.1 + 1e-6 for m in starts)
+
+
+def test_a_slow_reader_keeps_only_the_latest_snapshot_and_a_bounded_queue():
+    hub = IndicatorHub()
+    sub = hub.subscribe()
+    for i in range(500):
+        hub.event({"type": "speech", "n": i})
+        hub.snapshot({"type": "snapshot", "n": i})
+    batch = asyncio.run(sub.next_batch())
+    assert len(batch) == MAX_PENDING_EVENTS + 1
+    assert batch[-1]["n"] == 499 and batch[-1]["type"] == "snapshot"
+    assert batch[0]["n"] == 500 - MAX_PENDING_EVENTS
+    assert sub.dropped == 500 - MAX_PENDING_EVENTS
