@@ -1,0 +1,282 @@
+"""One real call between two headless Chromium browsers, for tests/test_browser.py.
+
+Starts `livecoach serve` on loopback, opens the coach's page and the client's invite in two
+Chromium processes (one each: the fake microphone's file is per process), joins both, and waits
+until the call is live and the coach's readout shows the client speaking. It prints what it
+observed as one JSON object on the last line of stdout; the test decides pass or fail.
+
+Meant to run inside a network namespace that has only loopback (the test starts it with
+`unshare -rn`), because Chromium gathers ICE candidates on every interface it sees.
+
+    python tests/browser_call.py --topology direct --work /tmp/x --artifacts test-artifacts/browser-direct
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+import urllib.request
+import wave
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from conftest import track
+from liveserver import Server
+
+CHROMIUM = "/usr/bin/chromium"
+RATE = 16000
+LIVE_TIMEOUT_S = 30.0  # from the client's Join to: both live, client connected, client speaking
+SHARE_TIMEOUT_S = 8.0  # then, for the session talk share to show a number
+
+# Recorded on the page as it happens, so a short "client" between two polls is not missed.
+WATCH_READOUT = """
+() => {
+  const seen = (window.__lcSeen = window.__lcSeen || []);
+  const el = document.querySelector('[data-testid="speaking"]');
+  if (!el || window.__lcWatching) return;
+  window.__lcWatching = true;
+  const note = () => { if (seen[seen.length - 1] !== el.textContent) seen.push(el.textContent); };
+  note();
+  new MutationObserver(note).observe(el, { childList: true, characterData: true, subtree: true });
+}
+"""
+
+READ_STATE = """
+() => {
+  const q = (id) => document.querySelector(`[data-testid="${id}"]`);
+  const text = (id) => q(id)?.textContent ?? null;
+  const status = q('call-status');
+  const remote = q('remote-video');
+  return {
+    call_state: status?.dataset.state ?? null,
+    call_topology: status?.dataset.topology ?? null,
+    call_text: status?.textContent ?? null,
+    problem: q('problem') && !q('problem').hidden ? q('problem').textContent : null,
+    speaking: text('speaking'),
+    client_state: text('client-state'),
+    coach_state: text('coach-state'),
+    topology: text('topology'),
+    readout_state: text('readout-state'),
+    session_time: text('session-time'),
+    share_session: text('share-session'),
+    share_session_client: text('share-session-client'),
+    silence: text('silence'),
+    speaking_seen: window.__lcSeen ?? [],
+    remote: remote && {
+      width: remote.videoWidth,
+      height: remote.videoHeight,
+      time: remote.currentTime,
+      audio_tracks: remote.srcObject?.getAudioTracks().length ?? 0,
+      video_tracks: remote.srcObject?.getVideoTracks().length ?? 0,
+    },
+  };
+}
+"""
+
+# Chromium needs the same device opened and its preview showing before Join, or the call
+# starts without a microphone.
+DEVICES_READY = """
+() => {
+  const mic = document.querySelector('[data-testid="mic-select"]');
+  const preview = document.querySelector('[data-testid="preview"]');
+  return Boolean(mic && !mic.disabled && preview?.srcObject?.getAudioTracks().length);
+}
+"""
+
+# What may only ever be on the coach's page.
+READOUT_IDS = ["readout", "readout-state", "speaking", "silence", "share-session", "share-window",
+               "client-state", "coach-state", "topology", "session-time"]
+
+
+def write_wav(path: Path, audio: np.ndarray) -> Path:
+    """16-bit PCM mono: Chromium's fake capture plays 24-bit files as silence."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(np.ascontiguousarray(audio, dtype="<i2").tobytes())
+    return path
+
+
+def audio_files(folder: Path) -> dict[str, Path]:
+    """The client speaks (the 'clean' fixture, 4 s to 20 s); the coach is near-silent noise."""
+    speech = track("clean", "client")[4 * RATE : 20 * RATE]
+    noise = np.random.default_rng(3).normal(0.0, 32768 * 10 ** (-70 / 20), len(speech))
+    return {
+        "client": write_wav(folder / "client-speech.wav", speech),
+        "coach": write_wav(folder / "coach-quiet.wav", np.clip(np.round(noise), -32768, 32767).astype(np.int16)),
+    }
+
+
+def chromium_args(wav: Path) -> list[str]:
+    return [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--allow-loopback-in-peer-connection",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
+
+
+def where(location: dict) -> str:
+    return f"{location.get('url', '')}:{location.get('lineNumber', '')}"
+
+
+class Page:
+    """A Playwright page with its console, errors and websockets recorded."""
+
+    def __init__(self, browser, name: str, t0: float) -> None:
+        self.name = name
+        self.console: list[str] = []
+        self.websockets: list[str] = []
+        self.page = browser.new_page(viewport={"width": 1280, "height": 800})
+        self.page.set_default_timeout(10000)  # each step; the whole run stays well inside the test's limit
+
+        def stamp() -> str:
+            return f"{time.monotonic() - t0:6.2f}s"
+
+        self.page.on("console", lambda m: self.console.append(f"{stamp()} {m.type}: {m.text} ({where(m.location)})"))
+        self.page.on("pageerror", lambda e: self.console.append(f"{stamp()} pageerror: {e}"))
+        self.page.on("requestfailed", lambda r: self.console.append(f"{stamp()} requestfailed: {r.url} {r.failure}"))
+        self.page.on("websocket", lambda ws: self.websockets.append(ws.url))
+        self.page.on("response", lambda r: r.status >= 400 and self.console.append(f"{stamp()} http {r.status}: {r.url}"))
+
+    def state(self) -> dict:
+        return self.page.evaluate(READ_STATE)
+
+
+def run(args: argparse.Namespace, out: dict) -> None:
+    from playwright.sync_api import sync_playwright
+
+    t0 = time.monotonic()
+    marks = out["timings"]
+
+    def mark(name: str) -> None:
+        marks[name] = round(time.monotonic() - t0, 2)
+
+    work = Path(args.work)
+    artifacts = Path(args.artifacts)
+    work.mkdir(parents=True, exist_ok=True)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    files = audio_files(work)
+
+    server = Server(work / "data", args.topology)
+    out["server_log"] = str(server.log)
+    mark("server_up")
+    pages: dict[str, Page] = {}
+    try:
+        links = new_session(server)
+        out["session"] = links["session"]
+        with sync_playwright() as pw:
+            browsers = []
+            try:
+                for who in ("coach", "client"):
+                    browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=chromium_args(files[who]))
+                    browsers.append(browser)
+                    pages[who] = Page(browser, who, t0)
+                mark("browsers_up")
+                coach, client = pages["coach"], pages["client"]
+
+                coach.page.goto(server.url + links["coach_url"])
+                coach.page.wait_for_function(DEVICES_READY)
+                coach.page.evaluate(WATCH_READOUT)
+                coach.page.get_by_test_id("join").click()
+                mark("coach_joined")
+
+                client.page.goto(server.url + links["client_url"])
+                client.page.wait_for_function(DEVICES_READY)
+                out["client_notice_visible"] = client.page.get_by_test_id("notice").is_visible()
+                out["client_notice"] = client.page.get_by_test_id("notice").text_content()
+                out["client_readout_elements"] = [i for i in READOUT_IDS if client.page.get_by_test_id(i).count()]
+                client.page.get_by_test_id("join").click()
+                mark("client_joined")
+
+                deadline = time.monotonic() + LIVE_TIMEOUT_S
+                done = False
+                while time.monotonic() < deadline:
+                    cs, ks = coach.state(), client.state()
+                    out["coach"], out["client"] = cs, ks
+                    live = cs["call_state"] == "live" and ks["call_state"] == "live"
+                    for key, ok in (("live", live),
+                                    ("client_connected", cs["client_state"] == "connected"),
+                                    ("client_speaking", "client" in cs["speaking_seen"])):
+                        if ok and key not in marks:
+                            mark(key)
+                    done = live and cs["client_state"] == "connected" and "client" in cs["speaking_seen"]
+                    if done:
+                        break
+                    time.sleep(0.1)
+                out["reached_live_and_speaking"] = done
+                if done:
+                    # The readout the moment it first showed the client speaking.
+                    coach.page.screenshot(path=str(artifacts / "coach-speaking.png"))
+                    deadline = time.monotonic() + SHARE_TIMEOUT_S
+                    while time.monotonic() < deadline and not coach.state()["share_session"].endswith("%"):
+                        time.sleep(0.1)
+                    time.sleep(1.0)  # a little more talk in the share
+                    out["coach"], out["client"] = coach.state(), client.state()
+                    mark("share_read")
+                    for who, p in pages.items():
+                        p.page.screenshot(path=str(artifacts / f"{who}-call.png"))
+            finally:
+                for who, p in pages.items():
+                    out["console"][who] = p.console
+                    out["websockets"][who] = p.websockets
+                    if "share_read" not in marks:  # failed: keep what the page showed
+                        keep_failure(p, artifacts, out)
+                for browser in browsers:
+                    browser.close()
+    finally:
+        server.stop()
+        mark("stopped")
+
+
+def keep_failure(p: Page, artifacts: Path, out: dict) -> None:
+    """After a failure: the page's last state and a screenshot, as far as they can be had."""
+    try:
+        out[p.name] = p.state()
+        p.page.screenshot(path=str(artifacts / f"{p.name}-failed.png"))
+    except Exception as e:  # noqa: BLE001 - the page may be gone; the first error is what matters
+        p.console.append(f"(no state or screenshot after the failure: {e})")
+
+
+def new_session(server: Server) -> dict:
+    """POST /api/sessions: {session, coach_url, client_url}, the links with their tokens."""
+    req = urllib.request.Request(server.url + "/api/sessions", data=b"{}", method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--topology", choices=["direct", "relay"], default="direct")
+    ap.add_argument("--work", required=True, help="a scratch folder (audio files, the server's data and log)")
+    ap.add_argument("--artifacts", required=True, help="where screenshots go")
+    ap.add_argument("--chromium", default=CHROMIUM)
+    args = ap.parse_args()
+    out: dict = {"topology": args.topology, "timings": {}, "console": {}, "websockets": {}}
+    try:
+        run(args, out)
+    except Exception:  # noqa: BLE001 - any failure goes into the result, with everything seen so far
+        out["error"] = traceback.format_exc()
+    log = Path(out.get("server_log", "/nonexistent"))
+    out["server_log_tail"] = log.read_text(errors="replace")[-6000:] if log.exists() else ""
+    (Path(args.artifacts) / "result.json").write_text(json.dumps(out, indent=1))
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

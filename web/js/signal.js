@@ -1,0 +1,114 @@
+// One JSON websocket to the server: hello first, messages dispatched by `type`, a keep-alive
+// ping, and reconnection with backoff. Used for /ws/signal (docs/signalling.md) and for the
+// coach's /ws/indicators (docs/indicators.md), which open the same way.
+
+// What a person is told for the errors after which trying again with the same link cannot
+// help: the link is refused, or another window has taken over. The other errors that close the
+// connection (timeout, too-big, too-many) are followed by a reconnection like any dropped
+// connection; the errors that leave it open are for the console.
+const FINAL = {
+  'bad-hello': 'The page could not open the call. Reload it to try again.',
+  'unknown-session': 'This session does not exist (any more).',
+  'bad-token': 'This link is not valid (any more).',
+  'forbidden': 'This link does not open the coach’s view.',
+  'consent-required': 'Joining needs your agreement to the notice. Reload the page to see it again.',
+  'replaced': 'This call was opened in another window.',
+};
+
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+
+export class Channel {
+  /**
+   * @param {string} path  websocket path, e.g. "/ws/signal"
+   * @param {object} hello the first message, sent again on every reconnection
+   * @param {number} pingMs keep-alive period; 0 for none
+   */
+  constructor(path, hello, pingMs = 0) {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    this.url = `${scheme}//${location.host}${path}`;
+    this.hello = hello;
+    this.pingMs = pingMs;
+    this.handlers = new Map();
+    this.ws = null;
+    this.closed = false;
+    this.attempt = 0;
+  }
+
+  /** Calls fn(msg) for every message of this type. Besides the server's types, the channel
+   * emits `open` (connected, hello sent), `reconnecting` ({delay}) and, for an `error`
+   * message, passes {code, message, text, final}. */
+  on(type, fn) {
+    if (!this.handlers.has(type)) this.handlers.set(type, []);
+    this.handlers.get(type).push(fn);
+    return this;
+  }
+
+  emit(type, msg = {}) {
+    for (const fn of this.handlers.get(type) ?? []) fn(msg);
+  }
+
+  open() {
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    let pingId = 0;
+    let unanswered = false;
+    ws.onopen = () => {
+      this.send(this.hello);
+      this.emit('open');
+      if (!this.pingMs) return;
+      this.pinger = setInterval(() => {
+        // A ping still unanswered after a whole period: the connection is dead even if the
+        // browser has not noticed yet (a sleeping laptop, a dropped Wi-Fi).
+        if (unanswered) return this.dropped(ws);
+        unanswered = true;
+        this.send({ type: 'ping', id: ++pingId });
+      }, this.pingMs);
+    };
+    ws.onmessage = (event) => {
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (typeof msg?.type !== 'string') return;
+      this.attempt = 0;
+      if (msg.type === 'pong') unanswered = false;
+      if (msg.type === 'error') {
+        const final = Object.hasOwn(FINAL, msg.code);
+        msg = { ...msg, final, text: final ? FINAL[msg.code] : msg.message };
+        if (msg.final) this.closed = true;
+      }
+      this.emit(msg.type, msg);
+    };
+    ws.onclose = () => this.dropped(ws);
+  }
+
+  /** Sends a message if connected; returns whether it was sent. */
+  send(msg) {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  /** Closes for good: no reconnection. */
+  close() {
+    this.closed = true;
+    clearInterval(this.pinger);
+    clearTimeout(this.retry);
+    this.ws?.close();
+    this.ws = null;
+  }
+
+  dropped(ws) {
+    if (ws !== this.ws) return; // a socket already given up on
+    clearInterval(this.pinger);
+    this.ws = null;
+    ws.onclose = null;
+    ws.close();
+    if (this.closed) return;
+    const delay = BACKOFF_MS[Math.min(this.attempt++, BACKOFF_MS.length - 1)];
+    this.emit('reconnecting', { delay });
+    this.retry = setTimeout(() => this.open(), delay);
+  }
+}
