@@ -236,3 +236,26 @@ async def test_malformed_messages_get_errors_and_nothing_leaks(server, tmp_path)
     await asyncio.sleep(0.5)
     health = server.get("/healthz")
     assert health["ok"] and health["peers"] == 0
+
+
+async def test_a_direct_call_that_does_not_connect_falls_back_to_relay(server, tmp_path):
+    sid, coach_token, client_token = server.new_session()
+    reader = IndicatorReader(server.url, sid, coach_token)
+    await reader.open()
+    coach = SimPeer(server.url, sid, coach_token, str(excerpt("clean", "coach", 20, tmp_path)))
+    client = SimPeer(server.url, sid, client_token, str(excerpt("clean", "client", 20, tmp_path)), direct_blocked=True)
+    try:
+        await coach.join()
+        await client.join()
+        await asyncio.sleep(12)  # 6 s to give up on the direct connection, then the relay
+        assert coach.topology == "relay" and client.topology == "relay"
+        assert coach.peer_pc is None
+        before = (coach.received_frames, client.received_frames)
+        await asyncio.sleep(2)
+        assert coach.received_frames > before[0] + 50 and client.received_frames > before[1] + 50
+        snap = reader.latest()
+        assert snap["topology"] == "relay"
+        assert snap["participants"] == {"coach": "connected", "client": "connected"}
+        assert any(m["type"] == "topology" for _, m in reader.messages)
+    finally:
+        await asyncio.gather(coach.close(), client.close(), reader.close())

@@ -130,3 +130,22 @@ def test_a_slow_reader_keeps_only_the_latest_snapshot_and_a_bounded_queue():
     assert batch[-1]["n"] == 499 and batch[-1]["type"] == "snapshot"
     assert batch[0]["n"] == 500 - MAX_PENDING_EVENTS
     assert sub.dropped == 500 - MAX_PENDING_EVENTS
+
+
+def test_the_decoded_frame_queue_keeps_the_newest_and_counts_what_it_dropped():
+    import av
+
+    from livecoach.live.tap import DropOldestQueue
+
+    async def fill():
+        q = DropOldestQueue(3)
+        for i in range(10):
+            frame = av.AudioFrame(format="s16", layout="mono", samples=960)
+            frame.pts = i * 960
+            await q.put(frame)
+        await q.put(None)  # the end of the track is never lost
+        return q, [q.get_nowait() for _ in range(q.qsize())]
+
+    q, items = asyncio.run(fill())
+    assert [f.pts if f is not None else None for f in items] == [8 * 960, 9 * 960, None]
+    assert q.dropped_frames == 8 and q.dropped_samples == 8 * 960

@@ -60,6 +60,7 @@ class SimPeer:
         audio: str,
         consent: bool = True,
         start: asyncio.Event | None = None,
+        direct_blocked: bool = False,
     ) -> None:
         self.ws_url = base_url.replace("http", "ws", 1).rstrip("/") + "/ws/signal"
         self.session = session
@@ -67,6 +68,7 @@ class SimPeer:
         self.audio_path = audio
         self.consent = consent
         self.start = start
+        self.direct_blocked = direct_blocked  # ignore peer offers, as if a firewall stood between
         self.role: str | None = None
         self.topology: str | None = None
         self.messages: list[dict[str, Any]] = []
@@ -205,7 +207,7 @@ class SimPeer:
                     self.errors.append(msg)
                 elif kind == "peer-joined" and self.role == "coach" and self.topology == "direct":
                     await self._offer_peer()
-                elif kind == "offer" and msg.get("from") == "peer":
+                elif kind == "offer" and msg.get("from") == "peer" and not self.direct_blocked:
                     pc = self._new_peer_pc()
                     await pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "offer"))
                     pc.addTrack(self._audio())
