@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from .config import AttributionConfig, DetectionConfig
 from .detection import SILENT_DB, FrameFeatures
@@ -31,6 +31,13 @@ _BIN_DB = 0.5
 _LOW_DB = -90.0
 INAUDIBLE_DB = -200.0
 """The coupling of a path on which no leak can be heard."""
+
+
+def _windows(x: np.ndarray, width: int) -> np.ndarray:
+    """Read-only view of every run of ``width`` consecutive values (numpy's sliding_window_view
+    without its argument checks, which cost more than the work on a live 40 ms batch)."""
+    n = x.size - width + 1
+    return as_strided(x, shape=(n, width), strides=(x.strides[0], x.strides[0]), writeable=False)
 
 
 class _Path:
@@ -140,7 +147,7 @@ class Attributor:
         for p, f in features.items():
             history = np.concatenate((self._tails[p], f.energy_db))
             self._tails[p] = history[-self._span :]
-            lags[p] = sliding_window_view(history, self._span + 1)[:, ::-1]
+            lags[p] = _windows(history, self._span + 1)[:, ::-1]
         wide = {p: w.max(axis=1) for p, w in lags.items()}
         own = {p: np.zeros(n, dtype=bool) for p in self.participants}
         strong = {p: np.zeros(n, dtype=bool) for p in self.participants}
