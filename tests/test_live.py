@@ -180,7 +180,7 @@ async def test_malformed_messages_get_errors_and_nothing_leaks(server, tmp_path)
                 closed = False
             except websockets.ConnectionClosed:
                 closed = True
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 closed = False
             return reply, closed
 
@@ -229,7 +229,7 @@ async def test_malformed_messages_get_errors_and_nothing_leaks(server, tmp_path)
             while True:
                 m = json.loads(await asyncio.wait_for(ws.recv(), 5))
                 codes.append(m.get("code"))
-        except (websockets.ConnectionClosed, asyncio.TimeoutError):
+        except (TimeoutError, websockets.ConnectionClosed):
             pass
         assert "too-many" in codes
 

@@ -123,6 +123,10 @@ class LiveSession:
         audio.received += samples.size
         self._fill_absent()
 
+    def cursor(self, role: str) -> int:
+        """The session sample up to which this participant's audio (or absence) is placed."""
+        return self._audio[role].cursor
+
     def count_dropped(self, role: str, samples: int) -> None:
         """Audio dropped before it could be placed (the tap's queue overflowed)."""
         self._audio[role].dropped += samples

@@ -125,7 +125,7 @@ class _Connection:
         """The next valid message; None when the connection has ended."""
         try:
             event = await asyncio.wait_for(self.ws.receive(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ProtocolError("timeout", "no hello within 10 s", close=True) from None
         if event["type"] == "websocket.disconnect":
             self.closed = True

@@ -180,7 +180,7 @@ class SimPeer:
     async def _watch_peer(self, pc: RTCPeerConnection) -> None:
         try:
             await asyncio.wait_for(self.peer_connected.wait(), PEER_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if self.peer_pc is pc:
                 await self._send({"type": "direct-failed"})
 

@@ -96,8 +96,10 @@ class AudioTap:
             self.session.count_dropped(self.role, self.queue.dropped_samples * SAMPLE_RATE // rate)
             self.queue.dropped_samples = 0
         if self._position is None:
-            # anchored at arrival: the frame just finished playing at the sender
-            self._position = self.session.clock_samples() - frame.samples * SAMPLE_RATE // rate
+            # Anchored at arrival (the frame just finished playing at the sender), but never
+            # before what the session has already filled for this participant.
+            arrival = self.session.clock_samples() - frame.samples * SAMPLE_RATE // rate
+            self._position = max(arrival, self.session.cursor(self.role))
             if self.on_start is not None:
                 self.on_start()
         elif frame.pts is not None and self._next_pts is not None and frame.pts > self._next_pts + frame.samples // 2:
