@@ -138,7 +138,7 @@ class _Connection:
         data = event.get("text") if event.get("text") is not None else event.get("bytes", b"")
         return parse(data)
 
-    async def authenticate(self, store: Store, calls: Calls, coach_only: bool) -> tuple[str, str, dict] | None:
+    async def authenticate(self, store: Store, coach_only: bool) -> tuple[str, str, dict] | None:
         """Wait for a valid hello; return (session id, role, hello) or None after failing."""
         try:
             hello = await self.receive(HELLO_TIMEOUT)
@@ -164,10 +164,15 @@ class _Connection:
         return session_id, role, hello
 
 
-async def serve_signalling(ws: WebSocket, store: Store, calls: Calls) -> None:
+async def _opened(ws: WebSocket, store: Store, coach_only: bool) -> tuple[_Connection, tuple[str, str, dict] | None]:
+    """Accept a websocket and wait for its hello: the connection, and who it is (None: refused)."""
     conn = _Connection(ws)
     await ws.accept()
-    who = await conn.authenticate(store, calls, coach_only=False)
+    return conn, await conn.authenticate(store, coach_only)
+
+
+async def serve_signalling(ws: WebSocket, store: Store, calls: Calls) -> None:
+    conn, who = await _opened(ws, store, coach_only=False)
     if who is None:
         return
     session_id, role, hello = who
@@ -241,9 +246,7 @@ async def _act(call, role: str, msg: dict[str, Any], conn: _Connection) -> None:
 
 
 async def serve_indicators(ws: WebSocket, store: Store, calls: Calls) -> None:
-    conn = _Connection(ws)
-    await ws.accept()
-    who = await conn.authenticate(store, calls, coach_only=True)
+    conn, who = await _opened(ws, store, coach_only=True)
     if who is None:
         return
     call = calls.open(who[0])
