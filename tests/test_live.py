@@ -259,3 +259,29 @@ async def test_a_direct_call_that_does_not_connect_falls_back_to_relay(server, t
         assert any(m["type"] == "topology" for _, m in reader.messages)
     finally:
         await asyncio.gather(coach.close(), client.close(), reader.close())
+
+
+async def test_a_direct_call_declines_video_sent_to_the_server(server, tmp_path):
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from aiortc.contrib.media import MediaPlayer
+    from aiortc.mediastreams import VideoStreamTrack
+
+    sid, coach_token, _ = server.new_session()
+    pc = RTCPeerConnection()
+    player = MediaPlayer(str(excerpt("clean", "coach", 3, tmp_path)))
+    try:
+        async with websockets.connect(server.url.replace("http", "ws") + "/ws/signal") as ws:
+            await ws.send(json.dumps({"type": "hello", "session": sid, "token": coach_token}))
+            assert json.loads(await ws.recv())["type"] == "welcome"
+            pc.addTransceiver(player.audio, direction="sendonly")
+            pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            await ws.send(json.dumps({"type": "offer", "to": "server", "sdp": pc.localDescription.sdp}))
+            answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert answer["type"] == "answer"
+            video = answer["sdp"].split("m=video", 1)[1]
+            assert "a=inactive" in video.split("m=", 1)[0]
+            await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+    finally:
+        await pc.close()
+        player.audio.stop()

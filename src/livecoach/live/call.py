@@ -68,6 +68,12 @@ class ServerPeer:
             offered = [t.kind for t in self.pc.getTransceivers()]
             for track in self.call.switchboard.outputs_for(self.role, offered):
                 self.pc.addTrack(track)
+        else:
+            # In a direct call the server takes the microphone only: other media is declined,
+            # so nothing arrives that no one would consume (aiortc would queue it unbounded).
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.kind != "audio":
+                    transceiver.direction = "inactive"
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         return self.pc.localDescription.sdp
