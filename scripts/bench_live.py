@@ -136,7 +136,6 @@ import threading
 import time
 import traceback
 import urllib.request
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -159,14 +158,6 @@ audio jitter buffer (prefetch 4 packets, 80 ms) and the tap's 40 ms batch still 
 
 # ---------------------------------------------------------------------------------------------
 # audio and offline onsets (main process, before the server starts)
-
-
-def write_wav(path: Path, audio: np.ndarray) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(np.ascontiguousarray(audio, dtype=np.int16).tobytes())
 
 
 def write_opus(path: Path, audio: np.ndarray) -> None:
@@ -193,7 +184,7 @@ def prepare_audio(calls: int, seconds: float, folder: Path, source: str) -> list
     """One excerpt pair per call (fixtures and offsets rotate), files and offline onsets cached.
     The offline analysis reads the very files the peers play."""
     from livecoach.analyze import analyze_tracks
-    from livecoach.ingest import read_mono
+    from livecoach.ingest import read_mono, write_wav
 
     folder.mkdir(parents=True, exist_ok=True)
     decoded: dict[tuple[str, str], np.ndarray] = {}

@@ -18,8 +18,6 @@ import json
 import sys
 import time
 import traceback
-import urllib.request
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import track
 from liveserver import Server
+from livecoach.ingest import write_wav
 
 CHROMIUM = "/usr/bin/chromium"
 RATE = 16000
@@ -93,15 +92,6 @@ DEVICES_READY = """
 READOUT_IDS = ["readout", "readout-state", "speaking", "silence", "share-session", "share-window",
                "client-state", "coach-state", "topology", "session-time"]
 
-
-def write_wav(path: Path, audio: np.ndarray) -> Path:
-    """16-bit PCM mono: Chromium's fake capture plays 24-bit files as silence."""
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(np.ascontiguousarray(audio, dtype="<i2").tobytes())
-    return path
 
 
 def audio_files(folder: Path) -> dict[str, Path]:
@@ -176,7 +166,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
     mark("server_up")
     pages: dict[str, Page] = {}
     try:
-        links = new_session(server)
+        links = server.create_session()
         out["session"] = links["session"]
         with sync_playwright() as pw:
             browsers = []
@@ -250,13 +240,6 @@ def keep_failure(p: Page, artifacts: Path, out: dict) -> None:
     except Exception as e:  # noqa: BLE001 - the page may be gone; the first error is what matters
         p.console.append(f"(no state or screenshot after the failure: {e})")
 
-
-def new_session(server: Server) -> dict:
-    """POST /api/sessions: {session, coach_url, client_url}, the links with their tokens."""
-    req = urllib.request.Request(server.url + "/api/sessions", data=b"{}", method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.loads(r.read())
 
 
 def main() -> int:

@@ -8,12 +8,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-import wave
 from pathlib import Path
 
-import numpy as np
-
 from conftest import track
+from livecoach.ingest import write_wav
 
 
 def free_port() -> int:
@@ -48,11 +46,16 @@ class Server:
         with urllib.request.urlopen(self.url + path, timeout=5) as r:
             return json.loads(r.read())
 
-    def new_session(self) -> tuple[str, str, str]:
+    def create_session(self) -> dict:
+        """POST /api/sessions: {session, coach_url, client_url}, the links with their tokens."""
         req = urllib.request.Request(self.url + "/api/sessions", data=b"{}", method="POST",
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=5) as r:
-            s = json.loads(r.read())
+            return json.loads(r.read())
+
+    def new_session(self) -> tuple[str, str, str]:
+        """A session's id, the coach's token and the client's token."""
+        s = self.create_session()
         return s["session"], s["coach_url"].split("#", 1)[1], s["client_url"].split("#", 1)[1]
 
     def stop(self) -> str:
@@ -69,10 +72,4 @@ class Server:
 def excerpt(name: str, who: str, seconds: float, folder: Path, start: float = 0.0) -> Path:
     """A fixture track cut to ``seconds`` and written as 16 kHz WAV (what the peer will play)."""
     audio = track(name, who)[int(start * 16000) : int((start + seconds) * 16000)]
-    path = folder / f"{name}-{who}-{start:g}-{seconds:g}.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(np.ascontiguousarray(audio).tobytes())
-    return path
+    return write_wav(folder / f"{name}-{who}-{start:g}-{seconds:g}.wav", audio)

@@ -3,12 +3,12 @@
 import json
 import subprocess
 import sys
-import wave
 
 import numpy as np
 import pytest
 
 from conftest import track, track_path
+from livecoach.ingest import write_wav
 
 ROLES = ("coach", "client")
 
@@ -66,11 +66,7 @@ def test_rttm_has_one_line_per_segment(as_json, tmp_path):
 def test_stereo_file_gives_the_same_result_as_two_files(tmp_path, as_json):
     stereo = tmp_path / "call (2).wav"
     left, right = track("bleed", "coach"), track("bleed", "client")
-    with wave.open(str(stereo), "wb") as w:
-        w.setnchannels(2)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(np.stack([left, right], axis=1).tobytes())
+    write_wav(stereo, np.stack([left, right], axis=1))
     done = run("analyze", "--stereo", stereo, "--format", "json")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)

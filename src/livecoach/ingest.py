@@ -33,6 +33,7 @@ import math
 import os
 import stat
 import wave
+from pathlib import Path
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ import numpy as np
 
 from livecoach.frames import SAMPLE_RATE
 
-__all__ = ["AudioError", "AudioInfo", "probe", "read_mono", "read_stereo"]
+__all__ = ["AudioError", "AudioInfo", "probe", "read_mono", "read_stereo", "write_wav"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,21 @@ def read_stereo(
     two are used. Errors are raised as for :func:`read_mono`.
     """
     return _Primed(_generate(os.fspath(path), _chunk_samples(chunk_seconds), stereo=True))
+
+
+def write_wav(path: str | os.PathLike[str], samples: np.ndarray) -> Path:
+    """Write 16 kHz 16-bit PCM: a 1-D array as mono, an (n, 2) array as stereo (left, right).
+
+    The engine's own format, so reading it back takes the fast path and gives the same samples;
+    16-bit also because Chromium's fake microphone plays 24-bit files as silence.
+    """
+    data = np.ascontiguousarray(samples, dtype="<i2")
+    with wave.open(os.fspath(path), "wb") as w:
+        w.setnchannels(1 if data.ndim == 1 else data.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(data.tobytes())
+    return Path(path)
 
 
 # --- opening -------------------------------------------------------------------------------------
