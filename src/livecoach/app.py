@@ -13,6 +13,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
+from .coach_api import coach_routes
 from .live.call import Calls
 from .live.ice import restrict_host_addresses
 from .live.signalling import serve_indicators, serve_signalling
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/s/{session}/coach", page("coach.html")),
             Route("/s/{session}/join", page("client.html")),
             Route("/api/sessions", new_session, methods=["POST"]),
+            *coach_routes(store),
             Route("/healthz", health),
             WebSocketRoute("/ws/signal", signal),
             WebSocketRoute("/ws/indicators", indicators),

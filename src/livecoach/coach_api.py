@@ -1,0 +1,208 @@
+"""The coach's sidebar API: tags, nudge dismissals and the coach's settings (docs/sidebar.md).
+
+Every call needs the session's coach token. Store calls run in a worker thread: the database is
+shared with other processes, and a write that waits for theirs must not hold the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .coach_settings import KIND_ID, MAX_LABEL, SettingsError, valid_label
+from .store import Store
+
+MAX_BODY = 16 * 1024
+MAX_NOTE = 500
+MAX_SESSION_TIME = 7 * 24 * 3600
+"""Session times beyond a week are a client's bug, not a call."""
+TAG_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+NUDGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+HEADERS = {"Cache-Control": "no-store"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def bad(message: str) -> ApiError:
+    return ApiError(400, "bad-message", message)
+
+
+Handler = Callable[[Request, str], Awaitable[Response]]
+
+
+def coach_routes(store: Store) -> list[Route]:
+    """The sidebar's routes, each behind the coach's token."""
+    api = _CoachApi(store)
+    base = "/api/sessions/{session}"
+    return [
+        Route(f"{base}/tags", api.guarded(api.list_tags), methods=["GET"]),
+        Route(f"{base}/tags/{{tag}}", api.guarded(api.put_tag), methods=["PUT"]),
+        Route(f"{base}/tags/{{tag}}", api.guarded(api.patch_tag), methods=["PATCH"]),
+        Route(f"{base}/tags/{{tag}}", api.guarded(api.delete_tag), methods=["DELETE"]),
+        Route(f"{base}/nudges", api.guarded(api.list_nudges), methods=["GET"]),
+        Route(f"{base}/nudges/{{nudge}}/dismiss", api.guarded(api.dismiss_nudge), methods=["POST"]),
+        Route(f"{base}/settings", api.guarded(api.get_settings), methods=["GET"]),
+        Route(f"{base}/settings", api.guarded(api.put_settings), methods=["PUT"]),
+    ]
+
+
+class _CoachApi:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def guarded(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """The coach's token first; any ApiError becomes the documented error answer."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request, await self._authorize(request))
+            except ApiError as err:
+                return _json({"error": {"code": err.code, "message": str(err)}}, err.status)
+
+        return endpoint
+
+    async def _authorize(self, request: Request) -> str:
+        """The session id, if the request carries that session's coach token."""
+        session = request.path_params["session"]
+        if await run_in_threadpool(self.store.get_session, session) is None:
+            raise ApiError(404, "unknown-session", "no such session")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "bad-token", "an 'Authorization: Bearer <coach token>' header is needed")
+        role = await run_in_threadpool(self.store.role_for, session, token.strip())
+        if role is None:
+            raise ApiError(401, "bad-token", "the token is not this session's")
+        if role != "coach":
+            raise ApiError(403, "forbidden", "only the coach may do this")
+        return session
+
+    # -- tags ----------------------------------------------------------------------------
+
+    async def list_tags(self, request: Request, session: str) -> Response:
+        return _json({"tags": await run_in_threadpool(self.store.tags, session)})
+
+    async def put_tag(self, request: Request, session: str) -> Response:
+        tag_id = _tag_id(request)
+        body = await _read_object(request)
+        fields = _tag_fields(body)
+        tag, created = await run_in_threadpool(self.store.put_tag, session, tag_id, **fields)
+        return _json(tag, 201 if created else 200)
+
+    async def patch_tag(self, request: Request, session: str) -> Response:
+        tag_id = _tag_id(request)
+        note = _note(await _read_object(request), required=True)
+        tag = await run_in_threadpool(self.store.patch_tag_note, session, tag_id, note)
+        if tag is None:
+            raise ApiError(404, "unknown-tag", "no tag with this id in this session")
+        return _json(tag)
+
+    async def delete_tag(self, request: Request, session: str) -> Response:
+        return _json(await run_in_threadpool(self.store.delete_tag, session, _tag_id(request)))
+
+    # -- nudges --------------------------------------------------------------------------
+
+    async def list_nudges(self, request: Request, session: str) -> Response:
+        return _json({"nudges": await run_in_threadpool(self.store.nudges, session)})
+
+    async def dismiss_nudge(self, request: Request, session: str) -> Response:
+        nudge_id = request.path_params["nudge"]
+        if not NUDGE_ID.fullmatch(nudge_id):
+            raise bad("a nudge id is 1 to 64 characters of A-Z a-z 0-9 _ -")
+        at = _session_time(await _read_object(request), "session_time")
+        nudge = await run_in_threadpool(self.store.dismiss_nudge, session, nudge_id, at)
+        if nudge is None:
+            raise ApiError(404, "unknown-nudge", "no nudge with this id in this session")
+        return _json(nudge)
+
+    # -- settings ------------------------------------------------------------------------
+
+    async def get_settings(self, request: Request, session: str) -> Response:
+        coach = await run_in_threadpool(self.store.coach_of, session)
+        return _json(await run_in_threadpool(self.store.coach_settings, coach))
+
+    async def put_settings(self, request: Request, session: str) -> Response:
+        body = await _read_object(request)
+        coach = await run_in_threadpool(self.store.coach_of, session)
+        try:
+            return _json(await run_in_threadpool(self.store.set_coach_settings, coach, body))
+        except SettingsError as err:
+            raise bad(str(err)) from None
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return JSONResponse(content, status_code=status, headers=HEADERS)
+
+
+async def _read_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, read no further than the size limit."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise ApiError(413, "too-big", f"the body is over {MAX_BODY} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise ApiError(413, "too-big", f"the body is over {MAX_BODY} bytes")
+    try:
+        value = json.loads(body, parse_constant=_no_constant)
+    except ValueError:  # also UnicodeDecodeError
+        raise bad("the body must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise bad("the body must be a JSON object")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number")
+
+
+def _tag_id(request: Request) -> str:
+    tag_id = request.path_params["tag"]
+    if not TAG_ID.fullmatch(tag_id):
+        raise bad("a tag id is 8 to 64 characters of A-Z a-z 0-9 _ -")
+    return tag_id
+
+
+def _tag_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The stored fields of a new tag; other fields of the body are ignored."""
+    kind = body.get("kind")
+    if not isinstance(kind, str) or not KIND_ID.fullmatch(kind):
+        raise bad("'kind' must be 1 to 40 characters of A-Z a-z 0-9 _ -")
+    if not valid_label(body.get("label")):
+        raise bad(f"'label' must be 1 to {MAX_LABEL} characters")
+    clicked = body.get("clicked_at")
+    return {
+        "kind": kind,
+        "label": body["label"],
+        "session_time": _session_time(body, "session_time"),
+        "clicked_at": None if clicked is None else _session_time(body, "clicked_at"),
+        "note": _note(body, required=False),
+    }
+
+
+def _session_time(body: dict[str, Any], key: str) -> float:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_SESSION_TIME:
+        raise bad(f"'{key}' must be a number of seconds from 0 to {MAX_SESSION_TIME}")  # also NaN and infinities
+    return float(value)
+
+
+def _note(body: dict[str, Any], required: bool) -> str:
+    if "note" not in body and not required:
+        return ""
+    note = body.get("note")
+    if not isinstance(note, str) or len(note) > MAX_NOTE:
+        raise bad(f"'note' must be a string of at most {MAX_NOTE} characters")
+    return note
