@@ -2,7 +2,7 @@
 
 Starts `livecoach serve` on loopback, opens the coach's page and the client's invite in two
 Chromium processes (one each: the fake microphone's file is per process), joins both, and waits
-until the call is live and the coach's readout shows the client speaking. It prints what it
+until the call is live and the coach's sidebar shows the client speaking. It prints what it
 observed as one JSON object on the last line of stdout; the test decides pass or fail.
 
 Meant to run inside a network namespace that has only loopback (the test starts it with
@@ -61,7 +61,7 @@ READ_STATE = """
     client_state: text('client-state'),
     coach_state: text('coach-state'),
     topology: text('topology'),
-    readout_state: text('readout-state'),
+    stream_state: q('stream-state')?.dataset.state ?? null,
     session_time: text('session-time'),
     share_session: text('share-session'),
     share_session_client: text('share-session-client'),
@@ -89,7 +89,8 @@ DEVICES_READY = """
 """
 
 # What may only ever be on the coach's page.
-READOUT_IDS = ["readout", "readout-state", "speaking", "silence", "share-session", "share-window",
+SIDEBAR_IDS = ["sidebar", "stream-state", "recording-state", "speaking", "silence", "share-session", "share-window",
+               "last-wait", "median-wait", "monologue", "tag-buttons", "recent-tags", "tags-waiting", "nudge",
                "client-state", "coach-state", "topology", "session-time"]
 
 
@@ -188,7 +189,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
                 client.page.wait_for_function(DEVICES_READY)
                 out["client_notice_visible"] = client.page.get_by_test_id("notice").is_visible()
                 out["client_notice"] = client.page.get_by_test_id("notice").text_content()
-                out["client_readout_elements"] = [i for i in READOUT_IDS if client.page.get_by_test_id(i).count()]
+                out["client_sidebar_elements"] = [i for i in SIDEBAR_IDS if client.page.get_by_test_id(i).count()]
                 client.page.get_by_test_id("join").click()
                 mark("client_joined")
 
@@ -209,7 +210,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
                     time.sleep(0.1)
                 out["reached_live_and_speaking"] = done
                 if done:
-                    # The readout the moment it first showed the client speaking.
+                    # The sidebar the moment it first showed the client speaking.
                     coach.page.screenshot(path=str(artifacts / "coach-speaking.png"))
                     deadline = time.monotonic() + SHARE_TIMEOUT_S
                     while time.monotonic() < deadline and not coach.state()["share_session"].endswith("%"):

@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/", page("index.html")),
             Route("/s/{session}/coach", page("coach.html")),
             Route("/s/{session}/join", page("client.html")),
+            Route("/s/{session}/sidebar", page("sidebar.html")),
             Route("/api/sessions", new_session, methods=["POST"]),
             *coach_routes(store),
             Route("/healthz", health),

@@ -1,10 +1,10 @@
-// The coach's page: the call, and beside it the live readout. The readout opens with the
-// page, not with the call, so a second window can serve as a sidebar without joining (a
-// second call window with the same link would replace the first).
+// The coach's page: the call, and beside it the sidebar. The sidebar opens with the page, not
+// with the call; /s/<session>/sidebar shows it alone, in a window of its own (a second call
+// window with the same link would replace the first).
 
 import { room, readLink } from './room.js';
-import { Readout } from './readout.js';
+import { mountSidebar } from './sidebar.js';
 
 const link = readLink();
 room({ role: 'coach', other: 'your client' });
-if (link.session && link.token) new Readout(document.getElementById('readout')).open(link);
+if (link.session && link.token) mountSidebar(document.getElementById('sidebar'), link);

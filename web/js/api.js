@@ -1,0 +1,42 @@
+// The sidebar's HTTP calls (docs/sidebar.md), with the coach's token. Never throws: a request
+// that could not be made at all answers {ok: false, status: 0}.
+
+const TIMEOUT_MS = 8000;
+
+export class Api {
+  constructor({ session, token }) {
+    this.base = `/api/sessions/${encodeURIComponent(session)}`;
+    this.token = token;
+  }
+
+  /** @returns {Promise<{ok: boolean, status: number, data: any, code: string|null, message: string}>} */
+  async request(method, path, body) {
+    const init = {
+      method,
+      headers: { Authorization: `Bearer ${this.token}` },
+      cache: 'no-store',
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch(this.base + path, init);
+    } catch (err) {
+      return { ok: false, status: 0, data: null, code: null, message: String(err?.message ?? err) };
+    }
+    let data = null;
+    try {
+      data = await res.json();
+    } catch {
+      // not JSON: a proxy's error page, or a server without this API
+    }
+    const error = res.ok ? null : data?.error;
+    return { ok: res.ok, status: res.status, data, code: error?.code ?? null, message: error?.message ?? res.statusText };
+  }
+
+  get(path) { return this.request('GET', path); }
+  put(path, body) { return this.request('PUT', path, body); }
+}

@@ -1,0 +1,109 @@
+// The sidebar's live figures, from the indicator stream: who speaks, the talk balance, the
+// running silence, the wait time, a long monologue, the session clock and the states of the
+// connection and the analysis. Only text and data attributes change: every figure has a box of
+// fixed width, so nothing moves as the numbers change.
+
+import { clock, percent, seconds, setText } from './format.js';
+
+const MONOLOGUE_SHOWN_S = 60; // a coach turn is shown from this length on
+
+const LINK_TEXT = { connecting: 'connecting', live: 'connected', reconnecting: 'reconnecting', stopped: 'stopped' };
+
+export class Figures {
+  constructor(root, stream) {
+    this.root = root;
+    this.stream = stream;
+  }
+
+  el(name) {
+    return this.root.querySelector(`[data-testid="${name}"]`);
+  }
+
+  /** Everything from the stream's state, after a message. */
+  render() {
+    const s = this.stream;
+    const who = s.who();
+    const speaking = this.el('speaking');
+    speaking.dataset.state = who;
+    setText(speaking, who);
+    this.el('lamp-coach').dataset.on = String(who === 'coach' || who === 'both');
+    this.el('lamp-client').dataset.on = String(who === 'client' || who === 'both');
+
+    const m = s.metrics ?? {};
+    this.share('window', m.window_talk_share_coach);
+    this.share('session', m.talk_share_coach);
+
+    const last = m.last_wait;
+    const median = m.median_wait;
+    setText(this.el('last-wait'), typeof last === 'number' ? seconds(last) : '—');
+    setText(this.el('median-wait'), typeof median === 'number' ? seconds(median) : '—');
+    this.el('wait-count').textContent = Array.isArray(m.wait_times) && m.wait_times.length
+      ? `over ${m.wait_times.length} wait${m.wait_times.length === 1 ? '' : 's'}` : '';
+
+    const turn = m.current_monologue?.coach ?? 0;
+    const long = turn >= MONOLOGUE_SHOWN_S;
+    const mono = this.el('monologue');
+    mono.dataset.active = String(long);
+    setText(mono, long ? clock(turn) : 'under 1 min');
+
+    for (const who of ['coach', 'client']) {
+      const el = this.el(`${who}-state`);
+      const state = s.participants[who] ?? 'absent';
+      el.dataset.state = state;
+      setText(el, state);
+    }
+    if (s.topology) {
+      setText(this.el('topology'), s.topology);
+      setText(this.el('topology-hint'), s.topology === 'relay' ? 'through the server' : 'browser to browser');
+    }
+    this.states();
+    this.tick();
+  }
+
+  share(scope, ratio) {
+    const coach = percent(ratio);
+    setText(this.el(`share-${scope}`), coach === null ? '—' : `${coach}%`);
+    setText(this.el(`share-${scope}-client`), coach === null ? '—' : `${100 - coach}%`);
+    const bar = this.el(`share-${scope}-bar`);
+    bar.dataset.empty = String(coach === null);
+    bar.style.setProperty('--share', `${coach ?? 50}%`);
+    bar.setAttribute('aria-label', coach === null ? 'Nobody spoke yet' : `Coach ${coach}%, client ${100 - coach}%`);
+  }
+
+  /** The stream's link and what the server reports about analysis and recording. */
+  states() {
+    const s = this.stream;
+    const link = this.el('stream-state');
+    link.dataset.state = s.link;
+    setText(link, LINK_TEXT[s.link] ?? s.link);
+    const problem = this.el('sidebar-problem');
+    setText(problem, s.link === 'stopped' ? s.problem : '');
+    problem.hidden = s.link !== 'stopped';
+
+    // Recording is shown only as the server reports it; until then, whether audio is analysed.
+    const rec = s.recording;
+    const recording = rec === true || rec === 'recording' || rec?.state === 'recording';
+    let state;
+    if (s.link !== 'live') state = 'unknown';
+    else if (recording) state = 'recording';
+    else if (s.analysing()) state = 'analysing';
+    else state = 'idle';
+    const el = this.el('recording-state');
+    el.dataset.state = state;
+    setText(el, { unknown: 'not known', recording: 'recording', analysing: 'analysing', idle: 'no audio' }[state]);
+    el.title = rec === undefined
+      ? 'The server does not report recording; this shows whether it is analysing audio.'
+      : recording ? 'The server is recording and analysing.' : 'The server is not recording.';
+  }
+
+  /** The running figures, several times a second between messages. */
+  tick() {
+    const s = this.stream;
+    const now = s.displayNow();
+    setText(this.el('session-time'), now === null ? '—:—' : clock(now));
+    const silence = this.el('silence');
+    const running = s.silenceSince !== null && now !== null && s.link === 'live';
+    silence.dataset.running = String(running);
+    setText(silence, running ? seconds(Math.max(0, now - s.silenceSince)) : '—');
+  }
+}
