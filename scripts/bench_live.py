@@ -94,10 +94,11 @@ estimated from the snapshots before the audio as min(arrival - session_time)).
 Other figures
 -------------
 - CPU: utime + stime from /proc/<pid>/stat (all threads) over the S seconds the audio plays in
-  every call, divided by that wall time (1.0 = one core), for the server, the peers and the
-  readers, and the whole machine from /proc/stat. Per call = the server's share / N.
+  every call, divided by that wall time (1.0 = one core), for the server (its front process
+  and its call workers together), the peers and the readers, and the whole machine from
+  /proc/stat. Per call = the server's share / N.
 - Memory: the server's VmHWM (peak RSS) and VmRSS at the end of the audio, and after the calls
-  closed.
+  closed, summed over the front and the workers.
 - Dropped audio: ``audio.<role>.dropped_s`` in the last snapshot received before the tail ends;
   ``received_s`` against the audio sent (about S; the last ~120 ms stay in aiortc's jitter
   buffer and the tap's batch until the track ends, so ``sent - received`` is ~0.12 s when
@@ -225,45 +226,77 @@ def prepare_audio(calls: int, seconds: float, folder: Path, source: str) -> list
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def proc_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system, all threads) of a process so far."""
+def _stat(pid: int, tid: int | None = None) -> list[str] | None:
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        return Path(path).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    fields = text.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants: the server is a front process and its call workers."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat(int(entry))
+            if fields is not None:
+                parents.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(parents.get(p, []))
+    return out
+
+
+def proc_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) of a process and its children so far."""
+    total = None
+    for p in process_tree(pid):
+        fields = _stat(p)
+        if fields is not None:
+            total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of a process's threads, summed by thread name (the main thread as 'main')."""
+    """CPU seconds of a process tree's threads by process and thread name: 'front main' is the
+    server's main thread, 'workers main' the call workers' main threads summed, and so on."""
     out: dict[str, float] = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tids:
+    for p in process_tree(pid):
+        who = "front" if p == pid else "workers"
         try:
-            text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            tids = os.listdir(f"/proc/{p}/task")
         except OSError:
             continue
-        name = "main" if tid == str(pid) else text[text.index("(") + 1: text.rindex(")")]
-        if name == "python":
-            name = "other threads"  # Python does not name OS threads: aiortc decoders, executors
-        fields = text.rsplit(")", 1)[1].split()
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+        for tid in tids:
+            fields = _stat(p, int(tid))
+            if fields is None:
+                continue
+            try:
+                comm = Path(f"/proc/{p}/task/{tid}/comm").read_text().strip()
+            except OSError:
+                continue
+            name = "main" if tid == str(p) else comm
+            if name == "python":
+                name = "other threads"  # Python does not name OS threads: aiortc decoders, executors
+            key = f"{who} {name}"
+            out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
     return out
 
 
 def proc_mem(pid: int) -> dict[str, float]:
-    out = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmHWM", "VmRSS"):
-                out[key] = int(value.split()[0]) / 1024  # MiB
-    except OSError:
-        pass
+    """VmRSS and VmHWM (peak RSS) in MiB, summed over the process and its children."""
+    out: dict[str, float] = {}
+    for p in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in ("VmHWM", "VmRSS"):
+                    out[key] = out.get(key, 0.0) + int(value.split()[0]) / 1024
+        except OSError:
+            pass
     return out
 
 
@@ -366,14 +399,15 @@ def pinned(cpu: int | None) -> list[str]:
     return [] if cpu is None else ["taskset", "-c", str(cpu)]
 
 
-def start_server(run_dir: Path, topology: str, cpu: int | None) -> tuple[subprocess.Popen, str, Path]:
+def start_server(run_dir: Path, topology: str, cpu: int | None, workers: str | None) -> tuple[subprocess.Popen, str, Path]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = run_dir / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [*pinned(cpu), sys.executable, "-m", "livecoach", "serve", "--port", str(port),
-             "--data", str(run_dir / "data"), "--ice-address", "127.0.0.1", "--topology", topology],
+             "--data", str(run_dir / "data"), "--ice-address", "127.0.0.1", "--topology", topology]
+            + ([] if workers is None else ["--workers", workers]),
             stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT),
         )
     deadline = time.time() + 30
@@ -823,7 +857,7 @@ def run(args: argparse.Namespace) -> dict:
     background, waited = wait_quiet(args.quiet_limit, args.quiet_wait)
     server_cpu = 0 if args.pin else None
     child_cpu = 1 if args.pin else None
-    server, url, server_log = start_server(run_dir, args.topology, server_cpu)
+    server, url, server_log = start_server(run_dir, args.topology, server_cpu, args.workers)
     procs: list[subprocess.Popen] = []
     try:
         time.sleep(1.0)
@@ -1050,6 +1084,8 @@ def main() -> int:
     p.add_argument("--no-p2p", dest="p2p", action="store_false",
                    help="direct topology without the participants' peer-to-peer connection (it never touches "
                    "the server; skipping it spares the peers process, which shares the CPUs with the server)")
+    p.add_argument("--workers", default=None, metavar="N",
+                   help="the server's worker processes (default: the server's own default, one per core)")
     p.add_argument("--pin", action="store_true", help="server on CPU 0, participants and readers on CPU 1")
     p.add_argument("--quiet-wait", type=float, default=0.0,
                    help="wait up to this many seconds for the machine to be quiet before starting (default 0)")

@@ -21,7 +21,8 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data: Path, topology: str = "direct") -> None:
+    def __init__(self, data: Path, topology: str = "direct", workers: int | None = None) -> None:
+        """``workers``: worker processes for the calls; None takes the server's default (one per core)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data / "server.log"
@@ -29,7 +30,8 @@ class Server:
         self._out = open(self.log, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "livecoach", "serve", "--port", str(self.port), "--data", str(data),
-             "--ice-address", "127.0.0.1", "--topology", topology],
+             "--ice-address", "127.0.0.1", "--topology", topology]
+            + ([] if workers is None else ["--workers", str(workers)]),
             stdout=self._out, stderr=subprocess.STDOUT,
         )
         deadline = time.time() + 20

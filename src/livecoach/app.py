@@ -19,6 +19,7 @@ from .live.ice import restrict_host_addresses
 from .live.signalling import serve_indicators, serve_signalling
 from .settings import Settings
 from .store import Store
+from .workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,10 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, pool: WorkerPool | None = None) -> Starlette:
+    """The whole server; with a worker ``pool`` the calls run there and this process routes to them."""
     store = Store(settings.database)
-    calls = Calls(settings, store)
+    calls = None if pool else Calls(settings, store)
     restrict_host_addresses(settings.ice_addresses)
 
     def page(name: str):
@@ -60,18 +62,32 @@ def create_app(settings: Settings) -> Starlette:
         )
 
     async def health(request: Request) -> Response:
+        if pool:
+            report = await pool.health()
+            return JSONResponse(report, status_code=200 if report["ok"] else 503)
         return JSONResponse({"ok": True, "calls": len(calls), "peers": calls.peer_count()})
 
     async def signal(ws: WebSocket) -> None:
-        await serve_signalling(ws, store, calls)
+        if pool:
+            await pool.proxy(ws, "/ws/signal", store)
+        else:
+            await serve_signalling(ws, store, calls)
 
     async def indicators(ws: WebSocket) -> None:
-        await serve_indicators(ws, store, calls)
+        if pool:
+            await pool.proxy(ws, "/ws/indicators", store)
+        else:
+            await serve_indicators(ws, store, calls)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        if pool:
+            pool.start()
         yield
-        await calls.close()
+        if pool:
+            await pool.stop()
+        else:
+            await calls.close()
         store.close()
 
     app = Starlette(
@@ -99,8 +115,11 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     settings.data.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
-    print(f"livecoach is serving at {settings.base_url()}/  (data in {settings.data.resolve()})", flush=True)
+    pool = WorkerPool(settings, settings.workers) if settings.workers > 0 else None
+    app = create_app(settings, pool)
+    calls_run = f"{settings.workers} worker processes" if pool else "this process"
+    print(f"livecoach is serving at {settings.base_url()}/  (data in {settings.data.resolve()}; calls in {calls_run})",
+          flush=True)
     uvicorn.run(
         app,
         host=settings.host,

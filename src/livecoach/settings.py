@@ -7,8 +7,9 @@ variable, the variable over the built-in default.
 from __future__ import annotations
 
 import argparse
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 TOPOLOGIES = ("direct", "relay")
@@ -41,6 +42,8 @@ class Settings:
     """Local addresses the server's WebRTC side may use; empty: every interface."""
     topology: str = "direct"
     snapshot_interval: float = 0.25
+    workers: int = 0
+    """Worker processes for the calls (see workers.py); 0 runs them in the server process."""
 
     @property
     def database(self) -> Path:
@@ -49,6 +52,22 @@ class Settings:
     @property
     def scheme(self) -> str:
         return "https" if self.tls_cert else "http"
+
+    def to_json(self) -> str:
+        """The settings as JSON, to hand them to a worker process."""
+        return json.dumps({
+            **{f.name: getattr(self, f.name) for f in fields(self)},
+            "data": str(self.data),
+            "tls_cert": None, "tls_key": None,  # workers speak plain HTTP on loopback; the front does TLS
+            "ice_servers": [s.to_dict() for s in self.ice_servers],
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> "Settings":
+        raw = json.loads(text)
+        raw["data"] = Path(raw["data"])
+        raw["ice_servers"] = [IceServer(**s) for s in raw["ice_servers"]]
+        return cls(**raw)
 
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -84,6 +103,10 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--topology", choices=TOPOLOGIES, default=env_default("topology", "direct"),
         help="direct: browsers call each other and the server taps their audio (default); relay: the server relays",
     )
+    parser.add_argument(
+        "--workers", default=env_default("workers", "auto"), metavar="N",
+        help="worker processes for the calls: a number, 'auto' (one per core, the default), or 0 for none",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -108,4 +131,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ice_servers=ice,
         ice_addresses=listed(args.ice_address, "ice-address"),
         topology=args.topology,
+        workers=_worker_count(args.workers),
     )
+
+
+def _worker_count(value: str) -> int:
+    """'auto' is one worker per core; on a single core the calls stay in the server process."""
+    if value == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return cores if cores > 1 else 0
+    try:
+        count = int(value)
+    except ValueError:
+        raise SystemExit(f"livecoach: --workers takes a number or 'auto', not {value!r}") from None
+    if not 0 <= count <= 64:
+        raise SystemExit("livecoach: --workers is between 0 and 64")
+    return count
