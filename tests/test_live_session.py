@@ -149,3 +149,86 @@ def test_the_decoded_frame_queue_keeps_the_newest_and_counts_what_it_dropped():
     q, items = asyncio.run(fill())
     assert [f.pts if f is not None else None for f in items] == [8 * 960, 9 * 960, None]
     assert q.dropped_frames == 8 and q.dropped_samples == 8 * 960
+
+
+def speak_alone(session: LiveSession, clock: Clock, coach_audio: np.ndarray) -> None:
+    """The coach's audio in 100 ms steps, each followed by a tick of the session's loop."""
+    for pos in range(0, coach_audio.size, 1600):
+        clock.t = 1000.0 + (pos + 1600) / 16000
+        session.place("coach", pos, coach_audio[pos : pos + 1600])
+        session.tick()
+        session.observe()
+
+
+def test_a_nudge_reaches_the_coach_and_the_store_and_the_timeline_is_stored(tmp_path):
+    from livecoach.store import Store
+
+    store = Store(tmp_path / "db.sqlite3")
+    sid = store.create_session().id
+    store.set_coach_settings("local", {"nudges": {"client_quiet": {"seconds": 10}, "wait": {"enabled": False}}})
+    clock = Clock()
+    session = LiveSession(sid, clock=clock, store=store,
+                          on_event=lambda kind, who, t, data: store.log_event(sid, kind, who, t, **data))
+    asyncio.run(session.exchange_with_store())  # what the running session does at once
+    assert session.nudger.rules.client_quiet.seconds == 10
+    sub = session.hub.subscribe()
+    session.set_state("coach", CONNECTED)
+    session.set_state("client", MUTED)  # there, but silent: quiet from the moment they joined
+    speak_alone(session, clock, track("clean", "coach")[: 16000 * 15])
+
+    nudges = [m for m in asyncio.run(sub.next_batch()) if m["type"] == "nudge"]
+    assert len(nudges) == 1
+    sent = nudges[0]
+    assert (sent["kind"], sent["text"]) == ("client_quiet", "Invite them in")
+    assert 10.0 <= sent["session_time"] <= 10.3 and sent["seq"] > 0
+    assert store.nudges(sid) == [{"id": sent["id"], "kind": "client_quiet", "text": "Invite them in",
+                                  "session_time": sent["session_time"], "dismissed_at": None}]
+    assert session.snapshot()["nudge"] == {k: sent[k] for k in ("id", "kind", "text", "session_time")}
+
+    store.dismiss_nudge(sid, sent["id"], 14.0)  # the coach's dismissal, through the API's process
+    asyncio.run(session.exchange_with_store())
+    assert session.snapshot()["nudge"] is None
+
+    asyncio.run(session.stop())
+    samples = store.indicator_samples(sid)
+    assert [int(s.session_time) for s in samples] == list(range(0, 16))
+    assert all(s.session_time - int(s.session_time) < 0.15 for s in samples)
+    assert any(s.speaking == ["coach"] for s in samples) and any(s.current_silence > 0 for s in samples)
+    assert {s.share_session for s in samples if s.share_session is not None} == {1.0}
+    events = store.events(sid)
+    speech = [e for e in events if e["kind"] == "speech"]
+    assert speech and all(e["participant"] == "coach" and e["end"] > e["start"] for e in speech)
+    assert any(e["kind"] == "silence" for e in events)
+    assert {(e["participant"], e["state"]) for e in events if e["kind"] == "presence"} == {
+        ("coach", CONNECTED), ("client", MUTED)}
+    store.close()
+
+
+async def test_the_running_session_picks_up_changed_settings_within_the_store_interval(tmp_path):
+    from livecoach.live.session import STORE_INTERVAL
+    from livecoach.store import Store
+
+    store = Store(tmp_path / "db.sqlite3")
+    sid = store.create_session().id
+    clock = Clock()
+    session = LiveSession(sid, clock=clock, store=store)
+
+    async def run_for(seconds: float) -> None:
+        for _ in range(round(seconds / 0.25)):
+            clock.t += 0.25
+            await asyncio.sleep(0.03)  # the session ticks every 10 ms of real time
+        await asyncio.sleep(0.1)
+
+    session.start(snapshot_interval=0.01)
+    await asyncio.sleep(0.1)
+    assert session.nudger.rules.monologue.seconds == 90  # the defaults, read from the store at once
+    store.set_coach_settings("local", {"nudges": {"monologue": {"seconds": 30}}})
+    await run_for(STORE_INTERVAL - 0.5)
+    assert session.nudger.rules.monologue.seconds == 90  # not yet due
+    await run_for(0.5)
+    assert session.nudger.rules.monologue.seconds == 30
+    await session.stop()
+    samples = store.indicator_samples(sid)  # one a second, the last ones written at stop
+    assert [int(s.session_time) for s in samples] == list(range(int(session.session_time) + 1))
+    assert int(session.session_time) >= 4
+    store.close()

@@ -7,6 +7,11 @@ timestamps. A participant who is absent, muted or stalled counts as not speaking
 are filled as absent, so the other participant's audio is decided without waiting for them,
 and a muted microphone never accumulates talk time. Audio that arrives too late to be placed
 is dropped and counted rather than let the analysis fall behind real time.
+
+With a store, the session also keeps what the review needs: nudges as they fire, and one
+indicator sample per second of session time, written in batches from a worker thread so that the
+event loop never waits for SQLite. The same exchange reloads the coach's settings and learns of
+a dismissed nudge, every few seconds.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import numpy as np
 from ..config import EngineConfig
 from ..engine import Engine, SpeechEvent
 from ..frames import FRAME_SAMPLES, SAMPLE_RATE
+from ..nudges import Nudge, Nudger, NudgeRules
+from ..store import IndicatorSample, Store
 from ..timeline import ROLES
 from .indicators import IndicatorHub
 
@@ -32,6 +39,8 @@ METRICS_INTERVAL = 1.0
 """Full metrics in snapshots are at most this old (and fresh after every speech event)."""
 STALL_SECONDS = 1.0
 """A connected participant whose audio is this far behind the clock is filled as absent."""
+STORE_INTERVAL = 5.0
+"""Seconds (wall clock) between the store exchanges: samples written, settings and dismissals read."""
 
 
 @dataclass
@@ -52,6 +61,7 @@ class LiveSession:
         config: EngineConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_event: Callable[[str, str | None, float, dict], None] | None = None,
+        store: Store | None = None,
     ) -> None:
         self.id = session_id
         self.topology = topology
@@ -62,10 +72,17 @@ class LiveSession:
         self._audio = {role: _Audio() for role in ROLES}
         self._speaking: frozenset[str] = frozenset()
         self._last_speech_end = 0.0
+        self._last_end: dict[str, float] = {}  # each participant's last speech end
         self._on_event = on_event
+        self._store = store
         self._ticker: asyncio.Task | None = None
         self._metrics: dict | None = None  # the last full metrics, and when they were computed
         self._metrics_at = -1.0
+        self.nudger = Nudger()
+        self._samples: list[IndicatorSample] = []  # not yet written
+        self._sampled_second = -1
+        self._stored_at = float("-inf")  # wall clock of the last store exchange
+        self._exchange: asyncio.Task | None = None
 
     # -- clock ---------------------------------------------------------------------------
 
@@ -166,12 +183,16 @@ class LiveSession:
             if e.end is not None:
                 fields["end"] = round(e.end, 3)
                 self._last_speech_end = max(self._last_speech_end, e.end)
+                self._last_end[e.participant] = e.end
+                self._log("speech", e.participant, start=fields["start"], end=fields["end"])
             self.hub.event(self._message("speech", at=e.known_at, **fields))
         if events:
             self._metrics = None  # someone started or stopped: the figures change now
             speaking = self.engine.speaking()
             if self._speaking and not speaking:
-                self.hub.event(self._message("silence", since=round(self._last_speech_end, 3)))
+                since = round(self._last_speech_end, 3)
+                self.hub.event(self._message("silence", since=since))
+                self._log("silence", None, since=since)
             self._speaking = speaking
 
     def snapshot(self) -> dict:
@@ -181,18 +202,16 @@ class LiveSession:
         a call), so they are recomputed at most once a second, and at once after someone starts
         or stops speaking; who is speaking and the current silence are always fresh.
         """
-        now = self.engine.now
-        if self._metrics is None or now - self._metrics_at >= METRICS_INTERVAL:
-            self._metrics = self.engine.metrics().to_dict()
-            self._metrics_at = now
+        metrics = self._fresh_metrics()
         speaking = sorted(self.engine.speaking())
-        silence = 0.0 if speaking else now - self._last_speech_end
+        nudge = self.nudger.standing(self.engine.now)
         return self._message(
             "snapshot",
             speaking=speaking,
             participants={role: a.state for role, a in self._audio.items()},
             topology=self.topology,
-            metrics=self._metrics | {"current_silence": round(silence, 3)},
+            metrics=metrics | {"current_silence": self._current_silence(speaking)},
+            nudge=nudge.to_dict() if nudge else None,
             echo=self.engine.echo_paths(),
             audio={
                 role: {"received_s": round(a.received / SAMPLE_RATE, 3), "dropped_s": round(a.dropped / SAMPLE_RATE, 3)}
@@ -200,13 +219,81 @@ class LiveSession:
             },
         )
 
+    def _fresh_metrics(self) -> dict:
+        now = self.engine.now
+        if self._metrics is None or now - self._metrics_at >= METRICS_INTERVAL:
+            self._metrics = self.engine.metrics().to_dict()
+            self._metrics_at = now
+        return self._metrics
+
+    def _current_silence(self, speaking: list[str]) -> float:
+        return 0.0 if speaking else round(self.engine.now - self._last_speech_end, 3)
+
+    def observe(self) -> None:
+        """Once a tick: the nudge rules on the current metrics, and the indicator sample of each
+        new second of session time."""
+        metrics = self._fresh_metrics()
+        now = self.engine.now
+        client_present = self._audio["client"].state != ABSENT
+        nudge = self.nudger.evaluate(now, metrics, client_present, self._last_end.get("client"))
+        if nudge is not None:
+            self._send_nudge(nudge)
+        if self._store is not None and int(now) > self._sampled_second:
+            self._sampled_second = int(now)
+            speaking = sorted(self.engine.speaking())
+            self._samples.append(IndicatorSample(
+                round(now, 3), speaking, metrics["talk_share_coach"], metrics["window_talk_share_coach"],
+                self._current_silence(speaking),
+            ))
+
+    def _send_nudge(self, nudge: Nudge) -> None:
+        """Stored first, so that the coach can dismiss it as soon as it is shown; written here and
+        not batched because it is rare (one a minute at most). The coach gets it even if the
+        database fails."""
+        if self._store is not None:
+            try:
+                self._store.add_nudge(self.id, nudge.id, nudge.kind, nudge.text, nudge.session_time)
+            except Exception:
+                log.exception("session %s: nudge %s not stored", self.id, nudge.id)
+        self.hub.event(self._message("nudge", at=nudge.session_time, id=nudge.id, kind=nudge.kind, text=nudge.text))
+
+    async def exchange_with_store(self) -> None:
+        """Write the buffered samples; reload the coach's settings; learn whether the standing
+        nudge was dismissed. The database work runs in a worker thread."""
+        if self._store is None:
+            return
+        self._stored_at = self._clock()
+        samples, self._samples = self._samples, []
+        standing = self.nudger.standing(self.engine.now)
+        try:
+            settings, dismissed = await asyncio.to_thread(self._store_io, samples, standing)
+        except Exception:  # the database is shared: a failed exchange must not end the call's analysis
+            log.exception("session %s: store exchange failed (%d samples lost)", self.id, len(samples))
+            return
+        self.nudger.rules = NudgeRules.from_settings(settings["nudges"])
+        if dismissed:
+            self.nudger.dismiss(standing.id)
+
+    def _store_io(self, samples: list[IndicatorSample], standing: Nudge | None) -> tuple[dict, bool]:
+        store = self._store
+        store.add_indicator_samples(self.id, samples)
+        settings = store.coach_settings(store.coach_of(self.id))
+        stored = store.nudge(self.id, standing.id) if standing else None
+        return settings, bool(stored and stored["dismissed_at"] is not None)
+
+    def _exchange_if_due(self) -> None:
+        if self._store is None or self._clock() - self._stored_at < STORE_INTERVAL:
+            return
+        if self._exchange is None or self._exchange.done():
+            self._exchange = asyncio.get_running_loop().create_task(self.exchange_with_store())
+
     def dropped_seconds(self, role: str) -> float:
         return self._audio[role].dropped / SAMPLE_RATE
 
     def received_seconds(self, role: str) -> float:
         return self._audio[role].received / SAMPLE_RATE
 
-    def _message(self, kind: str, at: float | None = None, **fields) -> dict:
+    def _message(self, kind: str, /, at: float | None = None, **fields) -> dict:
         return {"type": kind, "session_time": round(self.engine.now if at is None else at, 3), **fields}
 
     def _log(self, kind: str, participant: str | None, **data) -> None:
@@ -224,13 +311,16 @@ class LiveSession:
         while True:
             try:
                 self.tick()
+                self.observe()
                 if self.hub.subscribers:
                     self.hub.snapshot(self.snapshot())
+                self._exchange_if_due()
             except Exception:  # a bug here must not end the call's analysis
                 log.exception("session %s: indicator tick failed", self.id)
             await asyncio.sleep(interval)
 
     async def stop(self) -> None:
+        """Stop the clock and write what is still buffered."""
         if self._ticker is not None:
             self._ticker.cancel()
             try:
@@ -238,3 +328,6 @@ class LiveSession:
             except asyncio.CancelledError:
                 pass
             self._ticker = None
+        if self._exchange is not None:
+            await self._exchange
+        await self.exchange_with_store()
