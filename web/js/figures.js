@@ -37,8 +37,8 @@ export class Figures {
     const median = m.median_wait;
     setText(this.el('last-wait'), typeof last === 'number' ? seconds(last) : '—');
     setText(this.el('median-wait'), typeof median === 'number' ? seconds(median) : '—');
-    this.el('wait-count').textContent = Array.isArray(m.wait_times) && m.wait_times.length
-      ? `over ${m.wait_times.length} wait${m.wait_times.length === 1 ? '' : 's'}` : '';
+    const waits = Array.isArray(m.wait_times) ? m.wait_times.length : 0;
+    this.el('wait-count').title = waits ? `The session's median over ${waits} wait${waits === 1 ? '' : 's'}; 3 s or more is the usual advice` : '';
 
     const turn = m.current_monologue?.coach ?? 0;
     const long = turn >= MONOLOGUE_SHOWN_S;

@@ -5,23 +5,32 @@
 import { setText } from './format.js';
 
 const TYPING = 'input, textarea, select, [contenteditable]';
+// Which rule it was, in small type under the word itself.
 const ABOUT = {
-  talk_balance: 'You have talked most of the last minutes',
-  monologue: 'A long turn',
-  wait: 'Silences filled quickly',
-  client_quiet: 'Your client has been quiet a while',
+  talk_balance: 'talk balance, last 5 min',
+  monologue: 'your current turn',
+  wait: 'silences filled',
+  client_quiet: 'client quiet a while',
 };
 
 export class Nudges {
-  constructor(root, { stream, queue, settings }) {
+  constructor(root, { session, stream, queue, settings }) {
     this.stream = stream;
     this.queue = queue;
     this.settings = settings;
+    this.key = `livecoach.${session}.dismissed`;
     this.box = root.querySelector('[data-testid="nudge"]');
     this.text = root.querySelector('[data-testid="nudge-text"]');
     this.about = root.querySelector('[data-testid="nudge-about"]');
-    this.dismissed = new Set();
+    // The live call learns of a dismissal within 5 s; until then snapshots still carry the
+    // nudge. Its id is never shown again, also after a reload.
+    this.dismissed = new Set(this.load());
     this.current = null;
+    addEventListener('storage', (e) => {
+      if (e.key !== this.key) return;
+      for (const id of this.load()) this.dismissed.add(id); // dismissed in another window
+      this.render();
+    });
     root.querySelector('[data-testid="nudge-dismiss"]').addEventListener('click', () => this.dismiss());
     document.addEventListener('keydown', (e) => {
       if (e.key !== 'Escape' || !this.current || e.target.closest?.(TYPING)) return;
@@ -42,10 +51,24 @@ export class Nudges {
     setText(this.about, standing ? ABOUT[n.kind] ?? '' : '');
   }
 
+  load() {
+    try {
+      const ids = JSON.parse(localStorage.getItem(this.key) ?? '[]');
+      return Array.isArray(ids) ? ids : [];
+    } catch {
+      return [];
+    }
+  }
+
   dismiss() {
     const n = this.current;
     if (!n) return;
     this.dismissed.add(n.id);
+    try {
+      localStorage.setItem(this.key, JSON.stringify([...this.load(), n.id].slice(-20)));
+    } catch {
+      // this page still remembers it
+    }
     const now = this.stream.sessionNow();
     this.queue.add({ op: 'dismiss', id: n.id, body: { session_time: Math.round((now ?? n.session_time) * 1000) / 1000 } });
     this.render();

@@ -29,6 +29,7 @@ export class SettingsPanel {
     this.form = form;
     this.settings = settings;
     settings.onChange(() => this.form.contains(document.activeElement) || this.build());
+    form.addEventListener('input', () => this.status && (this.status.textContent = ''));
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       this.save();

@@ -20,7 +20,7 @@ const LAYOUT = `
       <span data-testid="session-time" class="clock" title="Session time">—:—</span>
       <span data-testid="stream-state" data-state="connecting" class="pill" title="The live figures’ connection">connecting</span>
       <span data-testid="recording-state" data-state="unknown" class="pill">not known</span>
-      <a data-testid="open-sidebar-window" class="btn small icon" target="_blank" title="Open the sidebar in a window of its own" aria-label="Open the sidebar in a window of its own">⧉</a>
+      <a data-testid="open-sidebar-window" class="btn small icon" target="_blank" title="Open the sidebar in a window of its own" aria-label="Open the sidebar in a window of its own"><svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true"><path d="M9 2h5v5M14 2 7.5 8.5M12 10v4H2V4h4" fill="none" stroke="currentColor" stroke-width="1.6" stroke-linecap="round" stroke-linejoin="round"/></svg></a>
     </header>
     <!-- While a nudge stands it covers the header: the clock comes back when it goes. -->
     <div data-testid="nudge" class="nudge" data-active="false" role="status">
@@ -60,9 +60,9 @@ const LAYOUT = `
       <p data-testid="silence" data-running="false" class="big silence">—</p>
     </section>
     <section>
-      <h3>Wait time <span class="hint">last</span></h3>
-      <p class="big"><span data-testid="last-wait" class="wait">—</span></p>
-      <p class="sub">median <span data-testid="median-wait" class="wait-median">—</span> <span data-testid="wait-count" class="hint"></span></p>
+      <h3>Wait time</h3>
+      <p class="big"><span data-testid="last-wait" class="wait" title="How long you waited after your last turn before your client spoke">—</span></p>
+      <p data-testid="wait-count" class="sub">last; median <span data-testid="median-wait" class="wait-median">—</span></p>
     </section>
   </div>
 
@@ -116,7 +116,7 @@ export function mountSidebar(root, link, { standalone = false } = {}) {
   let tags;
   const queue = new OpQueue(api, link.session, (op, result) => tags?.settled(op, result));
   tags = new Tags(root, { session: link.session, api, queue, stream, settings });
-  const nudges = new Nudges(root, { stream, queue, settings });
+  const nudges = new Nudges(root, { session: link.session, stream, queue, settings });
   const figures = new Figures(root, stream);
   new SettingsPanel(root.querySelector('[data-testid="settings-form"]'), settings);
 

@@ -169,6 +169,7 @@ export class Tags {
       label.textContent = kind.label;
       b.append(key, label);
       b.addEventListener('click', (e) => this.make(kind, e.timeStamp));
+      b.addEventListener('animationend', () => b.classList.remove('flash'));
       return b;
     }));
   }
