@@ -12,8 +12,8 @@ every check, in this order:
    context made unreachable (API requests aborted, the stream's websocket closed), where two tags
    are made, noted and undone, the page reloaded, and the server restored; the very first PUT
    reaches the server but its answer is lost, so the retry must not store it twice;
-4. the talk balance after some 30 s of the coach talking, and a nudge (the coach's thresholds
-   are lowered at the start) dismissed with Escape.
+4. the talk balance after some 30 s of the coach talking; then the coach's thresholds are
+   lowered so that a talk-balance nudge comes at once, and it is dismissed with Escape.
 
 Runs inside a loopback-only network namespace (tests/browser_run.py). Prints what it observed
 as one JSON object on the last line of stdout; the test decides pass or fail.
@@ -22,6 +22,7 @@ as one JSON object on the last line of stdout; the test decides pass or fail.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sqlite3
 import sys
@@ -43,7 +44,7 @@ from livecoach.ingest import write_wav
 RATE = 16000
 LIVE_TIMEOUT_S = 30.0  # from the client's Join to: both live, the sidebar showing a talk share
 CALL_S = 30.0  # session time to reach before the talk balance is read
-NUDGE_TIMEOUT_S = 25.0
+NUDGE_TIMEOUT_S = 15.0  # a live call picks up new thresholds within 5 s
 SYNC_TIMEOUT_S = 25.0  # for the outbox to empty after the server is back (backoff up to 8 s)
 
 # The coach's thresholds for this call: a talk-balance nudge soon, no other kind.
@@ -233,10 +234,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
         session = out["session"] = links["session"]
         coach_token = links["coach_url"].split("#", 1)[1]
         api = Api(server, session, coach_token)
-        status, settings = api("GET", "/settings")
-        out["default_settings"] = settings
-        settings["nudges"] = {**settings["nudges"], **{k: {**settings["nudges"][k], **v} for k, v in NUDGE_SETTINGS.items()}}
-        out["settings_put"] = api("PUT", "/settings", settings)[0]
+        out["default_settings"] = api("GET", "/settings")[1]
         sidebar_url = f"{server.url}/s/{session}/sidebar#{coach_token}"
 
         with sync_playwright() as pw:
@@ -393,9 +391,15 @@ def run(args: argparse.Namespace, out: dict) -> None:
                 client.page.screenshot(path=str(artifacts / "client-call.png"))
                 mark("balance_read")
 
+                settings = copy.deepcopy(out["default_settings"])
+                settings["nudges"] = {**settings["nudges"], **{k: {**settings["nudges"][k], **v} for k, v in NUDGE_SETTINGS.items()}}
+                out["settings_put"] = api("PUT", "/settings", settings)[0]
                 out["nudge_seen"] = wait_until(coach.page, lambda: coach.page.evaluate(READ_SIDEBAR)["nudge"], NUDGE_TIMEOUT_S)
                 if out["nudge_seen"]:
                     coach.page.get_by_test_id("sidebar").screenshot(path=str(artifacts / "sidebar-nudge.png"))
+                    # The window of its own shows it too (the same stream): the README's picture.
+                    wait_until(window.page, lambda: window.page.evaluate(READ_SIDEBAR)["nudge"], 3)
+                    window.page.screenshot(path=str(artifacts / "sidebar-window-nudge.png"))
                     coach.page.keyboard.press("Escape")
                     coach.page.wait_for_timeout(300)
                     out["nudge_after_escape"] = coach.page.evaluate(READ_SIDEBAR)["nudge"]

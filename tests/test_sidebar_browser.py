@@ -126,8 +126,8 @@ def test_a_nudge_shows_and_escape_dismisses_it(call):
     why = call["why"]
     assert call["settings_put"] == 200, why
     assert call["nudge_seen"] == "Listen", (
-        "no talk-balance nudge within 25 s of the talk balance being read, though the coach's threshold was "
-        f"lowered to 60 % over 5 s of speech before the call (the server sends nudges: docs/sidebar.md)\n{why}")
+        "no talk-balance nudge within 15 s of the coach's threshold being lowered to 60 % over 5 s of speech, "
+        f"with the coach at 90 % (the server sends nudges: docs/sidebar.md)\n{why}")
     assert call["nudge_after_escape"] is None, why
     nudges = call["nudges"]["nudges"]
     assert len(nudges) == 1 and nudges[0]["kind"] == "talk_balance" and nudges[0]["dismissed_at"] is not None, why
