@@ -6,8 +6,9 @@ every check, in this order:
 
 1. the client's page: no sidebar in its DOM; the sidebar API and the indicator stream refuse
    its token; the sidebar page opened with its token shows nothing;
-2. a tag by a click and one by the key 2 on the coach's page, with the session time the page
-   saw for the click (from its own record of the stream, see RECORD_STREAM);
+2. a tag by a click and one by the key 2 on the coach's page, with the instant of each event
+   (RECORD_INPUT) and the page's own record of the stream (RECORD_STREAM), from which the test
+   computes the session time of the click independently of the sidebar's code;
 3. the sidebar alone in a window: opened from the coach's page, then in a second browser
    context made unreachable (API requests aborted, the stream's websocket closed), where two tags
    are made, noted and undone, the page reloaded, and the server restored; the very first PUT
@@ -75,6 +76,17 @@ RECORD_STREAM = """
       });
     }
   };
+})();
+"""
+
+# The instant of every click and key press (wall clock, ms), taken from the event itself as the
+# sidebar does, by a listener that runs before the page's own.
+RECORD_INPUT = """
+(() => {
+  const seen = (window.__lcInput = []);
+  for (const type of ['click', 'keydown']) {
+    document.addEventListener(type, (e) => seen.push(performance.timeOrigin + e.timeStamp), true);
+  }
 })();
 """
 
@@ -203,11 +215,19 @@ def wait_until(page, predicate, timeout_s: float, step_ms: int = 100):
 
 
 def tag_at(page, act) -> dict:
-    """Does act() (a click or a key press) and returns the wall-clock bracket around it (ms)."""
+    """Does act() (a click or a key press): the wall-clock instant of its event, and the bracket
+    around it (ms)."""
     before = page.evaluate(NOW_MS)
     act()
     after = page.evaluate(NOW_MS)
-    return {"before": before, "after": after}
+    return {"before": before, "at": page.evaluate("() => window.__lcInput.at(-1) ?? null"), "after": after}
+
+
+def refer(made: list[dict], record: list) -> None:
+    """Adds each action's reference session time, from the page's record of the stream."""
+    for m in made:
+        m["ref"] = reference(record, m["at"]) if m["at"] else None
+        m["jitter"] = jitter(record, m["at"] or m["before"])
 
 
 def run(args: argparse.Namespace, out: dict) -> None:
@@ -265,6 +285,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
 
                 # The call.
                 coach.page.add_init_script(RECORD_STREAM)
+                coach.page.add_init_script(RECORD_INPUT)
                 coach.page.goto(server.url + links["coach_url"])
                 coach.page.wait_for_function(DEVICES_READY)
                 coach.page.get_by_test_id("join").click()
@@ -290,11 +311,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
                 clicks = [{"how": "click", "kind": "breakthrough", **tag_at(coach.page, button.click)}]
                 coach.page.wait_for_timeout(700)
                 clicks.append({"how": "key 2", "kind": "resistance", **tag_at(coach.page, lambda: coach.page.keyboard.press("2"))})
-                record = coach.page.evaluate("() => window.__lcStream")
-                for c in clicks:
-                    c["ref_before"] = reference(record, c["before"])
-                    c["ref_after"] = reference(record, c["after"])
-                    c["jitter"] = jitter(record, c["before"])
+                refer(clicks, coach.page.evaluate("() => window.__lcStream"))
                 out["online_clicks"] = clicks
                 wait_until(coach.page, lambda: (s := coach.page.evaluate(READ_SIDEBAR))["recent"] and
                            all(r["state"] == "saved" for r in s["recent"]), 10)
@@ -315,6 +332,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
                 # unreachable: API requests aborted, the stream's websocket closed at once. The
                 # first PUT goes through to the server and only its answer is lost.
                 pages["window"] = window = Page(browsers["coach"], "window", t0)
+                window.page.add_init_script(RECORD_INPUT)
                 window.page.set_viewport_size({"width": 400, "height": 900})
                 window.page.goto(sidebar_url)
                 window.page.wait_for_function("() => document.querySelector('[data-testid=\"stream-state\"]')?.dataset.state === 'live'")
@@ -372,11 +390,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
                 out["window_after_sync"] = window.page.evaluate(READ_SIDEBAR)
                 out["offline_first_put"] = offline["first_put"]
                 out["offline_aborted"] = offline["aborted"]
-                record = coach.page.evaluate("() => window.__lcStream")
-                for c in made:
-                    c["ref_before"] = reference(record, c["before"])
-                    c["ref_after"] = reference(record, c["after"])
-                    c["jitter"] = jitter(record, c["before"])
+                refer(made, coach.page.evaluate("() => window.__lcStream"))
                 out["offline_tags"] = made
                 out["offline_recent_ids"] = [r["id"] for r in out["window_after_sync"]["recent"]]
                 window.page.screenshot(path=str(artifacts / "sidebar-window-synced.png"))

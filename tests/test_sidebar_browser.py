@@ -17,18 +17,17 @@ SCRIPT = Path(__file__).resolve().parent / "sidebar_call.py"
 RUN_TIMEOUT_S = 180
 PAGES = ("coach", "client", "client_sidebar", "window")
 
-# A tag's session time against the page's own record of the stream (see sidebar_call.py). Both
-# add the time since the last message to its session_time, so what differs is only when each
-# looked: the reference is taken just before and just after the click, and messages' session
-# times wobble against their arrival (the analysis decides speech in 10 ms frames, snapshots go
-# out every 0.25 s, and session time follows the audio, not the wall clock). 0.25 s covers that
-# wobble (the result records it as `jitter`) and is small beside the 5 s lead and the
-# second-resolution clock the coach reads.
+# A tag's session time is the session time of the click, estimated as the stream's last
+# session_time plus the time since it arrived, minus the lead. The test computes the same from
+# the page's own record of the stream at the instant of the click or key event (see
+# sidebar_call.py), so on the coach's page the two differ only if a message was handled between
+# the event and its handler: by the wobble of session_time against arrival times, which the
+# result records as `jitter` (about 0.04 s on an idle machine, up to 0.2 s under load).
+# 0.25 s covers that, and is small beside the 5 s lead and the whole seconds the coach reads.
 ONLINE_TOLERANCE_S = 0.25
-# Offline, the page's clock runs on from an anchor saved every 2 s before the reload, by the
-# wall clock; the reference comes from the coach's page in another browser. Session time and the
-# wall clock drift apart by at most the analysis' lag (under 1 s, STALL_SECONDS in
-# live/session.py), so half a second is a fair bound over the few seconds offline.
+# Offline, the window's clock runs on from an anchor saved (by the wall clock) up to 2 s before
+# a reload, and the reference comes from the coach's page in another browser context, so both
+# pages' wobble adds up: 0.5 s.
 OFFLINE_TOLERANCE_S = 0.5
 LEAD_S = 5  # the default tag lead (docs/sidebar.md)
 
@@ -56,8 +55,8 @@ def stored(call, tag_id: str) -> dict:
 
 def check_time(call, made: dict, tag: dict, tolerance: float) -> None:
     why = f"{made}\nstored: {tag}\n{call['why']}"
-    assert made["ref_before"] is not None, why
-    assert made["ref_before"] - tolerance <= tag["clicked_at"] <= made["ref_after"] + tolerance, why
+    assert made["at"] is not None and made["before"] <= made["at"] <= made["after"] + 1, why  # this action's event
+    assert made["ref"] is not None and abs(tag["clicked_at"] - made["ref"]) <= tolerance, why
     assert tag["session_time"] == pytest.approx(max(0.0, tag["clicked_at"] - LEAD_S), abs=0.0015), why
 
 
