@@ -59,6 +59,7 @@ export class Settings {
   }
 
   set(value) {
+    if (JSON.stringify(value) === JSON.stringify(this.value)) return; // as cached: nothing to redraw
     this.value = value;
     try {
       localStorage.setItem(this.key, JSON.stringify(value));

@@ -156,6 +156,9 @@ export class Tags {
   // --- rendering -------------------------------------------------------------------------
 
   renderButtons() {
+    const kinds = JSON.stringify(this.settings.kinds);
+    if (kinds === this.shownKinds) return; // keeps a focused button focused
+    this.shownKinds = kinds;
     this.buttons.replaceChildren(...this.settings.kinds.map((kind, i) => {
       const b = document.createElement('button');
       b.type = 'button';
