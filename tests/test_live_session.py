@@ -167,8 +167,7 @@ def test_a_nudge_reaches_the_coach_and_the_store_and_the_timeline_is_stored(tmp_
     sid = store.create_session().id
     store.set_coach_settings("local", {"nudges": {"client_quiet": {"seconds": 10}, "wait": {"enabled": False}}})
     clock = Clock()
-    session = LiveSession(sid, clock=clock, store=store,
-                          on_event=lambda kind, who, t, data: store.log_event(sid, kind, who, t, **data))
+    session = LiveSession(sid, clock=clock, store=store)
     asyncio.run(session.exchange_with_store())  # what the running session does at once
     assert session.nudger.rules.client_quiet.seconds == 10
     sub = session.hub.subscribe()
@@ -227,6 +226,7 @@ async def test_the_running_session_picks_up_changed_settings_within_the_store_in
     assert session.nudger.rules.monologue.seconds == 90  # not yet due
     await run_for(0.5)
     assert session.nudger.rules.monologue.seconds == 30
+    await run_for(3)
     await session.stop()
     samples = store.indicator_samples(sid)  # one a second, the last ones written at stop
     assert [int(s.session_time) for s in samples] == list(range(int(session.session_time) + 1))

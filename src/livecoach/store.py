@@ -210,6 +210,26 @@ class Store:
                 (session_id, time.time(), session_time, kind, participant, json.dumps(data)),
             )
 
+    def log_events(self, session_id: str, events: list[tuple[float, float | None, str, str | None, dict]]) -> None:
+        """Several events, (wall time, session time, kind, participant, data), in one transaction."""
+        if not events:
+            return
+        self._insert_many(
+            "INSERT INTO session_events (session_id, wall_time, session_time, kind, participant, data) VALUES (?,?,?,?,?,?)",
+            [(session_id, wall, t, kind, who, json.dumps(data)) for wall, t, kind, who, data in events],
+        )
+
+    def _insert_many(self, sql: str, rows: list[tuple]) -> None:
+        """Rows in one transaction: one commit, not one per row."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(sql, rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def events(self, session_id: str) -> list[dict]:
         with self._lock:
             rows = self._db.execute(
@@ -331,20 +351,12 @@ class Store:
         """Write a batch of samples in one transaction (one commit, not one per row)."""
         rows = [(session_id, s.session_time, json.dumps(s.speaking), s.share_session, s.share_window,
                  s.current_silence) for s in samples]
-        if not rows:
-            return
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
-                    "INSERT INTO indicator_samples (session_id, session_time, speaking, share_session, share_window,"
-                    " current_silence) VALUES (?,?,?,?,?,?)",
-                    rows,
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        if rows:
+            self._insert_many(
+                "INSERT INTO indicator_samples (session_id, session_time, speaking, share_session, share_window,"
+                " current_silence) VALUES (?,?,?,?,?,?)",
+                rows,
+            )
 
     def indicator_samples(self, session_id: str) -> list[IndicatorSample]:
         with self._lock:

@@ -21,6 +21,7 @@ from ..settings import Settings
 from ..store import Store
 from .relay import Switchboard
 from .session import ABSENT, CONNECTED, MUTED, LiveSession
+from .decoding import decode_inline
 from .tap import AudioTap
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class ServerPeer:
             track_for_tap = track
         if track.kind == "audio":
             tap = AudioTap(self.call.live, self.role, track_for_tap)
+            receiver = next((t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track), None)
+            if receiver is not None:
+                decode_inline(receiver, track)
             self.taps.append(tap)
             self.call.tap_started(self, tap)
 
@@ -104,7 +108,7 @@ class Call:
             session_id,
             settings.topology,
             config,
-            on_event=lambda kind, who, t, data: store.log_event(session_id, kind, who, t, **data),
+            store=store,
         )
         self.switchboard = Switchboard()
         self.connections: dict[str, Connection] = {}

@@ -39,8 +39,9 @@ METRICS_INTERVAL = 1.0
 """Full metrics in snapshots are at most this old (and fresh after every speech event)."""
 STALL_SECONDS = 1.0
 """A connected participant whose audio is this far behind the clock is filled as absent."""
-STORE_INTERVAL = 5.0
-"""Seconds (wall clock) between the store exchanges: samples written, settings and dismissals read."""
+STORE_INTERVAL = 1.0
+"""Seconds (wall clock) between the store exchanges: samples and events written, settings and
+dismissals read. Short, so that a worker that dies loses at most about a second of the timeline."""
 
 
 @dataclass
@@ -60,7 +61,6 @@ class LiveSession:
         topology: str = "direct",
         config: EngineConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
-        on_event: Callable[[str, str | None, float, dict], None] | None = None,
         store: Store | None = None,
     ) -> None:
         self.id = session_id
@@ -73,8 +73,8 @@ class LiveSession:
         self._speaking: frozenset[str] = frozenset()
         self._last_speech_end = 0.0
         self._last_end: dict[str, float] = {}  # each participant's last speech end
-        self._on_event = on_event
         self._store = store
+        self._events: list[tuple[float, float, str, str | None, dict]] = []  # not yet written
         self._ticker: asyncio.Task | None = None
         self._metrics: dict | None = None  # the last full metrics, and when they were computed
         self._metrics_at = -1.0
@@ -264,19 +264,22 @@ class LiveSession:
             return
         self._stored_at = self._clock()
         samples, self._samples = self._samples, []
+        events, self._events = self._events, []
         standing = self.nudger.standing(self.engine.now)
         try:
-            settings, dismissed = await asyncio.to_thread(self._store_io, samples, standing)
+            settings, dismissed = await asyncio.to_thread(self._store_io, samples, events, standing)
         except Exception:  # the database is shared: a failed exchange must not end the call's analysis
-            log.exception("session %s: store exchange failed (%d samples lost)", self.id, len(samples))
+            log.exception("session %s: store exchange failed (%d samples, %d events lost)",
+                          self.id, len(samples), len(events))
             return
         self.nudger.rules = NudgeRules.from_settings(settings["nudges"])
         if dismissed:
             self.nudger.dismiss(standing.id)
 
-    def _store_io(self, samples: list[IndicatorSample], standing: Nudge | None) -> tuple[dict, bool]:
+    def _store_io(self, samples: list[IndicatorSample], events: list, standing: Nudge | None) -> tuple[dict, bool]:
         store = self._store
         store.add_indicator_samples(self.id, samples)
+        store.log_events(self.id, events)
         settings = store.coach_settings(store.coach_of(self.id))
         stored = store.nudge(self.id, standing.id) if standing else None
         return settings, bool(stored and stored["dismissed_at"] is not None)
@@ -297,8 +300,9 @@ class LiveSession:
         return {"type": kind, "session_time": round(self.engine.now if at is None else at, 3), **fields}
 
     def _log(self, kind: str, participant: str | None, **data) -> None:
-        if self._on_event is not None:
-            self._on_event(kind, participant, self.engine.now, data)
+        """Keep an event for the store's next exchange: a write per event would hold the loop."""
+        if self._store is not None:
+            self._events.append((time.time(), self.engine.now, kind, participant, data))
 
     # -- running -------------------------------------------------------------------------
 
