@@ -464,7 +464,7 @@ def pct_summary(values: list[float]) -> dict:
         return {"n": 0}
     a = np.asarray(values)
     return {"n": int(a.size), "p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
-            "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+            "p99": float(np.percentile(a, 99)), "max": float(a.max()), "min": float(a.min())}
 
 
 def compact(msg: dict) -> dict:
@@ -950,8 +950,12 @@ def run(args: argparse.Namespace) -> dict:
     problems = [f"call {c['index']}: {p}" for c in calls for p in c["problems"]]
     if lat_p95 is None or lat_p95 > LATENCY_TARGET:
         problems.append(f"onset latency p95 {ms(lat_p95)} ms > {LATENCY_TARGET * 1000:.0f} ms")
-    if lat and min(lat) < 0.08:
-        problems.append(f"a latency of {min(lat) * 1000:.0f} ms is below the 80 ms confirmation: the clocks are wrong")
+    # Measured from the live start, a latency can't be under the 80 ms confirmation unless the
+    # clocks are wrong. From the offline onset it can: live detection may start a segment a few
+    # frames before the offline analysis of the same file does (the decoders differ slightly).
+    if lat_live and min(lat_live) < 0.08:
+        problems.append(f"a latency of {min(lat_live) * 1000:.0f} ms from the live start is below the 80 ms "
+                        "confirmation: the clocks are wrong")
     tracebacks = log_text.count("Traceback")
 
     result = {
@@ -980,7 +984,7 @@ def run(args: argparse.Namespace) -> dict:
         "received_s_min": min((a["received_s"] for c in calls for a in (c["audio"] or {}).values()), default=None),
         "lag_max_s": max((c["lag_max_s"] for c in calls if c["lag_max_s"] is not None), default=None),
         "lag_end_max_s": max((c["lag_end_s"] for c in calls if c["lag_end_s"] is not None), default=None),
-        "latency_s": {**pct_summary(lat), "min": float(min(lat)) if lat else None},
+        "latency_s": pct_summary(lat),
         "latency_live_start_s": pct_summary(lat_live),
         "latency_naive_s": {**pct_summary(naive), "note": "T0 + start - snapshot session_time at T0: wrong, see the docstring"},
         "detect_media_s": pct_summary(detect),
