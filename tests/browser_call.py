@@ -147,24 +147,28 @@ class Page:
         return self.page.evaluate(READ_STATE)
 
 
-def run(args: argparse.Namespace, out: dict) -> None:
-    from playwright.sync_api import sync_playwright
-
+def opening(args: argparse.Namespace, out: dict, topology: str):
+    """What every browser run starts with: a clock for ``out["timings"]``, its folders, a server."""
     t0 = time.monotonic()
-    marks = out["timings"]
 
     def mark(name: str) -> None:
-        marks[name] = round(time.monotonic() - t0, 2)
+        out["timings"][name] = round(time.monotonic() - t0, 2)
 
     work = Path(args.work)
     artifacts = Path(args.artifacts)
     work.mkdir(parents=True, exist_ok=True)
     artifacts.mkdir(parents=True, exist_ok=True)
-    files = audio_files(work)
-
-    server = Server(work / "data", args.topology)
+    server = Server(work / "data", topology)
     out["server_log"] = str(server.log)
     mark("server_up")
+    return mark, work, artifacts, server
+
+
+def run(args: argparse.Namespace, out: dict) -> None:
+    from playwright.sync_api import sync_playwright
+
+    mark, work, artifacts, server = opening(args, out, args.topology)
+    files = audio_files(work)
     pages: dict[str, Page] = {}
     try:
         links = server.create_session()

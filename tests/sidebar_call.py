@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from browser_call import CHROMIUM, DEVICES_READY, SIDEBAR_IDS, Page, chromium_args, keep_failure
+from browser_call import CHROMIUM, DEVICES_READY, SIDEBAR_IDS, Page, chromium_args, keep_failure, opening
 from conftest import track
 from liveserver import Server
 from livecoach.ingest import write_wav
@@ -233,21 +233,8 @@ def refer(made: list[dict], record: list) -> None:
 def run(args: argparse.Namespace, out: dict) -> None:
     from playwright.sync_api import sync_playwright
 
-    t0 = time.monotonic()
-    marks = out["timings"]
-
-    def mark(name: str) -> None:
-        marks[name] = round(time.monotonic() - t0, 2)
-
-    work = Path(args.work)
-    artifacts = Path(args.artifacts)
-    work.mkdir(parents=True, exist_ok=True)
-    artifacts.mkdir(parents=True, exist_ok=True)
+    mark, work, artifacts, server = opening(args, out, "direct")
     files = audio_files(work)
-
-    server = Server(work / "data", "direct")
-    out["server_log"] = str(server.log)
-    mark("server_up")
     pages: dict[str, Page] = {}
     try:
         links = server.create_session()
