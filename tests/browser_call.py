@@ -148,7 +148,8 @@ class Page:
 
 
 def opening(args: argparse.Namespace, out: dict, topology: str):
-    """What every browser run starts with: a clock for ``out["timings"]``, its folders, a server."""
+    """What every browser run starts with: its start time and a clock for ``out["timings"]``, its
+    folders, a server."""
     t0 = time.monotonic()
 
     def mark(name: str) -> None:
@@ -161,13 +162,13 @@ def opening(args: argparse.Namespace, out: dict, topology: str):
     server = Server(work / "data", topology)
     out["server_log"] = str(server.log)
     mark("server_up")
-    return mark, work, artifacts, server
+    return t0, mark, work, artifacts, server
 
 
 def run(args: argparse.Namespace, out: dict) -> None:
     from playwright.sync_api import sync_playwright
 
-    mark, work, artifacts, server = opening(args, out, args.topology)
+    t0, mark, work, artifacts, server = opening(args, out, args.topology)
     files = audio_files(work)
     pages: dict[str, Page] = {}
     try:
@@ -206,7 +207,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
                     for key, ok in (("live", live),
                                     ("client_connected", cs["client_state"] == "connected"),
                                     ("client_speaking", "client" in cs["speaking_seen"])):
-                        if ok and key not in marks:
+                        if ok and key not in out["timings"]:
                             mark(key)
                     done = live and cs["client_state"] == "connected" and "client" in cs["speaking_seen"]
                     if done:
@@ -228,7 +229,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
                 for who, p in pages.items():
                     out["console"][who] = p.console
                     out["websockets"][who] = p.websockets
-                    if "share_read" not in marks:  # failed: keep what the page showed
+                    if "share_read" not in out["timings"]:  # failed: keep what the page showed
                         keep_failure(p, artifacts, out)
                 for browser in browsers:
                     browser.close()

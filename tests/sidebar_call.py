@@ -233,7 +233,7 @@ def refer(made: list[dict], record: list) -> None:
 def run(args: argparse.Namespace, out: dict) -> None:
     from playwright.sync_api import sync_playwright
 
-    mark, work, artifacts, server = opening(args, out, "direct")
+    t0, mark, work, artifacts, server = opening(args, out, "direct")
     files = audio_files(work)
     pages: dict[str, Page] = {}
     try:
@@ -420,7 +420,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
                 for who, p in pages.items():
                     out["console"][who] = p.console
                     out["websockets"][who] = p.websockets
-                    if "nudged" not in marks and not p.page.is_closed():
+                    if "nudged" not in out["timings"] and not p.page.is_closed():
                         keep_failure(p, artifacts, out)
                 for browser in browsers.values():
                     browser.close()
