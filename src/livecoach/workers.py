@@ -39,7 +39,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from .live.signalling import HELLO_TIMEOUT
+from .live.signalling import HELLO_TIMEOUT, payload
 from .settings import Settings
 from .store import Store
 
@@ -56,8 +56,8 @@ class Worker:
     index: int
     sock: socket.socket
     proc: subprocess.Popen | None = None
-    sessions: set[str] = field(default_factory=set)
-    """Sessions with at least one connection open through this worker now."""
+    connections: dict[str, int] = field(default_factory=dict)
+    """Connections open through this worker now, by session (a session with none is absent)."""
     started: int = 0
 
     @property
@@ -76,7 +76,6 @@ class WorkerPool:
         self.settings = settings
         self.workers = [Worker(i, _listening_socket()) for i in range(count)]
         self._home: dict[str, Worker] = {}
-        self._open: dict[tuple[str, int], int] = {}
         self._watcher: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -125,28 +124,26 @@ class WorkerPool:
             return self.workers[0]
         home = self._home.get(session_id)
         if home is None:
-            home = min(self.workers, key=lambda w: (len(w.sessions), w.index))
+            home = min(self.workers, key=lambda w: (len(w.connections), w.index))
             self._home[session_id] = home
         return home
 
-    def opened(self, worker: Worker, session_id: str) -> None:
-        key = (session_id, worker.index)
-        self._open[key] = self._open.get(key, 0) + 1
-        worker.sessions.add(session_id)
+    @staticmethod
+    def opened(worker: Worker, session_id: str) -> None:
+        worker.connections[session_id] = worker.connections.get(session_id, 0) + 1
 
-    def closed(self, worker: Worker, session_id: str) -> None:
-        key = (session_id, worker.index)
-        self._open[key] -= 1
-        if self._open[key] == 0:
-            del self._open[key]
-            worker.sessions.discard(session_id)
+    @staticmethod
+    def closed(worker: Worker, session_id: str) -> None:
+        worker.connections[session_id] -= 1
+        if worker.connections[session_id] == 0:
+            del worker.connections[session_id]
 
     async def health(self) -> dict[str, Any]:
         """Every worker's /healthz, summed: calls, server peer connections, and each worker."""
         reports = await asyncio.gather(*(_get_json(w.port, "/healthz") for w in self.workers))
         workers = [
             {"index": w.index, "pid": w.proc.pid if w.proc else None, "alive": w.alive and r is not None,
-             "sessions_open": len(w.sessions), "started": w.started, **(r or {})}
+             "sessions_open": len(w.connections), "started": w.started, **(r or {})}
             for w, r in zip(self.workers, reports)
         ]
         for w in workers:
@@ -171,7 +168,7 @@ class WorkerPool:
             return
         if first["type"] == "websocket.disconnect":
             return
-        data = first.get("text") if first.get("text") is not None else first.get("bytes", b"")
+        data = payload(first)
         session_id = _session_of(data)
         if session_id is not None and store.get_session(session_id) is None:
             session_id = None
@@ -220,8 +217,7 @@ async def _pipe(ws: WebSocket, upstream: ClientConnection) -> None:
             event = await ws.receive()
             if event["type"] == "websocket.disconnect":
                 return
-            data = event.get("text") if event.get("text") is not None else event.get("bytes", b"")
-            await upstream.send(data)
+            await upstream.send(payload(event))
 
     tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
     try:

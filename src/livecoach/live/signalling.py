@@ -89,6 +89,11 @@ def parse(text: str | bytes) -> dict[str, Any]:
     return msg
 
 
+def payload(event: dict[str, Any]) -> str | bytes:
+    """The text (or bytes) of an ASGI ``websocket.receive`` event."""
+    return event["text"] if event.get("text") is not None else event.get("bytes", b"")
+
+
 class _Connection:
     """Common to both websockets: bounded receiving, serialised sending, closing with an error."""
 
@@ -135,8 +140,7 @@ class _Connection:
         self._times.append(now)
         if len(self._times) > RATE_MAX:
             raise ProtocolError("too-many", f"more than {RATE_MAX} messages in {RATE_WINDOW:.0f} s", close=True)
-        data = event.get("text") if event.get("text") is not None else event.get("bytes", b"")
-        return parse(data)
+        return parse(payload(event))
 
     async def authenticate(self, store: Store, coach_only: bool) -> tuple[str, str, dict] | None:
         """Wait for a valid hello; return (session id, role, hello) or None after failing."""
