@@ -3,6 +3,7 @@
 // through the outbox, so it is logged even if the connection drops at that moment.
 
 import { setText } from './format.js';
+import { keep, readKeptList } from './kept.js';
 
 const TYPING = 'input, textarea, select, [contenteditable]';
 // Which rule it was, in small type under the word itself.
@@ -52,23 +53,14 @@ export class Nudges {
   }
 
   load() {
-    try {
-      const ids = JSON.parse(localStorage.getItem(this.key) ?? '[]');
-      return Array.isArray(ids) ? ids : [];
-    } catch {
-      return [];
-    }
+    return readKeptList(this.key);
   }
 
   dismiss() {
     const n = this.current;
     if (!n) return;
     this.dismissed.add(n.id);
-    try {
-      localStorage.setItem(this.key, JSON.stringify([...this.load(), n.id].slice(-20)));
-    } catch {
-      // this page still remembers it
-    }
+    keep(this.key, [...this.load(), n.id].slice(-20)); // if that fails, this page still remembers it
     const now = this.stream.sessionNow();
     this.queue.add({ op: 'dismiss', id: n.id, body: { session_time: Math.round((now ?? n.session_time) * 1000) / 1000 } });
     this.render();

@@ -2,6 +2,8 @@
 // Loaded from the server and kept in localStorage, so tagging works with the coach's own kinds
 // and lead even when the page opens while the server is unreachable.
 
+import { keep, readKept } from './kept.js';
+
 export const DEFAULTS = {
   tag_lead_s: 5,
   tag_kinds: [
@@ -50,22 +52,14 @@ export class Settings {
   }
 
   cached() {
-    try {
-      const v = JSON.parse(localStorage.getItem(this.key) ?? 'null');
-      return v && Array.isArray(v.tag_kinds) ? v : null;
-    } catch {
-      return null;
-    }
+    const v = readKept(this.key, null);
+    return v && Array.isArray(v.tag_kinds) ? v : null;
   }
 
   set(value) {
     if (JSON.stringify(value) === JSON.stringify(this.value)) return; // as cached: nothing to redraw
     this.value = value;
-    try {
-      localStorage.setItem(this.key, JSON.stringify(value));
-    } catch {
-      // the cache is a convenience
-    }
+    keep(this.key, value); // the cache is a convenience: a failed write does not matter
     for (const fn of this.listeners) fn(value);
   }
 

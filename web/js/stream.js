@@ -10,6 +10,7 @@
 // unreachable, even after a reload, still lands at the right session time.
 
 import { Channel } from './signal.js';
+import { keep, readKept } from './kept.js';
 
 const COAST_S = 1; // how far the shown clock runs on without news before it waits
 const ANCHOR_EVERY_MS = 2000; // how often the clock's anchor is saved
@@ -95,24 +96,16 @@ export class IndicatorStream {
     const wall = Date.now();
     if (wall - this.anchorSaved >= ANCHOR_EVERY_MS) {
       this.anchorSaved = wall;
-      try {
-        localStorage.setItem(this.anchorKey, JSON.stringify({ t: sessionTime, wall }));
-      } catch {
-        // storage full or denied: the clock still works while the page lives
-      }
+      keep(this.anchorKey, { t: sessionTime, wall }); // if it fails, the clock still works while the page lives
     }
   }
 
   restoreAnchor() {
-    try {
-      const a = JSON.parse(localStorage.getItem(this.anchorKey) ?? 'null');
-      if (typeof a?.t !== 'number' || typeof a?.wall !== 'number') return;
-      // Date.now() then, performance.now() now: the same instant on the page's own timeline.
-      this.base = a.t;
-      this.baseAt = performance.now() - Math.max(0, Date.now() - a.wall);
-    } catch {
-      // nothing kept
-    }
+    const a = readKept(this.anchorKey, null);
+    if (typeof a?.t !== 'number' || typeof a?.wall !== 'number') return;
+    // Date.now() then, performance.now() now: the same instant on the page's own timeline.
+    this.base = a.t;
+    this.baseAt = performance.now() - Math.max(0, Date.now() - a.wall);
   }
 
   // --- messages ------------------------------------------------------------------------

@@ -5,6 +5,8 @@
 // stores nothing twice. Operations go in order, one at a time: a tag's note or undo never
 // overtakes the tag itself.
 
+import { keep, readKeptList } from './kept.js';
+
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
 
 // Answers after which sending the same request again cannot help: drop the operation.
@@ -53,20 +55,12 @@ export class OpQueue {
   }
 
   ops() {
-    try {
-      const ops = JSON.parse(localStorage.getItem(this.key) ?? '[]');
-      return Array.isArray(ops) ? ops : [];
-    } catch {
-      return [];
-    }
+    return readKeptList(this.key);
   }
 
   write(ops) {
-    try {
-      localStorage.setItem(this.key, JSON.stringify(ops));
-    } catch (err) {
-      console.warn('the tag queue could not be saved:', err);
-    }
+    const err = keep(this.key, ops);
+    if (err) console.warn('the tag queue could not be saved:', err);
     this.changed();
   }
 

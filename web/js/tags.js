@@ -7,6 +7,7 @@
 // session, so a reload or a second window shows the same tags.
 
 import { clock, setText } from './format.js';
+import { keep, readKeptList } from './kept.js';
 
 const UNDO_MS = 10_000;
 const KEEP = 30; // tags remembered locally
@@ -50,22 +51,14 @@ export class Tags {
   // --- the local list --------------------------------------------------------------------
 
   tags() {
-    try {
-      const tags = JSON.parse(localStorage.getItem(this.key) ?? '[]');
-      return Array.isArray(tags) ? tags : [];
-    } catch {
-      return [];
-    }
+    return readKeptList(this.key);
   }
 
   /** Changes the list in one read-modify-write, so another window's change is kept. */
   update(fn) {
     const tags = fn(this.tags()).sort((a, b) => a.clicked_at - b.clicked_at).slice(-KEEP);
-    try {
-      localStorage.setItem(this.key, JSON.stringify(tags));
-    } catch (err) {
-      console.warn('the recent tags could not be saved:', err);
-    }
+    const err = keep(this.key, tags);
+    if (err) console.warn('the recent tags could not be saved:', err);
     this.render();
   }
 
