@@ -248,6 +248,20 @@ def keep_failure(p: Page, artifacts: Path, out: dict) -> None:
 
 
 
+def report(run, args: argparse.Namespace, out: dict) -> int:
+    """Runs a browser run; any failure goes into the result with everything seen so far. The
+    result, with the end of the server's log, is kept as result.json and printed as JSON."""
+    try:
+        run(args, out)
+    except Exception:  # noqa: BLE001
+        out["error"] = traceback.format_exc()
+    log = Path(out.get("server_log", "/nonexistent"))
+    out["server_log_tail"] = log.read_text(errors="replace")[-6000:] if log.exists() else ""
+    (Path(args.artifacts) / "result.json").write_text(json.dumps(out, indent=1))
+    print(json.dumps(out), flush=True)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--topology", choices=["direct", "relay"], default="direct")
@@ -256,15 +270,7 @@ def main() -> int:
     ap.add_argument("--chromium", default=CHROMIUM)
     args = ap.parse_args()
     out: dict = {"topology": args.topology, "timings": {}, "console": {}, "websockets": {}}
-    try:
-        run(args, out)
-    except Exception:  # noqa: BLE001 - any failure goes into the result, with everything seen so far
-        out["error"] = traceback.format_exc()
-    log = Path(out.get("server_log", "/nonexistent"))
-    out["server_log_tail"] = log.read_text(errors="replace")[-6000:] if log.exists() else ""
-    (Path(args.artifacts) / "result.json").write_text(json.dumps(out, indent=1))
-    print(json.dumps(out), flush=True)
-    return 0
+    return report(run, args, out)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ import json
 import sqlite3
 import sys
 import time
-import traceback
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -37,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from browser_call import CHROMIUM, DEVICES_READY, SIDEBAR_IDS, Page, chromium_args, keep_failure, opening
+from browser_call import CHROMIUM, DEVICES_READY, SIDEBAR_IDS, Page, chromium_args, keep_failure, opening, report
 from conftest import track
 from liveserver import Server
 from livecoach.ingest import write_wav
@@ -436,15 +435,7 @@ def main() -> int:
     ap.add_argument("--chromium", default=CHROMIUM)
     args = ap.parse_args()
     out: dict = {"timings": {}, "console": {}, "websockets": {}}
-    try:
-        run(args, out)
-    except Exception:  # noqa: BLE001 - any failure goes into the result, with everything seen so far
-        out["error"] = traceback.format_exc()
-    log = Path(out.get("server_log", "/nonexistent"))
-    out["server_log_tail"] = log.read_text(errors="replace")[-6000:] if log.exists() else ""
-    (Path(args.artifacts) / "result.json").write_text(json.dumps(out, indent=1))
-    print(json.dumps(out), flush=True)
-    return 0
+    return report(run, args, out)
 
 
 if __name__ == "__main__":
