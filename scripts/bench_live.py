@@ -234,29 +234,39 @@ def _stat(pid: int, tid: int | None = None) -> list[str] | None:
         return None
 
 
-def process_tree(pid: int) -> list[int]:
-    """A process and its descendants: the server is a front process and its call workers."""
-    parents: dict[int, list[int]] = {}
+def _cpu_seconds(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def children_of() -> dict[int, list[int]]:
+    """Every process's children, from one pass over /proc."""
+    children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             fields = _stat(int(entry))
             if fields is not None:
-                parents.setdefault(int(fields[1]), []).append(int(entry))
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    return children
+
+
+def process_tree(pid: int, children: dict[int, list[int]] | None = None) -> list[int]:
+    """A process and its descendants: the server is a front process and its call workers."""
+    children = children_of() if children is None else children
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
         out.append(p)
-        todo.extend(parents.get(p, []))
+        todo.extend(children.get(p, []))
     return out
 
 
-def proc_cpu(pid: int) -> float | None:
+def proc_cpu(pid: int, children: dict[int, list[int]] | None = None) -> float | None:
     """CPU seconds (user + system, all threads) of a process and its children so far."""
     total = None
-    for p in process_tree(pid):
+    for p in process_tree(pid, children):
         fields = _stat(p)
         if fields is not None:
-            total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+            total = (total or 0.0) + _cpu_seconds(fields)
     return total
 
 
@@ -282,14 +292,14 @@ def thread_cpu(pid: int) -> dict[str, float]:
             if name == "python":
                 name = "other threads"  # Python does not name OS threads: aiortc decoders, executors
             key = f"{who} {name}"
-            out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+            out[key] = out.get(key, 0.0) + _cpu_seconds(fields)
     return out
 
 
-def proc_mem(pid: int) -> dict[str, float]:
+def proc_mem(pid: int, children: dict[int, list[int]] | None = None) -> dict[str, float]:
     """VmRSS and VmHWM (peak RSS) in MiB, summed over the process and its children."""
     out: dict[str, float] = {}
-    for p in process_tree(pid):
+    for p in process_tree(pid, children):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 key, _, value = line.partition(":")
@@ -347,9 +357,10 @@ class Sampler(threading.Thread):
 
     def take(self) -> tuple[float, dict[str, float | None]]:
         busy, total = system_cpu()
-        values: dict[str, float | None] = {name: proc_cpu(pid) for name, pid in self.pids.items()}
+        children = children_of()  # one pass over /proc for every figure of this sample
+        values: dict[str, float | None] = {name: proc_cpu(pid, children) for name, pid in self.pids.items()}
         values["_sys_busy"], values["_sys_total"] = busy, total
-        values["_server_rss"] = proc_mem(self.pids["server"]).get("VmRSS")
+        values["_server_rss"] = proc_mem(self.pids["server"], children).get("VmRSS")
         return time.time(), values
 
     def run(self) -> None:
