@@ -11,7 +11,7 @@ is dropped and counted rather than let the analysis fall behind real time.
 With a store, the session also keeps what the review needs: nudges as they fire, and one
 indicator sample per second of session time, written in batches from a worker thread so that the
 event loop never waits for SQLite. The same exchange reloads the coach's settings and learns of
-a dismissed nudge, every few seconds.
+a dismissed nudge, once a second.
 """
 
 from __future__ import annotations
@@ -71,7 +71,6 @@ class LiveSession:
         self.started = clock()
         self._audio = {role: _Audio() for role in ROLES}
         self._speaking: frozenset[str] = frozenset()
-        self._last_speech_end = 0.0
         self._last_end: dict[str, float] = {}  # each participant's last speech end
         self._store = store
         self._events: list[tuple[float, float, str, str | None, dict]] = []  # not yet written
@@ -182,7 +181,6 @@ class LiveSession:
             fields = {"participant": e.participant, "state": e.kind, "start": round(e.start, 3)}
             if e.end is not None:
                 fields["end"] = round(e.end, 3)
-                self._last_speech_end = max(self._last_speech_end, e.end)
                 self._last_end[e.participant] = e.end
                 self._log("speech", e.participant, start=fields["start"], end=fields["end"])
             self.hub.event(self._message("speech", at=e.known_at, **fields))
@@ -190,7 +188,7 @@ class LiveSession:
             self._metrics = None  # someone started or stopped: the figures change now
             speaking = self.engine.speaking()
             if self._speaking and not speaking:
-                since = round(self._last_speech_end, 3)
+                since = round(self._last_speech_end(), 3)
                 self.hub.event(self._message("silence", since=since))
                 self._log("silence", None, since=since)
             self._speaking = speaking
@@ -227,7 +225,11 @@ class LiveSession:
         return self._metrics
 
     def _current_silence(self, speaking: list[str]) -> float:
-        return 0.0 if speaking else round(self.engine.now - self._last_speech_end, 3)
+        return 0.0 if speaking else round(self.engine.now - self._last_speech_end(), 3)
+
+    def _last_speech_end(self) -> float:
+        """When anyone last stopped speaking (0 before anyone spoke)."""
+        return max(self._last_end.values(), default=0.0)
 
     def observe(self) -> None:
         """Once a tick: the nudge rules on the current metrics, and the indicator sample of each
