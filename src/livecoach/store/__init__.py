@@ -1,0 +1,421 @@
+"""What outlives a call: sessions, their link secrets (hashed), consent, the event log, tags,
+nudges, indicator samples, recordings and the coaches' settings.
+
+SQLAlchemy Core over one SQLite file in the data folder by default (``database``); the tables
+are in ``schema`` and opening a store migrates the database to them (``migrate``). Writes are
+small (a session, a tag, a second of recording progress, a few seconds of indicator samples in
+one batch), so one connection behind a lock serves a process. Several processes share the
+file: WAL keeps readers from blocking the writer, and a write begins IMMEDIATE and waits for
+another process's write instead of failing. Every method runs in one transaction, committed
+when it returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, Row
+
+from .. import coach_settings
+from . import database, migrate, queries as q
+from .schema import (
+    coach_settings as coach_settings_table,
+    consents,
+    indicator_samples,
+    nudges,
+    recordings,
+    session_events,
+    sessions,
+    tags,
+)
+
+LOCAL_COACH = "local"
+"""The one coach of an installation, until accounts exist."""
+BUSY_TIMEOUT_MS = database.BUSY_TIMEOUT_MS
+
+CONSENT_NOTICE = (
+    "This session's audio is analysed for talk balance (who speaks and for how long) and "
+    "recorded for your coach's review. Only your coach sees the analysis."
+)
+CONSENT_SCOPES = ("analysis", "audio")
+"""What a consent to ``CONSENT_NOTICE`` covers."""
+
+RECORDING_KINDS = ("audio", "video")
+RECORDING_STATES = ("recording", "finished", "interrupted", "failed")
+RECORDING_FIELDS = frozenset({
+    "name", "media_type", "duration_s", "bytes", "state", "gaps", "chunks", "last_chunk_sha256", "error",
+    "finished_at",
+})
+"""What ``update_recording`` may change. The file's name and media type change once, when the
+finished recording is remuxed (Ogg to WebM); who, what kind and where it starts never do."""
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    id: str
+    label: str
+    created_at: float
+    video_recording: bool
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """A session just created, with the only copies of its secrets that will ever exist."""
+
+    id: str
+    coach_token: str
+    client_token: str
+
+    def coach_path(self) -> str:
+        return f"/s/{self.id}/coach#{self.coach_token}"
+
+    def client_path(self) -> str:
+        return f"/s/{self.id}/join#{self.client_token}"
+
+
+class IndicatorSample(NamedTuple):
+    """The coach's indicators at one second of a session, for the review's timeline."""
+
+    session_time: float
+    speaking: list[str]
+    share_session: float | None
+    share_window: float | None
+    current_silence: float
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Store:
+    def __init__(self, path_or_url: str | Path) -> None:
+        """Open (and create, or migrate to the newest schema) the database at a file path or an
+        SQLAlchemy URL. ``path`` is the SQLite file, or None for a database that is not one."""
+        url, self.path = database.locate(path_or_url)
+        if self.path is not None:
+            database.make_private(self.path)
+        self._engine = database.create(url)
+        self._lock = threading.Lock()
+        with migrate.exclusive(self.path):
+            self._conn = self._engine.connect()
+            with self._transaction(write=True) as conn:
+                migrate.to_head(conn)
+
+    @property
+    def _db(self) -> Any:
+        """The driver's connection underneath, where its settings (SQLite's PRAGMAs) can be read."""
+        return self._conn.connection.driver_connection
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+            self._engine.dispose()
+
+    @contextmanager
+    def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
+        """The process's connection, for one transaction at a time: threads take turns. A write
+        says so before it begins (``database.WRITE``)."""
+        with self._lock:
+            self._conn.execution_options(**{database.WRITE: write})
+            with self._conn.begin():
+                yield self._conn
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def create_session(self, label: str = "", video_recording: bool = True) -> NewSession:
+        new = NewSession(secrets.token_urlsafe(9), secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+        with self._transaction(write=True) as conn:
+            conn.execute(sessions.insert(), {
+                "id": new.id, "label": label[:200], "created_at": time.time(), "coach_id": LOCAL_COACH,
+                "coach_token_sha256": _digest(new.coach_token), "client_token_sha256": _digest(new.client_token),
+                "video_recording": video_recording,
+            })
+        return new
+
+    def get_session(self, session_id: str) -> StoredSession | None:
+        with self._transaction() as conn:
+            row = conn.execute(q.SESSION, {"session": session_id}).first()
+        return StoredSession(*row) if row else None
+
+    def set_video_recording(self, session_id: str, on: bool) -> None:
+        """Whether the session records video: the coach may change it before the call."""
+        with self._transaction(write=True) as conn:
+            conn.execute(q.UPDATE_SESSION, {"session": session_id, "video_recording": on})
+
+    def role_for(self, session_id: str, token: str) -> str | None:
+        """Which participant a token admits to a session: "coach", "client", or None."""
+        with self._transaction() as conn:
+            row = conn.execute(q.TOKEN_DIGESTS, {"session": session_id}).first()
+        if not row:
+            return None
+        digest = _digest(token)
+        if hmac.compare_digest(digest, row[0]):
+            return "coach"
+        if hmac.compare_digest(digest, row[1]):
+            return "client"
+        return None
+
+    # -- consent -------------------------------------------------------------------------
+
+    def record_consent(
+        self, session_id: str, role: str, notice: str = CONSENT_NOTICE, scopes: Iterable[str] = CONSENT_SCOPES
+    ) -> None:
+        """Log that a participant accepted a notice, and what it covers (what may be recorded)."""
+        with self._transaction(write=True) as conn:
+            conn.execute(consents.insert(), {
+                "session_id": session_id, "role": role, "accepted_at": time.time(), "notice": notice,
+                "scopes": json.dumps(list(scopes)),
+            })
+
+    def consents(self, session_id: str) -> list[tuple[str, float, str]]:
+        """``(role, accepted_at, notice)`` of each consent, oldest first."""
+        with self._transaction() as conn:
+            rows = conn.execute(q.CONSENTS, {"session": session_id}).all()
+        return [tuple(row) for row in rows]
+
+    def consent_scopes(self, session_id: str, role: str) -> set[str]:
+        """Everything a participant agreed to in this session, over all their consents."""
+        with self._transaction() as conn:
+            rows = conn.execute(q.CONSENT_SCOPES, {"session": session_id, "role": role}).scalars().all()
+        return {scope for scopes in rows for scope in json.loads(scopes)}
+
+    # -- the event log -------------------------------------------------------------------
+
+    def log_event(
+        self, session_id: str, kind: str, participant: str | None = None, session_time: float | None = None, **data
+    ) -> None:
+        self.log_events(session_id, [(time.time(), session_time, kind, participant, data)])
+
+    def log_events(self, session_id: str, events: list[tuple[float, float | None, str, str | None, dict]]) -> None:
+        """Several events, (wall time, session time, kind, participant, data), in one transaction."""
+        if not events:
+            return
+        rows = [
+            {"session_id": session_id, "wall_time": wall, "session_time": t, "kind": kind, "participant": who,
+             "data": json.dumps(data)}
+            for wall, t, kind, who, data in events
+        ]
+        with self._transaction(write=True) as conn:
+            conn.execute(session_events.insert(), rows)
+
+    def events(self, session_id: str) -> list[dict]:
+        """The session's events in the order they were logged."""
+        with self._transaction() as conn:
+            rows = conn.execute(q.EVENTS, {"session": session_id}).all()
+        return [
+            {"wall_time": w, "session_time": t, "kind": k, "participant": p, **json.loads(d)} for w, t, k, p, d in rows
+        ]
+
+    # -- tags ----------------------------------------------------------------------------
+
+    def put_tag(
+        self, session_id: str, tag_id: str, kind: str, label: str, session_time: float,
+        clicked_at: float | None = None, note: str = "", origin: str = "live",
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a tag once: ``(the tag as stored, whether this call stored it)``. A repeat of the
+        id, from this process or another, changes nothing and gets the first tag back. ``origin``
+        says where it was made ("live" or "review"); where it was put is kept as
+        ``original_session_time`` however it is moved later."""
+        with self._transaction(write=True) as conn:
+            created = conn.execute(database.insert(conn, tags).on_conflict_do_nothing(), {
+                "session_id": session_id, "id": tag_id, "kind": kind, "label": label, "session_time": session_time,
+                "original_session_time": session_time, "clicked_at": clicked_at, "note": note, "origin": origin,
+                "created_at": time.time(),
+            }).rowcount == 1
+            return self._tag(conn, session_id, tag_id), created
+
+    def update_tag(
+        self, session_id: str, tag_id: str, *, kind: str | None = None, label: str | None = None,
+        session_time: float | None = None, note: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Change what is given (a review moves, renames or annotates a tag) and mark when; the
+        tag's ``original_session_time`` stays. None when there is no such tag."""
+        changes = {
+            name: value
+            for name, value in (("kind", kind), ("label", label), ("session_time", session_time), ("note", note))
+            if value is not None
+        }
+        with self._transaction(write=bool(changes)) as conn:
+            if changes:
+                conn.execute(q.UPDATE_TAG, {"session": session_id, "tag": tag_id, **changes, "updated_at": time.time()})
+            return self._tag(conn, session_id, tag_id)
+
+    def patch_tag_note(self, session_id: str, tag_id: str, note: str) -> dict[str, Any] | None:
+        return self.update_tag(session_id, tag_id, note=note)
+
+    def delete_tag(self, session_id: str, tag_id: str) -> dict[str, Any] | None:
+        """Undo a tag: it stays, marked with when it was undone (the first time)."""
+        with self._transaction(write=True) as conn:
+            conn.execute(q.UNDO_TAG, {"session": session_id, "tag": tag_id, "deleted_at": time.time()})
+            return self._tag(conn, session_id, tag_id)
+
+    def tags(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's tags that are not undone, by session time."""
+        with self._transaction() as conn:
+            rows = conn.execute(q.TAGS_NOT_UNDONE, {"session": session_id}).all()
+        return [_as_dict(row) for row in rows]
+
+    @staticmethod
+    def _tag(conn: Connection, session_id: str, tag_id: str) -> dict[str, Any] | None:
+        row = conn.execute(q.TAG, {"session": session_id, "tag": tag_id}).first()
+        return _as_dict(row) if row else None
+
+    # -- nudges --------------------------------------------------------------------------
+
+    def add_nudge(self, session_id: str, nudge_id: str, kind: str, text: str, session_time: float) -> None:
+        with self._transaction(write=True) as conn:
+            conn.execute(nudges.insert(), {
+                "session_id": session_id, "id": nudge_id, "kind": kind, "text": text, "session_time": session_time,
+                "created_at": time.time(),
+            })
+
+    def dismiss_nudge(self, session_id: str, nudge_id: str, session_time: float) -> dict[str, Any] | None:
+        """Log the coach's dismissal (session time); a repeat keeps the first."""
+        with self._transaction(write=True) as conn:
+            conn.execute(q.DISMISS_NUDGE, {"session": session_id, "nudge": nudge_id, "dismissed_at": session_time})
+            return self._nudge(conn, session_id, nudge_id)
+
+    def nudge(self, session_id: str, nudge_id: str) -> dict[str, Any] | None:
+        with self._transaction() as conn:
+            return self._nudge(conn, session_id, nudge_id)
+
+    def nudges(self, session_id: str) -> list[dict[str, Any]]:
+        with self._transaction() as conn:
+            rows = conn.execute(q.NUDGES, {"session": session_id}).all()
+        return [_as_dict(row) for row in rows]
+
+    @staticmethod
+    def _nudge(conn: Connection, session_id: str, nudge_id: str) -> dict[str, Any] | None:
+        row = conn.execute(q.NUDGE, {"session": session_id, "nudge": nudge_id}).first()
+        return _as_dict(row) if row else None
+
+    # -- the coach's settings ------------------------------------------------------------
+
+    def coach_of(self, session_id: str) -> str:
+        with self._transaction() as conn:
+            coach = conn.execute(q.COACH_OF, {"session": session_id}).scalar()
+        return coach if coach is not None else LOCAL_COACH
+
+    def coach_settings(self, coach_id: str) -> dict[str, Any]:
+        """The coach's settings, with the defaults for whatever they never set."""
+        with self._transaction() as conn:
+            stored = conn.execute(q.COACH_SETTINGS, {"coach": coach_id}).scalar()
+        return coach_settings.merged(json.loads(stored) if stored is not None else None)
+
+    def set_coach_settings(self, coach_id: str, settings: Any) -> dict[str, Any]:
+        """Replace the coach's settings; raises ``coach_settings.SettingsError`` if they are not valid."""
+        complete = coach_settings.validate(settings)
+        with self._transaction(write=True) as conn:
+            upsert = database.insert(conn, coach_settings_table)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[coach_settings_table.c.coach_id],
+                set_={"settings": upsert.excluded.settings, "updated_at": upsert.excluded.updated_at},
+            )
+            conn.execute(upsert, {"coach_id": coach_id, "settings": json.dumps(complete), "updated_at": time.time()})
+        return complete
+
+    # -- indicator samples ---------------------------------------------------------------
+
+    def add_indicator_samples(self, session_id: str, samples: Iterable[IndicatorSample]) -> None:
+        """Write a batch of samples in one transaction (one commit, not one per row)."""
+        rows = [
+            {"session_id": session_id, "session_time": s.session_time, "speaking": json.dumps(s.speaking),
+             "share_session": s.share_session, "share_window": s.share_window, "current_silence": s.current_silence}
+            for s in samples
+        ]
+        if rows:
+            with self._transaction(write=True) as conn:
+                conn.execute(indicator_samples.insert(), rows)
+
+    def indicator_samples(self, session_id: str) -> list[IndicatorSample]:
+        with self._transaction() as conn:
+            rows = conn.execute(q.SAMPLES, {"session": session_id}).all()
+        return [IndicatorSample(t, json.loads(sp), share, window, c) for t, sp, share, window, c in rows]
+
+    # -- recordings ----------------------------------------------------------------------
+
+    def create_recording(
+        self, session_id: str, recording_id: str, participant: str, kind: str, name: str, media_type: str,
+        start_s: float,
+    ) -> dict[str, Any]:
+        """A recording's file has begun: ``name`` in the session's recordings folder, whose time 0 is
+        session time ``start_s``. It is "recording" until ``update_recording`` says otherwise."""
+        if kind not in RECORDING_KINDS:
+            raise ValueError(f"a recording's kind is one of {RECORDING_KINDS}, not {kind!r}")
+        now = time.time()
+        with self._transaction(write=True) as conn:
+            conn.execute(recordings.insert(), {
+                "session_id": session_id, "id": recording_id, "participant": participant, "kind": kind, "name": name,
+                "media_type": media_type, "start_s": start_s, "created_at": now, "updated_at": now,
+            })
+            return self._recording(conn, session_id, recording_id)
+
+    def update_recording(self, session_id: str, recording_id: str, **fields: Any) -> dict[str, Any] | None:
+        """Change any of ``RECORDING_FIELDS`` (``gaps`` as a list) and mark when: a recording that
+        is "recording" and not updated for a while was left behind by a process that died."""
+        with self._transaction(write=True) as conn:
+            self._update_recording(conn, session_id, recording_id, fields)
+            return self._recording(conn, session_id, recording_id)
+
+    def update_recordings(self, session_id: str, updates: list[tuple[str, dict[str, Any]]]) -> None:
+        """Several recordings' ``(id, fields)`` updates in one transaction: the live path reports
+        every recording's progress once a second."""
+        if not updates:
+            return
+        with self._transaction(write=True) as conn:
+            for recording_id, fields in updates:
+                self._update_recording(conn, session_id, recording_id, fields)
+
+    def recording(self, session_id: str, recording_id: str) -> dict[str, Any] | None:
+        with self._transaction() as conn:
+            return self._recording(conn, session_id, recording_id)
+
+    def recordings(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's recordings, in the order they began."""
+        with self._transaction() as conn:
+            rows = conn.execute(q.RECORDINGS, {"session": session_id}).all()
+        return [_recording_dict(row) for row in rows]
+
+    def stale_recordings(self, updated_before: float) -> list[dict[str, Any]]:
+        """Every session's recordings still "recording" but not updated since ``updated_before``:
+        their process died, and they are to be finished as interrupted."""
+        with self._transaction() as conn:
+            rows = conn.execute(q.STALE_RECORDINGS, {"before": updated_before}).all()
+        return [_recording_dict(row) for row in rows]
+
+    @staticmethod
+    def _update_recording(conn: Connection, session_id: str, recording_id: str, fields: dict[str, Any]) -> None:
+        unknown = fields.keys() - RECORDING_FIELDS
+        if unknown:
+            raise TypeError(f"not a recording's changeable field: {', '.join(sorted(unknown))}")
+        if "state" in fields and fields["state"] not in RECORDING_STATES:
+            raise ValueError(f"a recording's state is one of {RECORDING_STATES}, not {fields['state']!r}")
+        values = dict(fields, updated_at=time.time())
+        if "gaps" in values:
+            values["gaps"] = json.dumps(values["gaps"])
+        conn.execute(q.UPDATE_RECORDING, {"session": session_id, "recording": recording_id, **values})
+
+    @staticmethod
+    def _recording(conn: Connection, session_id: str, recording_id: str) -> dict[str, Any] | None:
+        row = conn.execute(q.RECORDING, {"session": session_id, "recording": recording_id}).first()
+        return _recording_dict(row) if row else None
+
+
+def _as_dict(row: Row) -> dict[str, Any]:
+    return dict(row._mapping)
+
+
+def _recording_dict(row: Row) -> dict[str, Any]:
+    recording = _as_dict(row)
+    recording["gaps"] = json.loads(recording["gaps"])
+    return recording

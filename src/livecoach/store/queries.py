@@ -1,0 +1,81 @@
+"""The store's statements, built once and run with parameters (``{"session": …}``), as SQL
+strings with placeholders would be: building a Core statement takes longer than SQLite takes to
+run it. An UPDATE here has no SET clause: it sets the columns named in the parameters."""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, select, text
+
+from .schema import coach_settings, consents, indicator_samples, nudges, recordings, session_events, sessions, tags
+
+_SESSION = bindparam("session")
+
+# -- sessions ----------------------------------------------------------------------------------
+
+SESSION = select(sessions.c.id, sessions.c.label, sessions.c.created_at, sessions.c.video_recording).where(
+    sessions.c.id == _SESSION
+)
+TOKEN_DIGESTS = select(sessions.c.coach_token_sha256, sessions.c.client_token_sha256).where(sessions.c.id == _SESSION)
+COACH_OF = select(sessions.c.coach_id).where(sessions.c.id == _SESSION)
+UPDATE_SESSION = sessions.update().where(sessions.c.id == _SESSION)
+
+# -- consent and the event log -----------------------------------------------------------------
+
+CONSENTS = (
+    select(consents.c.role, consents.c.accepted_at, consents.c.notice)
+    .where(consents.c.session_id == _SESSION)
+    .order_by(consents.c.accepted_at)
+)
+CONSENT_SCOPES = select(consents.c.scopes).where(consents.c.session_id == _SESSION, consents.c.role == bindparam("role"))
+EVENTS = (
+    select(session_events.c.wall_time, session_events.c.session_time, session_events.c.kind,
+           session_events.c.participant, session_events.c.data)
+    .where(session_events.c.session_id == _SESSION)
+    .order_by(text("rowid"))  # SQLite's insertion order: the table has no key of its own
+)
+
+# -- tags and nudges -----------------------------------------------------------------------------
+
+TAG_COLUMNS = [tags.c[name] for name in (
+    "id", "kind", "label", "session_time", "original_session_time", "clicked_at", "note", "origin",
+    "created_at", "updated_at", "deleted_at",
+)]
+_THE_TAG = (tags.c.session_id == _SESSION, tags.c.id == bindparam("tag"))
+TAG = select(*TAG_COLUMNS).where(*_THE_TAG)
+TAGS_NOT_UNDONE = (
+    select(*TAG_COLUMNS)
+    .where(tags.c.session_id == _SESSION, tags.c.deleted_at.is_(None))
+    .order_by(tags.c.session_time, tags.c.created_at)
+)
+UPDATE_TAG = tags.update().where(*_THE_TAG)
+UNDO_TAG = tags.update().where(*_THE_TAG, tags.c.deleted_at.is_(None))
+
+NUDGE_COLUMNS = [nudges.c[name] for name in ("id", "kind", "text", "session_time", "dismissed_at")]
+_THE_NUDGE = (nudges.c.session_id == _SESSION, nudges.c.id == bindparam("nudge"))
+NUDGE = select(*NUDGE_COLUMNS).where(*_THE_NUDGE)
+NUDGES = select(*NUDGE_COLUMNS).where(nudges.c.session_id == _SESSION).order_by(nudges.c.session_time)
+DISMISS_NUDGE = nudges.update().where(*_THE_NUDGE, nudges.c.dismissed_at.is_(None))
+
+# -- settings and samples ------------------------------------------------------------------------
+
+COACH_SETTINGS = select(coach_settings.c.settings).where(coach_settings.c.coach_id == bindparam("coach"))
+SAMPLES = (
+    select(indicator_samples.c.session_time, indicator_samples.c.speaking, indicator_samples.c.share_session,
+           indicator_samples.c.share_window, indicator_samples.c.current_silence)
+    .where(indicator_samples.c.session_id == _SESSION)
+    .order_by(indicator_samples.c.session_time)
+)
+
+# -- recordings ----------------------------------------------------------------------------------
+
+_THE_RECORDING = (recordings.c.session_id == _SESSION, recordings.c.id == bindparam("recording"))
+RECORDING = select(recordings).where(*_THE_RECORDING)
+RECORDINGS = (
+    select(recordings).where(recordings.c.session_id == _SESSION).order_by(recordings.c.created_at, recordings.c.id)
+)
+STALE_RECORDINGS = (
+    select(recordings)
+    .where(recordings.c.state == "recording", recordings.c.updated_at < bindparam("before"))
+    .order_by(recordings.c.updated_at)
+)
+UPDATE_RECORDING = recordings.update().where(*_THE_RECORDING)

@@ -1,0 +1,132 @@
+"""The store's tables, as they are after the newest migration.
+
+The migrations (``migrations/versions``) build the database and are frozen once released; these
+tables are what the queries are written against. A test compares the two (alembic's
+autogenerate), so a change made here without a migration, or the other way round, fails.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    REAL,
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+)
+
+Seconds = Double().with_variant(REAL(), "sqlite")
+"""Times in seconds (epoch or session time): REAL on SQLite, where it is a double already;
+DOUBLE PRECISION elsewhere, where REAL would be single precision and blur an epoch to minutes."""
+
+metadata = MetaData()
+
+sessions = Table(
+    "sessions", metadata,
+    Column("id", Text, primary_key=True),
+    Column("label", Text, nullable=False, server_default=""),
+    Column("created_at", Seconds, nullable=False),
+    Column("coach_token_sha256", Text, nullable=False),
+    Column("client_token_sha256", Text, nullable=False),
+    Column("coach_id", Text, nullable=False, server_default="local"),
+    Column("video_recording", Boolean, nullable=False, server_default="1"),
+)
+
+consents = Table(
+    "consents", metadata,
+    Column("session_id", Text, ForeignKey("sessions.id"), nullable=False),
+    Column("role", Text, nullable=False),
+    Column("accepted_at", Seconds, nullable=False),
+    Column("notice", Text, nullable=False),
+    Column("scopes", Text, nullable=False, server_default='["analysis", "audio"]'),
+)
+
+session_events = Table(
+    "session_events", metadata,
+    Column("session_id", Text, ForeignKey("sessions.id"), nullable=False),
+    Column("wall_time", Seconds, nullable=False),
+    Column("session_time", Seconds),
+    Column("kind", Text, nullable=False),
+    Column("participant", Text),
+    Column("data", Text, nullable=False, server_default="{}"),
+    Index("session_events_by_session", "session_id", "wall_time"),
+)
+
+tags = Table(
+    "tags", metadata,
+    Column("session_id", Text, ForeignKey("sessions.id"), nullable=False),
+    Column("id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("session_time", Seconds, nullable=False),
+    Column("clicked_at", Seconds),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("created_at", Seconds, nullable=False),
+    Column("deleted_at", Seconds),
+    Column("origin", Text, nullable=False, server_default="live"),
+    Column("original_session_time", Seconds),
+    Column("updated_at", Seconds),
+    PrimaryKeyConstraint("session_id", "id"),
+)
+
+nudges = Table(
+    "nudges", metadata,
+    Column("session_id", Text, ForeignKey("sessions.id"), nullable=False),
+    Column("id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("session_time", Seconds, nullable=False),
+    Column("created_at", Seconds, nullable=False),
+    Column("dismissed_at", Seconds),
+    PrimaryKeyConstraint("session_id", "id"),
+)
+
+coach_settings = Table(
+    "coach_settings", metadata,
+    Column("coach_id", Text, primary_key=True),
+    Column("settings", Text, nullable=False),
+    Column("updated_at", Seconds, nullable=False),
+)
+
+indicator_samples = Table(
+    "indicator_samples", metadata,
+    Column("session_id", Text, ForeignKey("sessions.id"), nullable=False),
+    Column("session_time", Seconds, nullable=False),
+    Column("speaking", Text, nullable=False),
+    Column("share_session", Seconds),
+    Column("share_window", Seconds),
+    Column("current_silence", Seconds, nullable=False),
+    Index("indicator_samples_by_session", "session_id", "session_time"),
+)
+
+recordings = Table(
+    "recordings", metadata,
+    Column("session_id", Text, ForeignKey("sessions.id"), nullable=False),
+    Column("id", Text, nullable=False),
+    Column("participant", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("media_type", Text, nullable=False),
+    Column("start_s", Seconds, nullable=False),
+    Column("duration_s", Seconds),
+    Column("bytes", BigInteger, nullable=False, server_default="0"),  # BIGINT: a video passes 2 GiB
+    Column("state", Text, nullable=False, server_default="recording"),
+    Column("gaps", Text, nullable=False, server_default="[]"),
+    Column("chunks", Integer, nullable=False, server_default="0"),
+    Column("last_chunk_sha256", Text),
+    Column("error", Text),
+    Column("created_at", Seconds, nullable=False),
+    Column("updated_at", Seconds, nullable=False),
+    Column("finished_at", Seconds),
+    PrimaryKeyConstraint("session_id", "id"),
+    Index("recordings_by_state", "state", "updated_at"),
+)
+"""A recording's file, per participant and kind: its place on the session clock, how far it
+got (bytes, uploaded chunks) and how it ended. ``gaps`` is a JSON list of [start_s, end_s]."""

@@ -1,0 +1,381 @@
+"""The store on its own: migrations (new, old and concurrent databases), file modes, several
+processes writing at once, tags moved in review, consent scopes and recordings."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+
+from livecoach.store import CONSENT_NOTICE, Store, migrate
+from livecoach.store.schema import metadata
+
+OLD_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    label TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    coach_token_sha256 TEXT NOT NULL,
+    client_token_sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consents (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    role TEXT NOT NULL,
+    accepted_at REAL NOT NULL,
+    notice TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS session_events (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    wall_time REAL NOT NULL,
+    session_time REAL,
+    kind TEXT NOT NULL,
+    participant TEXT,
+    data TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS session_events_by_session ON session_events(session_id, wall_time);
+CREATE TABLE IF NOT EXISTS tags (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    label TEXT NOT NULL,
+    session_time REAL NOT NULL,
+    clicked_at REAL,
+    note TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    deleted_at REAL,
+    PRIMARY KEY (session_id, id)
+);
+CREATE TABLE IF NOT EXISTS nudges (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL,
+    session_time REAL NOT NULL,
+    created_at REAL NOT NULL,
+    dismissed_at REAL,
+    PRIMARY KEY (session_id, id)
+);
+CREATE TABLE IF NOT EXISTS coach_settings (
+    coach_id TEXT PRIMARY KEY,
+    settings TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS indicator_samples (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    session_time REAL NOT NULL,
+    speaking TEXT NOT NULL,
+    share_session REAL,
+    share_window REAL,
+    current_silence REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS indicator_samples_by_session ON indicator_samples(session_id, session_time);
+"""
+"""The raw-sqlite3 store's schema, the last before migrations, with its coach_id column below."""
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "data" / "db.sqlite3")
+    yield s
+    s.close()
+
+
+def revision_of(path: Path) -> str | None:
+    with create_engine(f"sqlite:///{path}").connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def schema_differences(path: Path) -> list:
+    """What alembic's autogenerate finds between the database and ``schema.py``'s models,
+    server defaults included (SQLite reflects them as SQL, so they are evaluated)."""
+
+    def default_differs(context, inspected_column, metadata_column, inspected_default, *_) -> bool:
+        inspected = context.connection.exec_driver_sql(f"SELECT {inspected_default}").scalar() if inspected_default else None
+        default = metadata_column.server_default
+        return inspected != (default.arg if default is not None else None)
+
+    with create_engine(f"sqlite:///{path}").connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": default_differs})
+        return compare_metadata(context, metadata)
+
+
+def run_together(script: str, *args: str, processes: int) -> list[str]:
+    """Run ``script`` in several Python processes that start their work at the same moment (each
+    imports first, says so, and waits for a line on stdin); their outputs, after all succeed."""
+    children = [
+        subprocess.Popen([sys.executable, "-c", script, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
+    for child in children:
+        assert child.stdout.readline() == "ready\n"
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    results = [child.communicate(timeout=60) for child in children]
+    for child, (_, err) in zip(children, results):
+        assert child.returncode == 0, err
+    return [out for out, _ in results]
+
+
+# -- migrations ---------------------------------------------------------------------------
+
+
+def test_a_new_database_is_at_the_newest_revision(store):
+    head = ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
+    assert head == "0002" and revision_of(store.path) == head
+
+
+def test_the_models_match_the_migrations(store):
+    """Autogenerate compares a migrated database with schema.py: a change made in one and not the
+    other shows here."""
+    assert schema_differences(store.path) == []
+
+
+def make_old_database(path: Path) -> None:
+    """A database as the old store left it, with a row in every table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = sqlite3.connect(path)
+    old.executescript(OLD_SCHEMA)
+    old.execute("ALTER TABLE sessions ADD COLUMN coach_id TEXT NOT NULL DEFAULT 'local'")
+    old.execute("INSERT INTO sessions VALUES ('s1', 'Alex', 100.0, 'c', 'k', 'local')")
+    old.execute("INSERT INTO consents VALUES ('s1', 'client', 101.0, 'the notice')")
+    old.execute("""INSERT INTO session_events VALUES ('s1', 102.0, 2.0, 'joined', 'client', '{"x": 1}')""")
+    old.execute("INSERT INTO tags VALUES ('s1', 't1', 'breakthrough', 'Breakthrough', 312.4, 317.4, 'n', 103.0, NULL)")
+    old.execute("INSERT INTO nudges VALUES ('s1', 'n1', 'wait', 'Wait', 50.0, 104.0, 55.0)")
+    old.execute("""INSERT INTO coach_settings VALUES ('local', '{"tag_lead_s": 3}', 105.0)""")
+    old.execute("""INSERT INTO indicator_samples VALUES ('s1', 1.0, '["coach"]', 1.0, NULL, 0.0)""")
+    old.commit()
+    old.close()
+
+
+def test_a_database_of_the_old_store_is_upgraded_keeping_its_rows(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    make_old_database(path)
+    store = Store(path)
+    try:
+        assert revision_of(path) == "0002"
+        session = store.get_session("s1")
+        assert (session.label, session.created_at, session.video_recording) == ("Alex", 100.0, True)
+        assert store.coach_of("s1") == "local"
+        assert store.consents("s1") == [("client", 101.0, "the notice")]
+        assert store.consent_scopes("s1", "client") == {"analysis", "audio"}
+        assert store.events("s1") == [
+            {"wall_time": 102.0, "session_time": 2.0, "kind": "joined", "participant": "client", "x": 1}]
+        assert store.tags("s1") == [{
+            "id": "t1", "kind": "breakthrough", "label": "Breakthrough", "session_time": 312.4,
+            "original_session_time": 312.4, "clicked_at": 317.4, "note": "n", "origin": "live", "created_at": 103.0,
+            "updated_at": None, "deleted_at": None}]
+        assert store.nudges("s1") == [
+            {"id": "n1", "kind": "wait", "text": "Wait", "session_time": 50.0, "dismissed_at": 55.0}]
+        assert store.coach_settings("local")["tag_lead_s"] == 3
+        assert [tuple(s) for s in store.indicator_samples("s1")] == [(1.0, ["coach"], 1.0, None, 0.0)]
+    finally:
+        store.close()
+    # The same schema as a new database, but for the old TEXT PRIMARY KEYs, which SQLite lets be NULL.
+    assert sorted((d[0][2], d[0][3]) for d in schema_differences(path)) == [
+        ("coach_settings", "coach_id"), ("sessions", "id")]
+    assert {d[0][0] for d in schema_differences(path)} == {"modify_nullable"}
+
+
+def test_the_migrations_go_down_and_up_again(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    session = store.create_session("Alex").id
+    store.put_tag(session, "t1", "k", "K", 1.0)
+    store.close()
+    with create_engine(f"sqlite:///{path}").begin() as conn:
+        command.downgrade(migrate.config(conn), "0001")
+    assert revision_of(path) == "0001"
+    assert ("recordings",) not in sqlite3.connect(path).execute("SELECT name FROM sqlite_master").fetchall()
+    store = Store(path)
+    try:
+        assert store.get_session(session).label == "Alex"
+        assert store.tags(session)[0]["original_session_time"] == 1.0
+    finally:
+        store.close()
+    assert schema_differences(path) == []
+
+
+@pytest.mark.parametrize("old", [False, True], ids=["new", "old"])
+def test_three_processes_opening_a_database_at_once_all_succeed(tmp_path, old):
+    path = tmp_path / "data" / "db.sqlite3"
+    if old:
+        make_old_database(path)
+    script = (
+        "import sys\n"
+        "from livecoach.store import Store\n"
+        "print('ready', flush=True); sys.stdin.readline()\n"
+        "store = Store(sys.argv[1])\n"
+        "print(store.create_session().id)\n"
+        "store.close()\n"
+    )
+    ids = [out.strip() for out in run_together(script, str(path), processes=3)]
+    assert len(set(ids)) == 3
+    store = Store(path)
+    try:
+        assert all(store.get_session(i) for i in ids)
+        assert revision_of(path) == "0002"
+        assert [t["original_session_time"] for t in store.tags("s1")] == ([312.4] if old else [])
+    finally:
+        store.close()
+
+
+# -- files and connections ----------------------------------------------------------------
+
+
+def test_the_data_folder_is_0700_and_the_database_files_0600(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)  # an existing, open folder is closed
+    store = Store(data / "db.sqlite3")
+    try:
+        store.create_session()
+        files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in data.iterdir()}
+        assert set(files) >= {"db.sqlite3", "db.sqlite3-wal", "db.sqlite3-shm", "db.sqlite3.lock"}
+        assert set(files.values()) == {0o600}
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    finally:
+        store.close()
+    new = tmp_path / "new" / "deeper"
+    Store(new / "db.sqlite3").close()
+    assert stat.S_IMODE(new.stat().st_mode) == 0o700
+
+
+def test_every_connection_has_the_sqlite_settings(store):
+    for pragma, value in [("busy_timeout", 5000), ("journal_mode", "wal"), ("foreign_keys", 1)]:
+        assert store._db.execute(f"PRAGMA {pragma}").fetchone() == (value,)
+
+
+def test_a_url_opens_the_same_database(store):
+    session = store.create_session("Alex")
+    other = Store(f"sqlite:///{store.path}")
+    try:
+        assert other.path == store.path
+        assert other.get_session(session.id).label == "Alex"
+    finally:
+        other.close()
+
+
+def test_two_processes_putting_the_same_tags_store_each_once(store):
+    session = store.create_session().id
+    script = (
+        "import json, sys\n"
+        "from livecoach.store import IndicatorSample, Store\n"
+        "print('ready', flush=True); sys.stdin.readline()\n"
+        "store = Store(sys.argv[1])\n"
+        "created = []\n"
+        "for i in range(150):\n"
+        "    tag, new = store.put_tag(sys.argv[2], f'tag-{i:03}', 'k', 'K', float(i))\n"
+        "    if new:\n"
+        "        created.append(tag['id'])\n"
+        "    store.add_indicator_samples(sys.argv[2], [IndicatorSample(float(i), [], None, None, 0.0)])\n"
+        "print(json.dumps(created))\n"
+        "store.close()\n"
+    )
+    first, second = (set(json.loads(out)) for out in run_together(script, str(store.path), session, processes=2))
+    assert not first & second and first | second == {f"tag-{i:03}" for i in range(150)}
+    assert len(store.tags(session)) == 150 and len(store.indicator_samples(session)) == 300
+
+
+# -- sessions, tags and consent ------------------------------------------------------------
+
+
+def test_a_session_records_video_unless_told_not_to(store):
+    on, off = store.create_session().id, store.create_session(video_recording=False).id
+    assert store.get_session(on).video_recording is True and store.get_session(off).video_recording is False
+    store.set_video_recording(on, False)
+    assert store.get_session(on).video_recording is False
+
+
+def test_update_tag_moves_a_tag_and_keeps_where_it_was_put(store):
+    session = store.create_session().id
+    tag, _ = store.put_tag(session, "t1", "breakthrough", "Breakthrough", 312.4, 317.4, "", origin="review")
+    assert (tag["origin"], tag["original_session_time"], tag["updated_at"]) == ("review", 312.4, None)
+    moved = store.update_tag(session, "t1", kind="resistance", label="Resistance", session_time=300.0, note="x")
+    assert moved == tag | {"kind": "resistance", "label": "Resistance", "session_time": 300.0, "note": "x",
+                           "updated_at": moved["updated_at"]}
+    assert moved["updated_at"] == pytest.approx(time.time(), abs=60)
+    again = store.update_tag(session, "t1", session_time=200.0)
+    assert (again["session_time"], again["original_session_time"], again["note"]) == (200.0, 312.4, "x")
+    assert store.update_tag(session, "no-such-tag", note="x") is None
+    assert store.update_tag(session, "t1") == again  # nothing to change
+    assert store.patch_tag_note(session, "t1", "y")["note"] == "y"
+
+
+def test_consent_scopes_are_the_union_of_a_roles_consents(store):
+    session = store.create_session().id
+    assert store.consent_scopes(session, "client") == set()
+    store.record_consent(session, "client")
+    store.record_consent(session, "client", "video too", scopes=("analysis", "audio", "video"))
+    store.record_consent(session, "coach", scopes=("analysis",))
+    assert store.consent_scopes(session, "client") == {"analysis", "audio", "video"}
+    assert store.consent_scopes(session, "coach") == {"analysis"}
+    assert [(role, notice) for role, _, notice in store.consents(session)] == [
+        ("client", CONSENT_NOTICE), ("client", "video too"), ("coach", CONSENT_NOTICE)]
+
+
+# -- recordings ---------------------------------------------------------------------------
+
+
+def test_a_recording_round_trip(store):
+    session = store.create_session().id
+    made = store.create_recording(session, "coach-audio-1", "coach", "audio", "coach-audio-1.ogg", "audio/ogg", 0.52)
+    assert made == {
+        "session_id": session, "id": "coach-audio-1", "participant": "coach", "kind": "audio",
+        "name": "coach-audio-1.ogg", "media_type": "audio/ogg", "start_s": 0.52, "duration_s": None, "bytes": 0,
+        "state": "recording", "gaps": [], "chunks": 0, "last_chunk_sha256": None, "error": None,
+        "created_at": made["created_at"], "updated_at": made["created_at"], "finished_at": None,
+    }
+    store.create_recording(session, "client-video-1", "client", "video", "client-video-1.webm", "video/webm", 3.0)
+    store.update_recordings(session, [
+        ("coach-audio-1", {"duration_s": 10.0, "bytes": 5_000_000_000, "gaps": [[2.0, 4.5]]}),
+        ("client-video-1", {"chunks": 3, "last_chunk_sha256": "ab" * 32, "bytes": 1024}),
+    ])
+    finished = store.update_recording(session, "coach-audio-1", state="finished", name="coach-audio-1.webm",
+                                      media_type="audio/webm", finished_at=123.0)
+    assert finished["gaps"] == [[2.0, 4.5]] and finished["bytes"] == 5_000_000_000
+    assert (finished["state"], finished["name"], finished["finished_at"]) == ("finished", "coach-audio-1.webm", 123.0)
+    assert finished["updated_at"] >= made["updated_at"]
+    assert store.recording(session, "coach-audio-1") == finished
+    assert [(r["id"], r["chunks"]) for r in store.recordings(session)] == [("coach-audio-1", 0), ("client-video-1", 3)]
+    assert store.update_recording(session, "no-such-recording", bytes=1) is None
+    assert store.recording(session, "no-such-recording") is None
+    with pytest.raises(TypeError):
+        store.update_recording(session, "coach-audio-1", participant="client")
+    with pytest.raises(ValueError):
+        store.update_recording(session, "coach-audio-1", state="lost")
+    with pytest.raises(ValueError):
+        store.create_recording(session, "x", "coach", "screen", "x.webm", "video/webm", 0.0)
+
+
+def test_an_update_of_several_recordings_is_all_or_nothing(store):
+    session = store.create_session().id
+    store.create_recording(session, "a", "coach", "audio", "a.ogg", "audio/ogg", 0.0)
+    with pytest.raises(ValueError):
+        store.update_recordings(session, [("a", {"bytes": 10}), ("a", {"state": "lost"})])
+    assert store.recording(session, "a")["bytes"] == 0
+
+
+def test_stale_recordings_are_those_still_recording_and_not_updated_since(store):
+    first, second = store.create_session().id, store.create_session().id
+    store.create_recording(first, "old", "coach", "audio", "old.ogg", "audio/ogg", 0.0)
+    store.create_recording(second, "done", "client", "audio", "done.ogg", "audio/ogg", 0.0)
+    store.update_recording(second, "done", state="finished")
+    cutoff = time.time() + 0.001
+    time.sleep(0.01)
+    store.create_recording(first, "fresh", "client", "video", "fresh.webm", "video/webm", 1.0)
+    stale = store.stale_recordings(cutoff)
+    assert [(r["session_id"], r["id"], r["state"]) for r in stale] == [(first, "old", "recording")]
+    assert stale[0]["gaps"] == []
