@@ -405,12 +405,18 @@ def http_json(url: str, data: bytes | None = None) -> dict:
         return json.loads(r.read())
 
 
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files below a folder (the recordings a run wrote)."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.exists() else 0
+
+
 def pinned(cpu: int | None) -> list[str]:
     """A command prefix that keeps a process (and its threads) on one CPU."""
     return [] if cpu is None else ["taskset", "-c", str(cpu)]
 
 
-def start_server(run_dir: Path, topology: str, cpu: int | None, workers: str | None) -> tuple[subprocess.Popen, str, Path]:
+def start_server(run_dir: Path, topology: str, cpu: int | None, workers: str | None,
+                 recording: bool = True) -> tuple[subprocess.Popen, str, Path]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = run_dir / "server.log"
@@ -418,7 +424,7 @@ def start_server(run_dir: Path, topology: str, cpu: int | None, workers: str | N
         proc = subprocess.Popen(
             [*pinned(cpu), sys.executable, "-m", "livecoach", "serve", "--port", str(port),
              "--data", str(run_dir / "data"), "--ice-address", "127.0.0.1", "--topology", topology]
-            + ([] if workers is None else ["--workers", workers]),
+            + ([] if workers is None else ["--workers", workers]) + ([] if recording else ["--no-recording"]),
             stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT),
         )
     deadline = time.time() + 30
@@ -868,7 +874,7 @@ def run(args: argparse.Namespace) -> dict:
     background, waited = wait_quiet(args.quiet_limit, args.quiet_wait)
     server_cpu = 0 if args.pin else None
     child_cpu = 1 if args.pin else None
-    server, url, server_log = start_server(run_dir, args.topology, server_cpu, args.workers)
+    server, url, server_log = start_server(run_dir, args.topology, server_cpu, args.workers, args.recording)
     procs: list[subprocess.Popen] = []
     try:
         time.sleep(1.0)
@@ -1012,6 +1018,7 @@ def run(args: argparse.Namespace) -> dict:
         "per_call": [{k: v for k, v in c.items() if k not in ("latencies", "latencies_live_start", "detect_media_s", "latencies_naive")}
                      | {"latency_p50": c["latency_p50"], "latency_p95": c["latency_p95"]} for c in calls],
         "run_dir": str(run_dir),
+        "recording": {"on": args.recording, "bytes_on_disk": folder_bytes(run_dir / "data" / "recordings")},
     }
     if tracebacks:
         result["problems"].append(f"{tracebacks} traceback(s) in {server_log}")
@@ -1101,6 +1108,8 @@ def main() -> int:
                    "the server; skipping it spares the peers process, which shares the CPUs with the server)")
     p.add_argument("--workers", default=None, metavar="N",
                    help="the server's worker processes (default: the server's own default, one per core)")
+    p.add_argument("--no-recording", dest="recording", action="store_false",
+                   help="the server records nothing (to measure what recording costs)")
     p.add_argument("--pin", action="store_true", help="server on CPU 0, participants and readers on CPU 1")
     p.add_argument("--quiet-wait", type=float, default=0.0,
                    help="wait up to this many seconds for the machine to be quiet before starting (default 0)")

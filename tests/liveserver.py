@@ -21,15 +21,17 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data: Path, topology: str = "direct", workers: int | None = None) -> None:
-        """``workers``: worker processes for the calls; None takes the server's default (one per core)."""
+    def __init__(self, data: Path, topology: str = "direct", workers: int | None = None,
+                 prefix: list[str] | None = None) -> None:
+        """``workers``: worker processes for the calls; None takes the server's default (one per core).
+        ``prefix``: a command the server runs under (e.g. unshare, for a namespace of its own)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data / "server.log"
         data.mkdir(parents=True, exist_ok=True)
         self._out = open(self.log, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "livecoach", "serve", "--port", str(self.port), "--data", str(data),
+            (prefix or []) + [sys.executable, "-m", "livecoach", "serve", "--port", str(self.port), "--data", str(data),
              "--ice-address", "127.0.0.1", "--topology", topology]
             + ([] if workers is None else ["--workers", str(workers)]),
             stdout=self._out, stderr=subprocess.STDOUT,

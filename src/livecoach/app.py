@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
+from . import consent
 from .coach_api import coach_routes
 from .live.call import Calls
 from .live.ice import restrict_host_addresses
 from .live.signalling import serve_indicators, serve_signalling
+from .recordings.finalise import sweep
+from .recordings.storage import FolderStorage
+from .review_api import review_routes
+from .upload_api import upload_routes
 from .settings import Settings
+from .signing import Signer, installation_secret
 from .store import Store
 from .workers import WorkerPool
 
@@ -36,10 +44,17 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(settings: Settings, pool: WorkerPool | None = None) -> Starlette:
-    """The whole server; with a worker ``pool`` the calls run there and this process routes to them."""
+SWEEP_SECONDS = 5.0
+"""How often the server looks for recordings whose writer died."""
+
+
+def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool = False) -> Starlette:
+    """The whole server; with a worker ``pool`` the calls run there and this process routes to them.
+    A ``worker`` serves calls only: the front (or a server without workers) does the upkeep."""
     store = Store(settings.database)
     calls = None if pool else Calls(settings, store)
+    storage = FolderStorage(settings.recordings)
+    signer = Signer(installation_secret(settings.data))
     restrict_host_addresses(settings.ice_addresses)
 
     def page(name: str):
@@ -60,6 +75,28 @@ def create_app(settings: Settings, pool: WorkerPool | None = None) -> Starlette:
         return JSONResponse(
             {"session": new.id, "coach_url": new.coach_path(), "client_url": new.client_path()}, status_code=201
         )
+
+    async def notice(request: Request) -> Response:
+        """The notice a participant agrees to for this session (either token of the session)."""
+        session = request.path_params["session"]
+        token = request.headers.get("authorization", "").partition(" ")[2].strip()
+        role = await run_in_threadpool(store.role_for, session, token) if token else None
+        if role is None:
+            return JSONResponse({"error": {"code": "bad-token", "message": "this link is not valid"}}, status_code=401)
+        stored = await run_in_threadpool(store.get_session, session)
+        scopes = consent.session_scopes(stored.video_recording, settings.recording)
+        text = consent.notice(scopes)
+        return JSONResponse({"notice": text, "scopes": scopes, "version": consent.version(text)},
+                            headers={"Cache-Control": "no-store"})
+
+    async def sweep_recordings() -> None:
+        """Finish what killed processes left behind, now and every few seconds."""
+        while True:
+            try:
+                await run_in_threadpool(sweep, store, storage)
+            except Exception:
+                log.exception("the recordings sweep failed")
+            await asyncio.sleep(SWEEP_SECONDS)
 
     async def health(request: Request) -> Response:
         if pool:
@@ -83,7 +120,10 @@ def create_app(settings: Settings, pool: WorkerPool | None = None) -> Starlette:
     async def lifespan(app: Starlette):
         if pool:
             pool.start()
+        sweeper = None if worker else asyncio.get_running_loop().create_task(sweep_recordings())
         yield
+        if sweeper is not None:
+            sweeper.cancel()
         if pool:
             await pool.stop()
         else:
@@ -96,8 +136,12 @@ def create_app(settings: Settings, pool: WorkerPool | None = None) -> Starlette:
             Route("/s/{session}/coach", page("coach.html")),
             Route("/s/{session}/join", page("client.html")),
             Route("/s/{session}/sidebar", page("sidebar.html")),
+            Route("/s/{session}/review", page("review.html")),
             Route("/api/sessions", new_session, methods=["POST"]),
+            Route("/api/sessions/{session}/notice", notice, methods=["GET"]),
             *coach_routes(store),
+            *review_routes(store, storage, signer),
+            *upload_routes(store, storage),
             Route("/healthz", health),
             WebSocketRoute("/ws/signal", signal),
             WebSocketRoute("/ws/indicators", indicators),

@@ -26,6 +26,8 @@ MAX_SESSION_TIME = 7 * 24 * 3600
 TAG_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 NUDGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HEADERS = {"Cache-Control": "no-store"}
+ORIGINS = ("live", "review")
+"""Where a tag was made: during the call, or while replaying it."""
 
 
 class ApiError(Exception):
@@ -53,12 +55,16 @@ def coach_routes(store: Store) -> list[Route]:
         Route(f"{base}/tags/{{tag}}", api.guarded(api.delete_tag), methods=["DELETE"]),
         Route(f"{base}/nudges", api.guarded(api.list_nudges), methods=["GET"]),
         Route(f"{base}/nudges/{{nudge}}/dismiss", api.guarded(api.dismiss_nudge), methods=["POST"]),
+        Route(f"{base}/recording", api.guarded(api.get_recording), methods=["GET"]),
+        Route(f"{base}/recording", api.guarded(api.put_recording), methods=["PUT"]),
         Route(f"{base}/settings", api.guarded(api.get_settings), methods=["GET"]),
         Route(f"{base}/settings", api.guarded(api.put_settings), methods=["PUT"]),
     ]
 
 
-class _CoachApi:
+class CoachGuard:
+    """Every coach route's first step: the session's coach token, and errors as documented."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
 
@@ -69,7 +75,7 @@ class _CoachApi:
             try:
                 return await handler(request, await self._authorize(request))
             except ApiError as err:
-                return _json({"error": {"code": err.code, "message": str(err)}}, err.status)
+                return error_response(err)
 
         return endpoint
 
@@ -88,64 +94,86 @@ class _CoachApi:
             raise ApiError(403, "forbidden", "only the coach may do this")
         return session
 
+
+def error_response(err: ApiError) -> Response:
+    return json_response({"error": {"code": err.code, "message": str(err)}}, err.status)
+
+
+class _CoachApi(CoachGuard):
+
     # -- tags ----------------------------------------------------------------------------
 
     async def list_tags(self, request: Request, session: str) -> Response:
-        return _json({"tags": await run_in_threadpool(self.store.tags, session)})
+        return json_response({"tags": await run_in_threadpool(self.store.tags, session)})
 
     async def put_tag(self, request: Request, session: str) -> Response:
         tag_id = _tag_id(request)
-        body = await _read_object(request)
+        body = await read_object(request)
         fields = _tag_fields(body)
         tag, created = await run_in_threadpool(self.store.put_tag, session, tag_id, **fields)
-        return _json(tag, 201 if created else 200)
+        return json_response(tag, 201 if created else 200)
 
     async def patch_tag(self, request: Request, session: str) -> Response:
         tag_id = _tag_id(request)
-        note = _note(await _read_object(request), required=True)
-        tag = await run_in_threadpool(self.store.patch_tag_note, session, tag_id, note)
+        changes = _tag_changes(await read_object(request))
+        tag = await run_in_threadpool(lambda: self.store.update_tag(session, tag_id, **changes))
         if tag is None:
             raise ApiError(404, "unknown-tag", "no tag with this id in this session")
-        return _json(tag)
+        return json_response(tag)
 
     async def delete_tag(self, request: Request, session: str) -> Response:
-        return _json(await run_in_threadpool(self.store.delete_tag, session, _tag_id(request)))
+        return json_response(await run_in_threadpool(self.store.delete_tag, session, _tag_id(request)))
 
     # -- nudges --------------------------------------------------------------------------
 
     async def list_nudges(self, request: Request, session: str) -> Response:
-        return _json({"nudges": await run_in_threadpool(self.store.nudges, session)})
+        return json_response({"nudges": await run_in_threadpool(self.store.nudges, session)})
 
     async def dismiss_nudge(self, request: Request, session: str) -> Response:
         nudge_id = request.path_params["nudge"]
         if not NUDGE_ID.fullmatch(nudge_id):
             raise bad("a nudge id is 1 to 64 characters of A-Z a-z 0-9 _ -")
-        at = _session_time(await _read_object(request), "session_time")
+        at = _session_time(await read_object(request), "session_time")
         nudge = await run_in_threadpool(self.store.dismiss_nudge, session, nudge_id, at)
         if nudge is None:
             raise ApiError(404, "unknown-nudge", "no nudge with this id in this session")
-        return _json(nudge)
+        return json_response(nudge)
+
+    # -- what the session records -----------------------------------------------------------
+
+    async def get_recording(self, request: Request, session: str) -> Response:
+        stored = await run_in_threadpool(self.store.get_session, session)
+        return json_response({"video": stored.video_recording})
+
+    async def put_recording(self, request: Request, session: str) -> Response:
+        """Whether the session records video (the browsers' cameras). A participant's notice
+        names what is set when they join; a change reaches those who join after it."""
+        video = (await read_object(request)).get("video")
+        if not isinstance(video, bool):
+            raise bad("'video' must be true or false")
+        await run_in_threadpool(self.store.set_video_recording, session, video)
+        return json_response({"video": video})
 
     # -- settings ------------------------------------------------------------------------
 
     async def get_settings(self, request: Request, session: str) -> Response:
         coach = await run_in_threadpool(self.store.coach_of, session)
-        return _json(await run_in_threadpool(self.store.coach_settings, coach))
+        return json_response(await run_in_threadpool(self.store.coach_settings, coach))
 
     async def put_settings(self, request: Request, session: str) -> Response:
-        body = await _read_object(request)
+        body = await read_object(request)
         coach = await run_in_threadpool(self.store.coach_of, session)
         try:
-            return _json(await run_in_threadpool(self.store.set_coach_settings, coach, body))
+            return json_response(await run_in_threadpool(self.store.set_coach_settings, coach, body))
         except SettingsError as err:
             raise bad(str(err)) from None
 
 
-def _json(content: Any, status: int = 200) -> Response:
+def json_response(content: Any, status: int = 200) -> Response:
     return JSONResponse(content, status_code=status, headers=HEADERS)
 
 
-async def _read_object(request: Request) -> dict[str, Any]:
+async def read_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object, read no further than the size limit."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY:
@@ -183,13 +211,35 @@ def _tag_fields(body: dict[str, Any]) -> dict[str, Any]:
     if not valid_label(body.get("label")):
         raise bad(f"'label' must be 1 to {MAX_LABEL} characters")
     clicked = body.get("clicked_at")
+    origin = body.get("origin", "live")
+    if origin not in ORIGINS:
+        raise bad("'origin' is 'live' or 'review'")
     return {
+        "origin": origin,
         "kind": kind,
         "label": body["label"],
         "session_time": _session_time(body, "session_time"),
         "clicked_at": None if clicked is None else _session_time(body, "clicked_at"),
         "note": _note(body, required=False),
     }
+
+
+def _tag_changes(body: dict[str, Any]) -> dict[str, Any]:
+    """What a PATCH changes: any of the note, the kind (with its label) and the time."""
+    changes: dict[str, Any] = {}
+    if "note" in body:
+        changes["note"] = _note(body, required=True)
+    if "kind" in body or "label" in body:
+        kind = body.get("kind")
+        if not isinstance(kind, str) or not KIND_ID.fullmatch(kind) or not valid_label(body.get("label")):
+            raise bad("'kind' and 'label' change together: a kind id and a label of 1 to "
+                      f"{MAX_LABEL} characters")
+        changes |= {"kind": kind, "label": body["label"]}
+    if "session_time" in body:
+        changes["session_time"] = _session_time(body, "session_time")
+    if not changes:
+        raise bad("a PATCH changes 'note', 'kind' with 'label', or 'session_time'")
+    return changes
 
 
 def _session_time(body: dict[str, Any], key: str) -> float:

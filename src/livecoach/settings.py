@@ -43,11 +43,17 @@ class Settings:
     topology: str = "direct"
     snapshot_interval: float = 0.25
     workers: int = 0
+    recording: bool = True
+    """Whether calls are recorded at all (with each participant's consent)."""
     """Worker processes for the calls (see workers.py); 0 runs them in the server process."""
 
     @property
     def database(self) -> Path:
         return self.data / "livecoach.sqlite3"
+
+    @property
+    def recordings(self) -> Path:
+        return self.data / "recordings"
 
     @property
     def scheme(self) -> str:
@@ -104,6 +110,11 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="direct: browsers call each other and the server taps their audio (default); relay: the server relays",
     )
     parser.add_argument(
+        "--no-recording", dest="recording", action="store_false",
+        default=env_default("recording", "on").lower() not in ("off", "0", "no", "false"),
+        help="record nothing: calls are only analysed, and the notice says so (env LIVECOACH_RECORDING=off)",
+    )
+    parser.add_argument(
         "--workers", default=env_default("workers", "auto"), metavar="N",
         help="worker processes for the calls: a number, 'auto' (one per core, the default), or 0 for none",
     )
@@ -132,6 +143,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ice_addresses=listed(args.ice_address, "ice-address"),
         topology=args.topology,
         workers=_worker_count(args.workers),
+        recording=args.recording,
     )
 
 

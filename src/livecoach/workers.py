@@ -298,7 +298,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     settings = Settings.from_json(os.environ["LIVECOACH_WORKER_SETTINGS"])
     sock = socket.socket(fileno=args.fd)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
-    app = create_app(settings)
+    app = create_app(settings, worker=True)
     config = uvicorn.Config(app, ws_max_size=1 << 20, log_level="warning", lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])
     return 0

@@ -4,7 +4,15 @@
 
 import { room, readLink } from './room.js';
 import { mountSidebar } from './sidebar.js';
+import { videoSetting } from './videosetting.js';
 
 const link = readLink();
 room({ role: 'coach', other: 'your client' });
-if (link.session && link.token) mountSidebar(document.getElementById('sidebar'), link);
+if (link.session && link.token) {
+  mountSidebar(document.getElementById('sidebar'), link);
+  videoSetting(link, document.getElementById('record-video'));
+  // The review is one click away at any time, not only when the call ends.
+  const review = document.getElementById('review-now');
+  review.href = `/s/${encodeURIComponent(link.session)}/review#${link.token}`;
+  review.hidden = false;
+}

@@ -76,24 +76,27 @@ export class Figures {
     const link = this.el('stream-state');
     link.dataset.state = s.link;
     setText(link, LINK_TEXT[s.link] ?? s.link);
-    const problem = this.el('sidebar-problem');
-    setText(problem, s.link === 'stopped' ? s.problem : '');
-    problem.hidden = s.link !== 'stopped';
-
-    // Recording is shown only as the server reports it; until then, whether audio is analysed.
+    // A link that stopped, or a recording that stopped (a full disk), is said in words.
     const rec = s.recording;
-    const recording = rec === true || rec === 'recording' || rec?.state === 'recording';
+    const problem = this.el('sidebar-problem');
+    const said = s.link === 'stopped' ? s.problem : rec?.state === 'failed' ? rec.problem : '';
+    setText(problem, said ?? '');
+    problem.hidden = !said;
+
+    // Recording as the server reports it (docs/indicators.md); when it records nothing, whether
+    // audio is analysed.
     let state;
     if (s.link !== 'live') state = 'unknown';
-    else if (recording) state = 'recording';
+    else if (rec?.state === 'on') state = 'recording';
+    else if (rec?.state === 'paused' || rec?.state === 'failed') state = rec.state;
     else if (s.analysing()) state = 'analysing';
     else state = 'idle';
     const el = this.el('recording-state');
     el.dataset.state = state;
-    setText(el, { unknown: 'not known', recording: 'recording', analysing: 'analysing', idle: 'no audio' }[state]);
-    el.title = rec === undefined
-      ? 'The server does not report recording; this shows whether it is analysing audio.'
-      : recording ? 'The server is recording and analysing.' : 'The server is not recording.';
+    setText(el, { unknown: 'not known', recording: 'recording', paused: 'recording paused', failed: 'recording stopped',
+                  analysing: 'analysing', idle: 'no audio' }[state]);
+    el.title = state === 'recording' ? 'The server is recording and analysing.'
+      : state === 'failed' ? (rec.problem ?? 'Recording stopped.') : 'The server is not recording.';
   }
 
   /** The running figures, several times a second between messages. */

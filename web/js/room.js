@@ -4,6 +4,8 @@
 import { Channel } from './signal.js';
 import { Preview } from './devices.js';
 import { Call } from './call.js';
+import { showRecording, loadNotice } from './recording.js';
+import { VideoRecorder } from './videorec.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -33,6 +35,12 @@ function showEnd(title, text, again) {
   $('again').hidden = !again;
   $('again').textContent = again ?? '';
   $('again').onclick = () => location.reload();
+  const review = $('review-link'); // the coach's page only
+  if (review) {
+    review.href = $('review-now').href;
+    review.hidden = !review.href;
+  }
+  $('recording').hidden = true;
   setStatus('ended', 'Not in the call');
 }
 
@@ -66,8 +74,12 @@ export function room({ role, other, consent = false }) {
   $('join').disabled = true;
   // A device problem shows while there is one; a broken link stays shown regardless.
   const preview = new Preview($('preview'), { audio: $('mic-select'), video: $('camera-select') }, (text) => showProblem(text || broken));
-  preview.open().finally(() => {
-    $('join').disabled = Boolean(broken);
+  // The client joins by agreeing to the notice, so Join waits for the server's wording of it.
+  const notice = consent && !broken
+    ? loadNotice(link).then((n) => { $('notice').textContent = n.notice; }, (err) => { showProblem(err.message); throw err; })
+    : Promise.resolve();
+  Promise.allSettled([preview.open(), notice]).then(([, loaded]) => {
+    $('join').disabled = Boolean(broken) || loaded.status === 'rejected';
   });
   setStatus('idle', 'Not in the call yet');
 
@@ -87,6 +99,8 @@ export function room({ role, other, consent = false }) {
     if (consent) hello.consent = true;
     const signal = new Channel('/ws/signal', hello, 15000);
     const call = new Call(signal, stream, role, (s) => render(s));
+    showRecording(signal, role);
+    const video = new VideoRecorder(link, stream, signal, role);
 
     const remoteVideo = $('remote-video');
     function render(s) {
@@ -100,6 +114,7 @@ export function room({ role, other, consent = false }) {
 
     signal.on('error', (m) => {
       if (!m.final) return;
+      video.stop();
       call.leave(false);
       showEnd(m.text, DEAD_LINK.has(m.code) ? 'Ask for a new link.' : 'You can join again from this window.', DEAD_LINK.has(m.code) ? undefined : 'Join again');
     });
@@ -119,6 +134,7 @@ export function room({ role, other, consent = false }) {
       camera.textContent = on ? 'Stop camera' : 'Start camera';
     });
     $('leave').addEventListener('click', () => {
+      video.stop();
       call.leave();
       showEnd('You left the call.', 'You can join again with the same link while the session lasts.', 'Join again');
     });

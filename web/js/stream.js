@@ -64,6 +64,7 @@ export class IndicatorStream {
       .on('snapshot', (m) => this.message(m, () => this.snapshot(m)))
       .on('speech', (m) => this.message(m, () => this.speech(m)))
       .on('silence', (m) => this.message(m, () => this.silence(m)))
+      .on('recording', (m) => this.message(m, () => { this.recording = { state: m.state, audio: m.audio, problem: m.problem }; }))
       .on('presence', (m) => this.message(m, () => (this.participants[m.participant] = m.state)))
       .on('topology', (m) => this.message(m, () => (this.topology = m.topology)))
       .on('nudge', (m) => this.message(m, () => (this.nudge = m)));

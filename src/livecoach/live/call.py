@@ -17,6 +17,8 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from ..config import EngineConfig
+from ..recordings.call import CallRecording
+from ..recordings.storage import FolderStorage
 from ..settings import Settings
 from ..store import Store
 from .relay import Switchboard
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 60.0
 """A call with nobody connected is closed after this long."""
+RECORDING_TICK = 1.0
+"""Seconds between the recording's writes of pages and rows (what a killed process loses)."""
 
 
 
@@ -110,6 +114,7 @@ class Call:
             config,
             store=store,
         )
+        self.recording = CallRecording(session_id, store, FolderStorage(settings.recordings), self._recording_changed)
         self.switchboard = Switchboard()
         self.connections: dict[str, Connection] = {}
         self.peers: dict[str, ServerPeer] = {}
@@ -118,9 +123,46 @@ class Call:
         self._idle: asyncio.TimerHandle | None = None
         self.closed = False
         self.on_closed: Callable[[Call], None] | None = None
+        self._recording_ticker: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
 
     def start(self) -> None:
         self.live.start(self.settings.snapshot_interval)
+        self._recording_ticker = asyncio.get_running_loop().create_task(self._tick_recording())
+
+    async def _tick_recording(self) -> None:
+        while True:
+            await asyncio.sleep(RECORDING_TICK)
+            await self.recording.tick()
+
+    # -- recording -------------------------------------------------------------------------
+
+    def consent(self, role: str, scopes: set[str]) -> None:
+        """What a participant agreed to for this call (their hello)."""
+        self.recording.consent(role, scopes)
+
+    async def set_recording_paused(self, paused: bool) -> None:
+        self.recording.set_paused(paused)
+
+    def _recording_changed(self, status: dict) -> None:
+        """Both pages show whether they are recorded; the coach's sidebar too."""
+        self.live.set_recording(status)
+        self._spawn(self._tell_everyone({"type": "recording", **status}))
+
+    async def _tell_everyone(self, message: dict[str, Any]) -> None:
+        for role in list(self.connections):
+            await self.send_to(role, message)
+
+    async def _emptied(self) -> None:
+        """Nobody is in the call: the timeline so far is written and the recordings finished
+        now, so the coach can review the call at once; anyone who comes back starts new files."""
+        await self.live.exchange_with_store()
+        await self.recording.finish()
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- participants --------------------------------------------------------------------
 
@@ -145,8 +187,10 @@ class Call:
         self.live.set_state(role, ABSENT)
         self.store.log_event(self.id, "left", role, self.live.session_time)
         await self.send_to(other(role), {"type": "peer-left"})
-        if not self.connections and not self.live.hub.subscribers:
-            self._schedule_idle()
+        if not self.connections:
+            self._spawn(self._emptied())
+            if not self.live.hub.subscribers:
+                self._schedule_idle()
 
     def present(self, role: str) -> bool:
         return role in self.connections
@@ -188,12 +232,17 @@ class Call:
             if self._current_tap.get(role) is tap:
                 self.live.set_state(role, MUTED if self.muted[role] else CONNECTED)
 
+        def packet(position48: int, samples: int, data: bytes, peak: int) -> None:
+            if self._current_tap.get(role) is tap:
+                self.recording.packet(role, position48, samples, data, peak)
+
         def ended(_: asyncio.Task) -> None:
             if self._current_tap.get(role) is tap:
                 del self._current_tap[role]
                 self.live.set_state(role, ABSENT)
 
         tap.on_start = started
+        tap.on_packet = packet
         tap.start().add_done_callback(ended)
 
     async def relay(self) -> None:
@@ -234,6 +283,9 @@ class Call:
         for role in list(self.peers):
             await self._drop_peer(role)
         self.switchboard.close()
+        if self._recording_ticker is not None:
+            self._recording_ticker.cancel()
+        await self.recording.finish()
         await self.live.stop()
         if self.on_closed is not None:
             self.on_closed(self)

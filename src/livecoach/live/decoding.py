@@ -7,7 +7,9 @@ profiles of 20 calls showed the event loop spending a quarter of its time there 
 decoding itself (libopus, about 20 µs a frame) is cheap. So for audio the receiver's decoder
 queue is replaced by :class:`InlineDecoding`, which decodes each frame where it is handed over
 and puts the frames straight into the track's queue. Opus is decoded to mono: the tap wants
-mono, and a mono decode is half the work of aiortc's stereo one.
+mono, and a mono decode is half the work of aiortc's stereo one. Each packet's first frame
+carries the packet itself (``frame.opaque``), so that the recording keeps the audio exactly as
+it was received, without encoding it again.
 
 The decoder thread still starts (aiortc starts it), but it only waits for the end of the track
 and then ends it as before. If a future aiortc no longer has the private queue this replaces,
@@ -74,7 +76,9 @@ class InlineDecoding:
             self.failed += 1
             log.warning("a %s frame could not be decoded: %s", codec.name, err)
             return
-        for frame in frames:
+        for index, frame in enumerate(frames):
+            if index == 0:
+                frame.opaque = bytes(encoded_frame.data)  # the packet as received, for the recording
             self.output.put_nowait(frame)
 
     def get(self) -> None:

@@ -82,6 +82,8 @@ class LiveSession:
         self._sampled_second = -1
         self._stored_at = float("-inf")  # wall clock of the last store exchange
         self._exchange: asyncio.Task | None = None
+        self.recording: dict = {"state": "off", "audio": [], "problem": None}
+        """The recording's status (recordings/call.py), as the coach's sidebar shows it."""
 
     # -- clock ---------------------------------------------------------------------------
 
@@ -107,13 +109,21 @@ class LiveSession:
         audio.state = state
         self._fill_absent()
         self.hub.event(self._message("presence", participant=role, state=state))
-        self._log("presence", role, state=state)
+        self.log("presence", role, state=state)
 
     def set_topology(self, topology: str) -> None:
         if topology != self.topology:
             self.topology = topology
             self.hub.event(self._message("topology", topology=topology))
-            self._log("topology", None, topology=topology)
+            self.log("topology", None, topology=topology)
+
+    def set_recording(self, status: dict) -> None:
+        """The recording started, paused, resumed or failed: the coach hears of it at once, and
+        the review's timeline keeps it."""
+        if status != self.recording:
+            self.recording = status
+            self.hub.event(self._message("recording", **status))
+            self.log("recording", None, state=status["state"])
 
     # -- audio ---------------------------------------------------------------------------
 
@@ -182,7 +192,7 @@ class LiveSession:
             if e.end is not None:
                 fields["end"] = round(e.end, 3)
                 self._last_end[e.participant] = e.end
-                self._log("speech", e.participant, start=fields["start"], end=fields["end"])
+                self.log("speech", e.participant, start=fields["start"], end=fields["end"])
             self.hub.event(self._message("speech", at=e.known_at, **fields))
         if events:
             self._metrics = None  # someone started or stopped: the figures change now
@@ -190,7 +200,7 @@ class LiveSession:
             if self._speaking and not speaking:
                 since = round(self._last_speech_end(), 3)
                 self.hub.event(self._message("silence", since=since))
-                self._log("silence", None, since=since)
+                self.log("silence", None, since=since)
             self._speaking = speaking
 
     def snapshot(self) -> dict:
@@ -211,6 +221,7 @@ class LiveSession:
             metrics=metrics | {"current_silence": self._current_silence(speaking)},
             nudge=nudge.to_dict() if nudge else None,
             echo=self.engine.echo_paths(),
+            recording=self.recording,
             audio={
                 role: {"received_s": round(a.received / SAMPLE_RATE, 3), "dropped_s": round(a.dropped / SAMPLE_RATE, 3)}
                 for role, a in self._audio.items()
@@ -301,8 +312,9 @@ class LiveSession:
     def _message(self, kind: str, /, at: float | None = None, **fields) -> dict:
         return {"type": kind, "session_time": round(self.engine.now if at is None else at, 3), **fields}
 
-    def _log(self, kind: str, participant: str | None, **data) -> None:
-        """Keep an event for the store's next exchange: a write per event would hold the loop."""
+    def log(self, kind: str, participant: str | None, **data) -> None:
+        """Keep an event of the session's timeline for the store's next exchange: a write per
+        event would hold the loop."""
         if self._store is not None:
             self._events.append((time.time(), self.engine.now, kind, participant, data))
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from .. import consent
 from ..store import Store
 from .call import Calls, other
 
@@ -82,6 +83,8 @@ def parse(text: str | bytes) -> dict[str, Any]:
                 raise _bad("'candidate' is an RTCIceCandidateInit object or null")
     elif kind == "mute":
         _need(msg, "muted", bool)
+    elif kind == "recording":
+        _need(msg, "paused", bool)
     elif kind == "ping":
         _need(msg, "id", (str, int, float), optional=True)
     elif kind not in ("direct-failed", "leave"):
@@ -123,8 +126,8 @@ class _Connection:
             if self.ws.client_state == WebSocketState.CONNECTED:
                 try:
                     await self.ws.close(code)
-                except (RuntimeError, OSError):
-                    pass
+                except (WebSocketDisconnect, RuntimeError, OSError):
+                    pass  # the other side went first: nothing left to close
 
     async def receive(self, timeout: float | None = None) -> dict[str, Any] | None:
         """The next valid message; None when the connection has ended."""
@@ -183,10 +186,13 @@ async def serve_signalling(ws: WebSocket, store: Store, calls: Calls) -> None:
     if role == "client" and hello.get("consent") is not True:
         await conn.fail("consent-required", "the client must agree to the notice before joining")
         return
-    if role == "client":
-        store.record_consent(session_id, role)
+    # The coach agrees by starting the call (their page says what is recorded); the client
+    # by joining from the notice. Either way the row keeps the exact notice.
+    scopes = consent.session_scopes(store.get_session(session_id).video_recording, calls.settings.recording)
+    store.record_consent(session_id, role, consent.notice(scopes), scopes)
     call = calls.open(session_id)
     await call.join(role, conn)
+    call.consent(role, set(scopes))
     try:
         await conn.send(
             {
@@ -197,6 +203,7 @@ async def serve_signalling(ws: WebSocket, store: Store, calls: Calls) -> None:
                 "ice_servers": [s.to_dict() for s in call.settings.ice_servers],
                 "peer_present": call.present(other(role)),
                 "session_time": round(call.live.session_time, 3),
+                "recording": call.recording.status(),
             }
         )
         while not conn.closed:
@@ -227,6 +234,10 @@ async def _act(call, role: str, msg: dict[str, Any], conn: _Connection) -> None:
         await conn.send({"type": "pong", "id": msg.get("id")})
     elif kind == "mute":
         call.set_muted(role, msg["muted"])
+    elif kind == "recording":
+        if role != "coach":
+            raise ProtocolError("forbidden", "only the coach pauses and resumes the recording")
+        await call.set_recording_paused(msg["paused"])
     elif kind == "direct-failed":
         await call.relay()
     elif msg.get("to") == "peer":

@@ -21,6 +21,8 @@ from .session import LiveSession
 
 log = logging.getLogger(__name__)
 
+RECORDING_RATE = 48000
+"""Opus's clock, on which the recording places packets."""
 QUEUE_FRAMES = 50
 """Decoded frames (20 ms each) waiting for the tap; beyond this the oldest are dropped."""
 
@@ -74,6 +76,9 @@ class AudioTap:
         self._pending_at = 0
         self.task: asyncio.Task | None = None
         self.on_start: Callable[[], None] | None = None  # called at the first audio
+        self.on_packet: Callable[[int, int, bytes, int], None] | None = None
+        """Gets each received packet (when decoded inline) placed on the session clock:
+        (session sample at 48 kHz, samples, the packet, its sample peak), for the recording."""
 
     def start(self) -> asyncio.Task:
         self.task = asyncio.get_running_loop().create_task(self.run(), name=f"tap-{self.session.id}-{self.role}")
@@ -108,6 +113,8 @@ class AudioTap:
             self._position += (frame.pts - self._next_pts) * SAMPLE_RATE // rate
         if frame.pts is not None:
             self._next_pts = frame.pts + frame.samples
+        start = self._position
+        peak = 0
         for out in self._resampler.resample(frame):
             samples = out.to_ndarray().reshape(-1)
             if not self._pending:
@@ -115,6 +122,10 @@ class AudioTap:
             self._pending.append(samples)
             self._pending_samples += samples.size
             self._position += samples.size
+            if samples.size:
+                peak = max(peak, int(samples.max()), -int(samples.min()))
+        if self.on_packet is not None and frame.opaque is not None and rate == RECORDING_RATE:
+            self.on_packet(start * (RECORDING_RATE // SAMPLE_RATE), frame.samples, frame.opaque, peak)
         if self._pending_samples >= self.batch:
             self._hand_over()
 

@@ -1,0 +1,189 @@
+"""The recording of one call: which participants may be recorded, pauses, one audio recorder per
+participant, its rows in the store, and the files finished when the call empties.
+
+The tap hands every received packet here with its place on the session clock. Files are
+written on the event loop (a page of a few kilobytes a second per participant); the store's
+rows are written in a worker thread once a second, like the rest of the live session's
+timeline. A write that fails (a full disk) stops the recording, never the call: the status
+says why, and the coach's sidebar shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+from collections.abc import Callable
+
+from ..store import Store
+from .finalise import finish_audio
+from .recorder import AudioRecorder, RecordingFile
+from .storage import FolderStorage
+
+log = logging.getLogger(__name__)
+
+ON, PAUSED, OFF, FAILED = "on", "paused", "off", "failed"
+PROBLEMS = {
+    "disk-full": "Recording stopped: the server's disk is full. The call and its analysis go on.",
+    "write-failed": "Recording stopped: the server could not write the recording. The call and its analysis go on.",
+}
+
+
+class CallRecording:
+    """Not thread-safe: use it from the event loop."""
+
+    def __init__(self, session_id: str, store: Store, storage: FolderStorage,
+                 on_status: Callable[[dict], None] | None = None) -> None:
+        self.id = session_id
+        self._store = store
+        self._storage = storage
+        self._on_status = on_status
+        self.consented: set[str] = set()
+        """Participants who agreed to their audio being recorded."""
+        self.video: set[str] = set()
+        """Participants who agreed to their browser recording their camera (uploads.py)."""
+        self.paused = False
+        self.problem: str | None = None
+        self._recorders: dict[str, AudioRecorder] = {}
+        self._unsaved: list[RecordingFile] = []  # recordings with no row yet
+        self._finishing: list[asyncio.Task] = []
+        self._io = asyncio.Lock()  # the store's writes for this call, in the order they were made
+
+    # -- control ---------------------------------------------------------------------------
+
+    def consent(self, role: str, scopes: set[str]) -> None:
+        """What ``role`` agreed to; without "audio" nothing more of theirs is recorded here, and
+        without "video" their browser records no video (and the server refuses its uploads)."""
+        if "audio" in scopes:
+            self.consented.add(role)
+        else:
+            self.consented.discard(role)
+            self._close(role)
+        if "video" in scopes:
+            self.video.add(role)
+        else:
+            self.video.discard(role)
+        self._changed()
+
+    def set_paused(self, paused: bool) -> bool:
+        """Pause or resume; returns whether anything changed. Whatever is not received while
+        paused becomes a gap of silence when recording resumes."""
+        if paused == self.paused:
+            return False
+        self.paused = paused
+        if paused:
+            self._each(AudioRecorder.flush)
+        self._changed()
+        return True
+
+    def status(self) -> dict:
+        """For both participants' pages and the coach's sidebar."""
+        if self.problem:
+            state = FAILED
+        elif not self.consented:
+            state = OFF
+        else:
+            state = PAUSED if self.paused else ON
+        return {"state": state, "audio": sorted(self.consented), "video": sorted(self.video),
+                "problem": PROBLEMS.get(self.problem or "")}
+
+    def _changed(self) -> None:
+        if self._on_status is not None:
+            self._on_status(self.status())
+
+    # -- audio -----------------------------------------------------------------------------
+
+    def packet(self, role: str, position48: int, samples: int, packet: bytes, peak: int) -> None:
+        """A received Opus packet of ``role`` whose first sample is at session sample
+        ``position48`` (48 kHz), with its sample peak."""
+        if self.paused or self.problem or role not in self.consented:
+            return
+        try:
+            recorder = self._recorders.get(role)
+            if recorder is None:
+                recorder = self._recorders[role] = AudioRecorder(self._storage, self.id, role, position48)
+                self._unsaved.append(recorder.info)
+            recorder.add(position48, samples, packet, peak)
+        except OSError as err:
+            self._fail(err)
+
+    def _each(self, action: Callable[[AudioRecorder], None]) -> None:
+        try:
+            for recorder in self._recorders.values():
+                action(recorder)
+        except OSError as err:
+            self._fail(err)
+
+    def _fail(self, err: OSError) -> None:
+        """Stop recording after a failed write; what was written stays playable."""
+        self.problem = "disk-full" if err.errno == errno.ENOSPC else "write-failed"
+        log.error("session %s: recording stopped: %s", self.id, err)
+        for role in list(self._recorders):
+            self._close(role, failed=True)
+        self._changed()
+
+    # -- the store and the end -------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Once a second: pages to disk, and the rows (new recordings, their growth) to the store."""
+        self._each(AudioRecorder.flush)
+        new, self._unsaved = self._unsaved, []
+        updates = [(r.info.id, _growth(r)) for r in self._recorders.values()]
+        if not new and not updates:
+            return
+        try:
+            async with self._io:
+                await asyncio.to_thread(self._save, new, updates)
+        except Exception:
+            log.exception("session %s: recording rows not stored", self.id)
+            self._unsaved = new + self._unsaved
+
+    def _save(self, new: list[RecordingFile], updates: list[tuple[str, dict]]) -> None:
+        for info in new:
+            self._store.create_recording(self.id, info.id, info.participant, "audio", info.name, "audio/ogg",
+                                         info.start_s)
+        self._store.update_recordings(self.id, updates)
+
+    def _close(self, role: str, failed: bool = False) -> None:
+        """End a participant's recording file and finish it in the background."""
+        recorder = self._recorders.pop(role, None)
+        if recorder is None:
+            return
+        try:
+            if failed:
+                recorder.abandon()
+            else:
+                recorder.close()
+        except OSError as err:
+            recorder.abandon()
+            log.error("session %s: %s's recording not closed cleanly: %s", self.id, role, err)
+        new = [i for i in self._unsaved if i is recorder.info]
+        self._unsaved = [i for i in self._unsaved if i is not recorder.info]
+        task = asyncio.get_running_loop().create_task(self._finish_later(recorder.info, bool(new), _growth(recorder)))
+        self._finishing.append(task)
+        task.add_done_callback(self._finishing.remove)
+
+    async def _finish_later(self, info: RecordingFile, unsaved: bool, growth: dict) -> None:
+        async with self._io:
+            try:
+                await asyncio.to_thread(self._finish, info, unsaved, growth)
+            except Exception:
+                log.exception("session %s: recording %s not finished", self.id, info.id)
+
+    def _finish(self, info: RecordingFile, unsaved: bool, growth: dict) -> None:
+        if unsaved:
+            self._save([info], [])
+        self._store.update_recording(self.id, info.id, **growth)
+        finish_audio(self._store, self._storage, self.id, info.id, info.name, "finished")
+
+    async def finish(self) -> None:
+        """The call has emptied (or closes): every file is finished; a participant who comes
+        back starts a new one."""
+        for role in list(self._recorders):
+            self._close(role)
+        if self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)
+
+
+def _growth(recorder: AudioRecorder) -> dict:
+    return {"duration_s": round(recorder.duration_s, 3), "bytes": recorder.info.bytes, "gaps": recorder.info.gaps}

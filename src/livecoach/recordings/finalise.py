@@ -1,0 +1,133 @@
+"""Turning a recording that grew during the call into the file the review plays.
+
+Ogg is right while writing (a killed writer leaves a playable file) but has no seek index, and
+MediaRecorder's WebM has neither duration nor cues. Chromium seeks quickly only in a file that
+has both, so a finished recording is remuxed (packets copied, never re-encoded) into WebM, whose
+muxer writes the duration and the cues when it can seek in its output.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import av
+
+from ..store import Store
+from .ogg import valid_length
+from .storage import FolderStorage, StorageError
+
+log = logging.getLogger(__name__)
+
+
+class MediaError(Exception):
+    """A recording could not be read as media."""
+
+
+def remux_to_webm(storage: FolderStorage, session: str, source: str, target: str) -> float:
+    """Copy every packet of ``source`` into a new WebM ``target``; returns its duration (s)."""
+    out_path = storage.writer_path(session, target)
+    try:
+        with av.open(str(storage.path(session, source))) as inp:
+            streams = [s for s in inp.streams if s.type in ("audio", "video")]
+            if not streams:
+                raise MediaError(f"{source} holds no audio or video")
+            with av.open(str(out_path), "w", format="webm") as out:
+                mapping = {s.index: out.add_stream_from_template(s) for s in streams}
+                end, copied = 0.0, 0
+                try:
+                    for packet in inp.demux(streams):
+                        if packet.dts is None or packet.size == 0:
+                            continue  # the demuxer's end-of-stream marker
+                        stream = packet.stream
+                        if packet.pts is not None:
+                            end = max(end, float((packet.pts + (packet.duration or 0)) * stream.time_base))
+                        packet.stream = mapping[stream.index]
+                        out.mux(packet)
+                        copied += 1
+                except av.FFmpegError as err:
+                    # A recording cut off by a closed tab or a killed writer: keep all before the cut.
+                    if not copied:
+                        raise
+                    log.warning("%s/%s: copied up to a damaged end (%s)", session, source, err)
+    except av.FFmpegError as err:
+        storage.delete(session, target)
+        raise MediaError(f"{source}: {err}") from None
+    storage.seal(session, target)
+    return end
+
+
+def repair_ogg(storage: FolderStorage, session: str, name: str) -> float:
+    """Cut an Ogg file whose writer was killed back to its last intact page; returns the
+    seconds of audio it holds."""
+    data = storage.read(session, name)
+    length, granule = valid_length(data)
+    if length == 0:
+        raise StorageError(f"{name} has no intact page")
+    if length < len(data):
+        storage.truncate(session, name, length)
+    return granule / 48000
+
+
+def finish_audio(store: Store, storage: FolderStorage, session: str, recording: str, name: str, state: str) -> None:
+    """Make a grown Ogg recording the finished WebM the review plays, and say so in its row:
+    ``state`` is "finished" after a call, "interrupted" after its writer was killed. If the audio
+    cannot be remuxed the Ogg stays (it plays too) and the row says why."""
+    try:
+        seconds = repair_ogg(storage, session, name)
+        webm = name.rsplit(".", 1)[0] + ".webm"
+        remux_to_webm(storage, session, name, webm)
+        storage.delete(session, name)
+        store.update_recording(session, recording, name=webm, media_type="audio/webm", duration_s=round(seconds, 3),
+                               bytes=storage.size(session, webm), state=state, finished_at=time.time())
+    except (StorageError, MediaError, OSError) as err:
+        log.error("session %s: recording %s not finished: %s", session, recording, err)
+        store.update_recording(session, recording, state="failed", error=str(err)[:500], finished_at=time.time())
+
+
+def finish_video(store: Store, storage: FolderStorage, session: str, row: dict, state: str) -> None:
+    """Make a browser's uploaded video the finished WebM the review plays: the counted chunks,
+    remuxed with duration and cues. A video that cannot be remuxed is marked failed."""
+    name = row["name"]
+    final = name.replace(".part.webm", ".webm")
+    try:
+        if storage.size(session, name) > row["bytes"]:
+            storage.truncate(session, name, row["bytes"])  # a chunk never counted
+        seconds = remux_to_webm(storage, session, name, final)
+        storage.delete(session, name)
+        store.update_recording(session, row["id"], name=final, duration_s=round(seconds, 3),
+                               bytes=storage.size(session, final), state=state, finished_at=time.time())
+    except (StorageError, MediaError, OSError) as err:
+        log.error("session %s: video %s not finished: %s", session, row["id"], err)
+        store.update_recording(session, row["id"], state="failed", error=str(err)[:500], finished_at=time.time())
+
+
+STALE_SECONDS = 15.0
+"""A growing audio recording whose row and file have not changed for this long lost its writer
+(the server writes it every second)."""
+VIDEO_STALE_SECONDS = 120.0
+"""A browser that has sent no chunk for this long is gone (closed, crashed); a browser whose
+network drops keeps its chunks until it is back, so this is long."""
+
+
+def sweep(store: Store, storage: FolderStorage, now: float | None = None) -> list[str]:
+    """Finish the recordings whose writer died (a killed worker or server) and mark their
+    sessions interrupted where the audio stopped; finish the videos of browsers that went away.
+    Returns the sessions marked interrupted."""
+    now = time.time() if now is None else now
+    marked: dict[str, float] = {}
+    for row in store.stale_recordings(now - STALE_SECONDS):
+        if row["kind"] == "video":
+            if row["updated_at"] < now - VIDEO_STALE_SECONDS:
+                finish_video(store, storage, row["session_id"], row, "finished")
+            continue
+        modified = storage.modified(row["session_id"], row["name"])
+        if modified is not None and modified > now - STALE_SECONDS:
+            continue  # still being written: the row's update is what lags
+        finish_audio(store, storage, row["session_id"], row["id"], row["name"], "interrupted")
+        done = store.recording(row["session_id"], row["id"]) or row
+        end = row["start_s"] + (done.get("duration_s") or 0.0)
+        marked[row["session_id"]] = max(marked.get(row["session_id"], 0.0), end)
+    for session, at in marked.items():
+        store.log_event(session, "interrupted", None, round(at, 3))
+    return list(marked)

@@ -1,0 +1,116 @@
+"""Every file of a recording, read and written here and nowhere else.
+
+Recordings live in ``<data>/recordings/<session>/<name>``. Only the server's user may read
+them: folders are 0700, files 0600. Names are checked here, so no caller can reach outside a
+session's folder. An object-store backend would implement the same methods.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+NAME = re.compile(r"[A-Za-z0-9_-]{1,80}(\.[a-z0-9]{1,8}){0,2}")
+SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
+READ_BLOCK = 64 * 1024
+
+
+class StorageError(Exception):
+    """A file could not be written or read (a full disk, a missing file)."""
+
+
+class FolderStorage:
+    """Recordings in a folder of the local disk."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def _folder(self, session: str) -> Path:
+        if not SESSION.fullmatch(session):
+            raise ValueError(f"not a session id: {session[:80]!r}")
+        return self.root / session
+
+    def path(self, session: str, name: str) -> Path:
+        """The file's path (for PyAV, which opens files itself)."""
+        if not NAME.fullmatch(name):
+            raise ValueError(f"not a recording file name: {name[:100]!r}")
+        return self._folder(session) / name
+
+    def _ensure_folder(self, session: str) -> Path:
+        folder = self._folder(session)
+        for f in (self.root, folder):
+            f.mkdir(mode=0o700, exist_ok=True, parents=True)
+            os.chmod(f, 0o700)
+        return folder
+
+    def create(self, session: str, name: str) -> BinaryIO:
+        """A new, empty file open for appending (an existing one is truncated)."""
+        self._ensure_folder(session)
+        path = self.path(session, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        return os.fdopen(fd, "wb", buffering=0)
+
+    def append(self, session: str, name: str) -> BinaryIO:
+        """An existing (or new) file open for appending."""
+        self._ensure_folder(session)
+        fd = os.open(self.path(session, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(fd, "ab", buffering=0)
+
+    def writer_path(self, session: str, name: str) -> Path:
+        """A path to write a new file at (by PyAV), with the folder made and the mode set after."""
+        self._ensure_folder(session)
+        return self.path(session, name)
+
+    def seal(self, session: str, name: str) -> None:
+        """Make a file written by another library readable by the server's user only."""
+        os.chmod(self.path(session, name), 0o600)
+
+    def exists(self, session: str, name: str) -> bool:
+        return self.path(session, name).is_file()
+
+    def size(self, session: str, name: str) -> int:
+        try:
+            return self.path(session, name).stat().st_size
+        except FileNotFoundError:
+            raise StorageError(f"{name} is missing") from None
+
+    def modified(self, session: str, name: str) -> float | None:
+        """When the file was last written (wall clock), or None if it is missing."""
+        try:
+            return self.path(session, name).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def read(self, session: str, name: str) -> bytes:
+        try:
+            return self.path(session, name).read_bytes()
+        except FileNotFoundError:
+            raise StorageError(f"{name} is missing") from None
+
+    def read_range(self, session: str, name: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes ``start`` to ``end`` inclusive, in blocks."""
+        with open(self.path(session, name), "rb") as f:
+            f.seek(start)
+            left = end - start + 1
+            while left > 0:
+                block = f.read(min(READ_BLOCK, left))
+                if not block:
+                    return
+                left -= len(block)
+                yield block
+
+    def truncate(self, session: str, name: str, length: int) -> None:
+        os.truncate(self.path(session, name), length)
+
+    def rename(self, session: str, old: str, new: str) -> None:
+        os.replace(self.path(session, old), self.path(session, new))
+
+    def delete(self, session: str, name: str) -> None:
+        self.path(session, name).unlink(missing_ok=True)
+
+    def delete_session(self, session: str) -> None:
+        shutil.rmtree(self._folder(session), ignore_errors=True)

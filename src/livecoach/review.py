@@ -1,0 +1,207 @@
+"""The review payload: everything the replay page draws, as one pure function of what was stored.
+
+``GET /api/sessions/<session>/review`` answers ``build_review(...)`` (docs/review.md). Turns,
+silences, overlaps and metrics come from ``timeline.build_timeline`` and ``metrics.compute``, the
+same code as the live figures and ``livecoach analyze``, so the review never disagrees with what
+the coach saw. The answer is sized for a 2-hour call: times to 1 ms, shares to 3 decimals, the
+once-a-second samples column by column (a list of numbers per column, not an object per second).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .metrics import compute, share, talk_time
+from .timeline import CLIENT, COACH, ROLES, Interval, Timeline, build_timeline
+
+VERSION = 1
+SILENCE_SHOWN_S = 3.0
+"""Silences drawn on the timeline: shorter ones are the ordinary gaps between turns."""
+QUARTERS = 4
+LONGEST = 5
+"""How many of the longest silences and turns the summary lists."""
+PAUSED, ON = "paused", "on"
+RECORDING = "recording"
+"""A recording's state while its call runs (store.RECORDING_STATES)."""
+
+
+def build_review(
+    session: dict,
+    events: list[dict],
+    tags: list[dict],
+    nudges: list[dict],
+    samples: list,
+    recordings: list[dict],
+    tag_kinds: list[dict],
+    media_url: Callable[[str, str], str],
+    now: float | None = None,
+) -> dict:
+    """The review payload of docs/review.md.
+
+    ``now`` is the session time of a call still running (the live clock): the session lasts at
+    least that long. The session is ``"live"`` while a ``now`` is given or a recording is still
+    being written (state ``"recording"``), ``"ended"`` otherwise.
+    """
+    segments = _segments(events)
+    duration = _duration(segments, events, samples, recordings, now)
+    timeline = build_timeline(segments, duration)
+    silences = [s for s in timeline.silences if s.duration >= SILENCE_SHOWN_S]
+    return {
+        "version": VERSION,
+        "session": {
+            "id": session["id"],
+            "label": session.get("label", ""),
+            "created_at": _r(session.get("created_at")),
+            "duration_s": _r(duration),
+            "state": "live" if now is not None or any(r.get("state") == RECORDING for r in recordings) else "ended",
+            "video_recording": bool(session.get("video_recording")),
+        },
+        "segments": {p: [[_r(s.start), _r(s.end)] for s in timeline.segments[p]] for p in ROLES},
+        "silences": _spans(silences),
+        "overlaps": _spans(timeline.overlaps),
+        "tags": [_tag(t) for t in sorted(tags, key=lambda t: (t["session_time"], t.get("created_at") or 0))],
+        "nudges": [_nudge(n) for n in sorted(nudges, key=lambda n: n["session_time"])],
+        "pauses": _pauses(events),
+        "interruptions": sorted(_r(e["session_time"]) for e in _timed(events) if e["kind"] == "interrupted"),
+        "samples": _samples(samples),
+        "recordings": [
+            _recording(r, media_url)
+            for r in sorted(recordings, key=lambda r: (_role_order(r.get("participant")), r.get("start_s") or 0.0))
+        ],
+        "summary": {
+            "metrics": compute(timeline).to_dict(),
+            "quarters": _quarters(timeline),
+            "longest_silences": [
+                {"start": _r(s.start), "end": _r(s.end)} for s in _longest(timeline.silences)
+            ],
+            "longest_turns": [
+                {"participant": t.participant, "start": _r(t.start), "end": _r(t.end)} for t in _longest(timeline.turns)
+            ],
+        },
+        "tag_kinds": [{"id": k["id"], "label": k["label"]} for k in tag_kinds],
+    }
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+def _role_order(participant: str | None) -> int:
+    """The coach first, then the client, then anyone else."""
+    return ROLES.index(participant) if participant in ROLES else len(ROLES)
+
+
+def _timed(events: Iterable[dict]) -> list[dict]:
+    """Events that carry a session time (a few are logged before the session clock exists)."""
+    return [e for e in events if e.get("session_time") is not None]
+
+
+def _segments(events: list[dict]) -> dict[str, list[tuple[float, float]]]:
+    """Each participant's speech segments, from the ``speech`` events logged as segments end.
+    An exact repeat (a batch of events written twice) is kept once."""
+    out: dict[str, set[tuple[float, float]]] = {p: set() for p in ROLES}
+    for e in events:
+        if e.get("kind") == "speech" and e.get("participant") in out and "start" in e and "end" in e:
+            out[e["participant"]].add((float(e["start"]), float(e["end"])))
+    return {p: sorted(spans) for p, spans in out.items()}
+
+
+def _duration(segments: dict, events: list[dict], samples: list, recordings: list[dict], now: float | None) -> float:
+    """The largest of: the last sample, the last speech end, the last event, each recording's end
+    (and the live clock, for a call still running)."""
+    ends = [0.0]
+    ends += [s.session_time for s in samples]
+    ends += [b for spans in segments.values() for _, b in spans]
+    ends += [e["session_time"] for e in _timed(events)]
+    ends += [(r.get("start_s") or 0.0) + (r.get("duration_s") or 0.0) for r in recordings]
+    if now is not None:
+        ends.append(now)
+    return max(float(x) for x in ends)
+
+
+def _spans(intervals: Iterable[Interval]) -> list[list[float]]:
+    return [[_r(i.start), _r(i.end)] for i in intervals]
+
+
+def _pauses(events: list[dict]) -> list[list[float | None]]:
+    """The coach's recording pauses, from ``recording`` events (state on / paused / off): a pause
+    runs from "paused" to the next "on". One still open at the end has a null end, also across an
+    "off" (the recording ended while paused). Events per participant repeat the same pause: a
+    "paused" while paused, or an "on" while not, changes nothing."""
+    out: list[list[float | None]] = []
+    since: float | None = None
+    for e in sorted((e for e in _timed(events) if e["kind"] == "recording"), key=lambda e: e["session_time"]):
+        state = e.get("state")
+        if state == PAUSED and since is None:
+            since = e["session_time"]
+        elif state == ON and since is not None:
+            out.append([_r(since), _r(e["session_time"])])
+            since = None
+    if since is not None:
+        out.append([_r(since), None])
+    return out
+
+
+def _tag(t: dict) -> dict:
+    original = t.get("original_session_time")
+    return {
+        "id": t["id"],
+        "kind": t["kind"],
+        "label": t["label"],
+        "session_time": _r(t["session_time"]),
+        "original_session_time": _r(t["session_time"] if original is None else original),
+        "clicked_at": _r(t.get("clicked_at")),
+        "note": t.get("note") or "",
+        "origin": t.get("origin") or "live",
+        "created_at": _r(t.get("created_at")),
+    }
+
+
+def _nudge(n: dict) -> dict:
+    return {
+        "id": n["id"],
+        "kind": n["kind"],
+        "text": n["text"],
+        "session_time": _r(n["session_time"]),
+        "dismissed_at": _r(n.get("dismissed_at")),
+    }
+
+
+def _samples(samples: list) -> dict[str, list]:
+    return {
+        "t": [_r(s.session_time) for s in samples],
+        "share_window": [_r(s.share_window) for s in samples],
+        "share_session": [_r(s.share_session) for s in samples],
+    }
+
+
+def _recording(r: dict, media_url: Callable[[str, str], str]) -> dict:
+    return {
+        "id": r["id"],
+        "participant": r["participant"],
+        "kind": r["kind"],
+        "media_type": r["media_type"],
+        "start_s": _r(r.get("start_s") or 0.0),
+        "duration_s": _r(r.get("duration_s")),
+        "state": r.get("state"),
+        "gaps": [[_r(a), _r(b)] for a, b in r.get("gaps") or []],
+        "url": media_url(r["id"], "file"),
+        "peaks_url": media_url(r["id"], "peaks"),
+    }
+
+
+def _quarters(timeline: Timeline) -> list[dict]:
+    """The coach's share of the talk in each quarter of the call (null when nobody spoke in it)."""
+    out = []
+    for i in range(QUARTERS):
+        a, b = timeline.end * i / QUARTERS, timeline.end * (i + 1) / QUARTERS
+        coach = talk_time(timeline.segments[COACH], a, b)
+        client = talk_time(timeline.segments[CLIENT], a, b)
+        out.append({"start": _r(a), "end": _r(b), "talk_share_coach": _r(share(coach, client))})
+    return out
+
+
+def _longest(items: Iterable[Any]) -> list[Any]:
+    """The longest few, longest first; of equal length, the earlier first."""
+    return sorted(items, key=lambda x: (-x.duration, x.start))[:LONGEST]

@@ -1,0 +1,144 @@
+"""The recording's files: Ogg pages, the recorder's placement on the session clock, the repair of
+a file cut off by a killed writer, and the remux into a seekable WebM. Real Opus packets (from
+libopus) and real files opened by PyAV."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import av
+import numpy as np
+import pytest
+from conftest import track
+
+from livecoach.media import parse_range
+from livecoach.recordings import ogg
+from livecoach.recordings.finalise import remux_to_webm, repair_ogg
+from livecoach.recordings.recorder import SILENCE, AudioRecorder, peak_byte
+from livecoach.recordings.storage import FolderStorage
+
+RATE = 48000
+
+
+def reference_crc(data: bytes) -> int:
+    """Ogg's CRC bit by bit (RFC 3533): polynomial 0x04C11DB7, unreflected, 0 in, 0 out."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
+    return crc
+
+
+@pytest.mark.parametrize("data", [b"", b"OggS", bytes(range(256)) * 3, os.urandom(1000)])
+def test_page_checksum_is_oggs_crc(data):
+    assert ogg.crc(data) == reference_crc(data)
+
+
+@pytest.fixture(scope="module")
+def packets() -> list[bytes]:
+    """20 ms Opus packets of 20 s of real speech (the clean fixture's coach), as a browser sends."""
+    pcm16 = track("clean", "coach")[: 20 * 16000]
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+    frame = av.AudioFrame.from_ndarray(pcm16[None, :], format="s16", layout="mono")
+    frame.sample_rate = 16000
+    pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in resampler.resample(frame)])
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate, codec.layout, codec.format = RATE, "mono", "s16"
+    codec.open()
+    out = []
+    for i in range(0, pcm.size - 960, 960):
+        f = av.AudioFrame.from_ndarray(pcm[None, i : i + 960], format="s16", layout="mono")
+        f.sample_rate, f.pts = RATE, i
+        out += [bytes(p) for p in codec.encode(f)]
+    return out
+
+
+def decode(path) -> tuple[np.ndarray, list[int]]:
+    with av.open(str(path)) as c:
+        frames = list(c.decode(audio=0))
+    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]), [f.pts for f in frames]
+
+
+def test_silence_packets_decode_to_silence_of_their_length():
+    codec = av.CodecContext.create("libopus", "r")
+    codec.sample_rate, codec.layout, codec.format = RATE, "mono", "s16"
+    for samples, data in SILENCE.items():
+        frames = codec.decode(av.Packet(data))
+        assert sum(f.samples for f in frames) == samples
+        assert all(not f.to_ndarray().any() for f in frames)
+
+
+def test_a_recording_keeps_the_session_clock_across_a_gap(tmp_path, packets):
+    """Packets placed at session samples, 3 s missing in the middle: the file has silence there,
+    the gap is listed, and every packet plays at its session time minus the start."""
+    storage = FolderStorage(tmp_path)
+    start = 5 * RATE + 17  # the participant's first packet came 5 s into the session
+    recorder = AudioRecorder(storage, "s1", "client", start)
+    position = start
+    for k, packet in enumerate(packets):
+        if 250 <= k < 400:  # 3 s of nothing (a dropped network)
+            position += 960
+            continue
+        recorder.add(position, 960, packet, 20000)
+        position += 960
+    recorder.close()
+    assert recorder.info.gaps == [[pytest.approx(10.0, abs=0.001), pytest.approx(13.0, abs=0.001)]]
+    assert recorder.duration_s == pytest.approx(len(packets) * 0.02, abs=0.003)
+    pcm, _ = decode(storage.path("s1", recorder.info.name))
+    assert pcm.size == len(packets) * 960
+    assert not pcm[250 * 960 + 960 : 400 * 960].any()  # the gap is silence (after the decoder's tail)
+    assert np.abs(pcm[100 * 960 : 200 * 960]).max() > 0.03  # speech before it is there (float samples)
+    # The level strip: one byte per 100 ms, zero in the gap, speech level elsewhere.
+    peaks = storage.read("s1", recorder.info.peaks_name)
+    assert len(peaks) == pytest.approx(recorder.duration_s * 10, abs=1)
+    assert set(peaks[51:79]) == {0} and peaks[10] == peak_byte(20000)
+    # Only the server's user reads it.
+    assert stat.S_IMODE(os.stat(storage.path("s1", recorder.info.name)).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "s1").st_mode) == 0o700
+
+
+def test_a_file_cut_off_mid_page_is_repaired_to_its_last_intact_page(tmp_path, packets):
+    storage = FolderStorage(tmp_path)
+    recorder = AudioRecorder(storage, "s1", "coach", 0)
+    for k, packet in enumerate(packets[:500]):
+        recorder.add(k * 960, 960, packet, 100)
+    recorder.flush()
+    whole = storage.size("s1", recorder.info.name)
+    for k, packet in enumerate(packets[500:530], start=500):
+        recorder.add(k * 960, 960, packet, 100)
+    recorder.flush()
+    recorder.abandon()
+    storage.truncate("s1", recorder.info.name, storage.size("s1", recorder.info.name) - 7)  # a page cut short
+    seconds = repair_ogg(storage, "s1", recorder.info.name)
+    assert seconds == pytest.approx(10.0, abs=0.001)
+    assert storage.size("s1", recorder.info.name) == whole
+    pcm, _ = decode(storage.path("s1", recorder.info.name))
+    assert pcm.size == 500 * 960
+
+
+def test_the_finished_file_is_webm_with_duration_and_cues(tmp_path, packets):
+    storage = FolderStorage(tmp_path)
+    recorder = AudioRecorder(storage, "s1", "coach", 0)
+    for k, packet in enumerate(packets):
+        recorder.add(k * 960, 960, packet, 100)
+    recorder.close()
+    seconds = remux_to_webm(storage, "s1", recorder.info.name, "out.webm")
+    assert seconds == pytest.approx(len(packets) * 0.02, abs=0.001)
+    data = storage.read("s1", "out.webm")
+    assert b"\x1c\x53\xbb\x6b" in data  # the Cues element: a seek index
+    with av.open(str(storage.path("s1", "out.webm"))) as c:
+        assert c.duration / 1e6 == pytest.approx(seconds, abs=0.05)
+    ogg_pcm, _ = decode(storage.path("s1", recorder.info.name))
+    webm_pcm, _ = decode(storage.path("s1", "out.webm"))
+    assert np.array_equal(ogg_pcm, webm_pcm)  # the same packets: nothing was re-encoded
+
+
+@pytest.mark.parametrize("header,expected", [
+    (None, None), ("bytes=0-99", (0, 99)), ("bytes=100-", (100, 999)), ("bytes=-10", (990, 999)),
+    ("bytes=990-5000", (990, 999)), ("bytes=1000-", "unsatisfiable"), ("bytes=5-4", "unsatisfiable"),
+    ("bytes=0-1,5-9", None), ("items=0-1", None), ("bytes=-0", "unsatisfiable"),
+])
+def test_range_headers(header, expected):
+    assert parse_range(header, 1000) == expected

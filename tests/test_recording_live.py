@@ -1,0 +1,281 @@
+"""Recording live calls end to end: a real server process, real aiortc peers on loopback, the
+recorded files opened by PyAV and analysed by the same engine as `livecoach analyze`.
+
+- A call is recorded per participant, aligned on the session clock: the recording, analysed
+  offline, gives the live session's talk share within 1 point.
+- A coach's pause shows on both participants' connections and as a gap in the files.
+- Files are served only through signed links, with byte ranges; the review API only to the coach.
+- A worker killed mid-call leaves recordings that play to within 5 s of the kill, and the
+  session is marked interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import time
+import urllib.error
+import urllib.request
+from email.message import Message
+
+import av
+import numpy as np
+import pytest
+
+from liveserver import Server, excerpt
+from livecoach.analyze import analyze_tracks
+from livecoach.ingest import write_wav
+from livecoach.live.ice import restrict_host_addresses
+from livecoach.live.simpeer import IndicatorReader, SimPeer
+
+SECONDS = 40.0
+PAUSE_AT, PAUSE_S = 15.0, 3.0
+
+
+@pytest.fixture(autouse=True)
+def loopback_only():
+    restrict_host_addresses(["127.0.0.1"])
+    yield
+    restrict_host_addresses([])
+
+
+def request(server: Server, path: str, token: str | None = None, headers: dict | None = None,
+            method: str = "GET", body: dict | None = None) -> tuple[int, Message, bytes]:
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    if data is not None:
+        h["Content-Type"] = "application/json"
+    req = urllib.request.Request(server.url + path, headers=h, method=method, data=data)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def review(server: Server, sid: str, token: str) -> dict:
+    status, _, body = request(server, f"/api/sessions/{sid}/review", token)
+    assert status == 200, body
+    return json.loads(body)
+
+
+async def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"not within {timeout:g} s: {what}")
+
+
+def decoded_16k(path: str) -> np.ndarray:
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
+    with av.open(path) as c:
+        return np.concatenate([f.to_ndarray().reshape(-1) for fr in c.decode(audio=0) for f in resampler.resample(fr)])
+
+
+def share_outside(segments: dict[str, list[tuple[float, float]]], a: float, b: float) -> float:
+    """The coach's talk share, leaving out the span from ``a`` to ``b``."""
+    def talk(segs):
+        return sum(max(0.0, e - s) - max(0.0, min(e, b) - max(s, a)) for s, e in segs)
+    coach, client = talk(segments["coach"]), talk(segments["client"])
+    return coach / (coach + client)
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = Server(tmp_path / "data", "direct", workers=0)
+    yield srv
+    log = srv.stop()
+    assert "Traceback" not in log, log
+
+
+async def test_a_recorded_call_is_the_call_aligned_and_paused_where_the_coach_paused(server, tmp_path):
+    sid, coach_token, client_token = server.new_session()
+    # "bleed" (echo both ways): the recording must keep the two tracks aligned for the echo to be
+    # told apart from speech.
+    files = {who: excerpt("bleed", who, SECONDS, tmp_path) for who in ("coach", "client")}
+    reader = IndicatorReader(server.url, sid, coach_token)
+    await reader.open()
+    start = asyncio.Event()
+    coach = SimPeer(server.url, sid, coach_token, str(files["coach"]), start=start)
+    client = SimPeer(server.url, sid, client_token, str(files["client"]), start=start)
+    try:
+        welcome = await coach.join()
+        assert welcome["recording"]["state"] == "on" and welcome["recording"]["audio"] == ["coach"]
+        await client.join()
+        await asyncio.gather(coach.server_connected(), client.server_connected())
+        start.set()
+        await asyncio.sleep(PAUSE_AT)
+        assert reader.latest()["recording"]["state"] == "on"
+        # A pause and a resume: both participants hear of it, and it lands on the timeline.
+        await coach._send({"type": "recording", "paused": True})
+        await asyncio.sleep(PAUSE_S)
+        assert reader.latest()["recording"]["state"] == "paused"
+        await coach._send({"type": "recording", "paused": False})
+        # The client may not pause the recording.
+        await client._send({"type": "recording", "paused": True})
+        await asyncio.sleep(SECONDS - PAUSE_AT - PAUSE_S + 1.5)
+        live = reader.latest()["metrics"]
+        for peer in (coach, client):
+            states = [m["state"] for m in peer.messages if m["type"] == "recording"]
+            assert "paused" in states and states[-1] == "on", peer.messages
+        assert any(m.get("code") == "forbidden" for m in client.messages if m["type"] == "error"), client.messages
+    finally:
+        await asyncio.gather(coach.leave(), client.leave())
+        await reader.close()
+
+    data = await wait_for(lambda: (lambda d: d if len(d["recordings"]) == 2 and all(
+        r["state"] == "finished" for r in d["recordings"]) else None)(review(server, sid, coach_token)),
+        30, "both recordings finished")
+    recs = {r["participant"]: r for r in data["recordings"]}
+    assert data["pauses"] and data["pauses"][0][1] is not None and data["pauses"][0][1] - data["pauses"][0][0] >= 1.5
+    tracks = {}
+    for who, rec in recs.items():
+        assert rec["kind"] == "audio" and rec["media_type"] == "audio/webm"
+        status, headers, body = request(server, rec["url"])
+        assert status == 200 and headers["Accept-Ranges"] == "bytes"
+        path = tmp_path / f"{who}.webm"
+        path.write_bytes(body)
+        with av.open(str(path)) as c:
+            assert c.duration / 1e6 == pytest.approx(rec["duration_s"], abs=0.1)
+        # The pause is a gap of silence in each file, where the session clock says.
+        assert any(a <= data["pauses"][0][0] + 0.5 and b >= data["pauses"][0][1] - 0.5 for a, b in rec["gaps"]), (rec, data["pauses"])
+        # Placed on the session clock: the file from its start_s, the time before it silent.
+        pcm = decoded_16k(str(path))
+        tracks[who] = np.concatenate([np.zeros(int(round(rec["start_s"] * 16000)), np.int16), pcm])
+    n = max(t.size for t in tracks.values())
+    wavs = {who: write_wav(tmp_path / f"rec-{who}.wav", np.pad(t, (0, n - t.size))) for who, t in tracks.items()}
+    offline = analyze_tracks(wavs["coach"], wavs["client"])
+    # The recording is the call: its analysis gives the live talk share within 1 point, with
+    # the paused span taken out of both (the live analysis went on through the pause).
+    a, b = data["pauses"][0][0] - 0.5, data["pauses"][0][1] + 0.5
+    live_segments = {who: [tuple(s) for s in segs] for who, segs in data["segments"].items()}
+    offline_segments = {who: [(s.start, s.end) for s in segs] for who, segs in offline.timeline.segments.items()}
+    assert share_outside(live_segments, 0, 0) == pytest.approx(live["talk_share_coach"], abs=0.005), (
+        live["talk_time"], {w: sum(e - s for s, e in x) for w, x in live_segments.items()}, data["summary"]["metrics"]["talk_time"])
+    # The recording is the audio that was sent, aligned: analysed offline it gives the talk share
+    # of the original files and that of the live session within one point (the paused span,
+    # missing from the recording, left out of all three; the engine relearns the echo after the
+    # pause's silence, which moves the share by a few tenths).
+    original = analyze_tracks(files["coach"], files["client"])
+    original_segments = {who: [(s.start, s.end) for s in segs] for who, segs in original.timeline.segments.items()}
+    # Both files started playing at one moment, which the earlier recording's start marks.
+    shift = min(r["start_s"] for r in recs.values())
+    why = (original.metrics.talk_share_coach, offline.metrics.talk_share_coach, live["talk_share_coach"], shift)
+    assert share_outside(offline_segments, a, b) == pytest.approx(
+        share_outside(original_segments, a - shift, b - shift), abs=0.01), why
+    assert share_outside(offline_segments, a, b) == pytest.approx(share_outside(live_segments, a, b), abs=0.01), why
+
+    # Range requests: exactly the bytes asked for.
+    rec = recs["coach"]
+    whole = request(server, rec["url"])[2]
+    status, headers, part = request(server, rec["url"], headers={"Range": "bytes=100-1099"})
+    assert status == 206 and part == whole[100:1100] and headers["Content-Range"] == f"bytes 100-1099/{len(whole)}"
+    status, headers, part = request(server, rec["url"], headers={"Range": f"bytes=-500"})
+    assert status == 206 and part == whole[-500:]
+    assert request(server, rec["url"], headers={"Range": f"bytes={len(whole)}-"})[0] == 416
+    # Only with the signed link: no key, a wrong key, another file's key.
+    bare = rec["url"].split("?")[0]
+    assert request(server, bare)[0] == 403
+    assert request(server, rec["url"][:-4] + "0000")[0] == 403
+    other = recs["client"]["url"].split("?")[1]
+    assert request(server, f"{bare}?{other}")[0] == 403
+    # The review API: the coach only.
+    assert request(server, f"/api/sessions/{sid}/review", client_token)[0] == 403
+    assert request(server, f"/api/sessions/{sid}/review", "not-a-token")[0] == 401
+    assert request(server, f"/api/sessions/{sid}/review")[0] == 401
+    # Peaks: one byte per 100 ms of the file.
+    status, _, peaks = request(server, rec["peaks_url"])
+    assert status == 200 and len(peaks) == pytest.approx(rec["duration_s"] * 10, abs=2) and max(peaks) > 100
+
+
+async def test_a_worker_killed_mid_call_leaves_playable_recordings_and_an_interrupted_session(tmp_path):
+    srv = Server(tmp_path / "data", "direct", workers=1)
+    sid, coach_token, client_token = srv.new_session()
+    files = {who: excerpt("clean", who, 30, tmp_path) for who in ("coach", "client")}
+    start = asyncio.Event()
+    coach = SimPeer(srv.url, sid, coach_token, str(files["coach"]), start=start)
+    client = SimPeer(srv.url, sid, client_token, str(files["client"]), start=start)
+    try:
+        await asyncio.gather(coach.join(), client.join())
+        await asyncio.gather(coach.server_connected(), client.server_connected())
+        start.set()
+        await asyncio.sleep(15.0)
+        worker = srv.get("/healthz")["workers"][0]["pid"]
+        os.kill(worker, signal.SIGKILL)
+        killed_at = 15.0
+        await asyncio.gather(coach.close(), client.close())
+        data = await wait_for(lambda: (lambda d: d if d["recordings"] and d["interruptions"] and all(
+            r["state"] == "interrupted" for r in d["recordings"]) else None)(review(srv, sid, coach_token)),
+            45, "the recordings finished as interrupted")
+        for rec in data["recordings"]:
+            status, _, body = request(srv, rec["url"])
+            assert status == 200
+            path = tmp_path / f"{rec['participant']}-killed.webm"
+            path.write_bytes(body)
+            pcm = decoded_16k(str(path))
+            # Playable to within 5 s of the kill (the audio started about when the clock did).
+            assert pcm.size / 16000 >= killed_at - 5 - rec["start_s"], (rec, pcm.size / 16000)
+        assert data["interruptions"][0] >= killed_at - 5
+    finally:
+        log = srv.stop()
+    assert "Traceback" not in log, log
+
+
+async def test_a_full_disk_stops_the_recording_with_a_message_while_the_call_goes_on(tmp_path):
+    """The recordings folder is a 160 KiB filesystem of the server's own (a tmpfs in a mount
+    namespace): it fills within seconds, the coach's stream says so, the analysis goes on, and
+    what was recorded before still plays."""
+    unshare = shutil.which("unshare") or shutil.which("unshare", path="/usr/bin:/bin")
+    if unshare is None:
+        pytest.fail("this test needs unshare (util-linux) to give the server a small filesystem; scripts/test installs it")
+    data = tmp_path / "data"
+    (data / "recordings").mkdir(parents=True)
+    prefix = [unshare, "-rm", "sh", "-c", f'mount -t tmpfs -o size=160k,mode=0700 tmpfs "{data / "recordings"}" && exec "$@"',
+              "sh"]
+    srv = Server(data, "direct", workers=0, prefix=prefix)
+    sid, coach_token, client_token = srv.new_session()
+    files = {who: excerpt("clean", who, 30, tmp_path) for who in ("coach", "client")}
+    reader = IndicatorReader(srv.url, sid, coach_token)
+    await reader.open()
+    start = asyncio.Event()
+    coach = SimPeer(srv.url, sid, coach_token, str(files["coach"]), start=start)
+    client = SimPeer(srv.url, sid, client_token, str(files["client"]), start=start)
+    try:
+        await asyncio.gather(coach.join(), client.join())
+        await asyncio.gather(coach.server_connected(), client.server_connected())
+        start.set()
+        failed = await wait_for(lambda: next((m for _, m in reader.messages if m["type"] == "recording"
+                                              and m["state"] == "failed"), None), 25, "the recording failed")
+        assert "disk is full" in failed["problem"]
+        at_failure = reader.latest()["audio"]["coach"]["received_s"]
+        await asyncio.sleep(5)
+        snap = reader.latest()
+        assert snap["recording"]["state"] == "failed"
+        assert snap["audio"]["coach"]["received_s"] > at_failure + 4  # the analysis goes on
+        assert any(m["type"] == "speech" and m["session_time"] > failed["session_time"] for _, m in reader.messages)
+        for peer in (coach, client):  # both pages were told
+            assert any(m["type"] == "recording" and m["state"] == "failed" for m in peer.messages)
+    finally:
+        await asyncio.gather(coach.leave(), client.leave())
+        await reader.close()
+    data_ = await wait_for(lambda: (lambda d: d if d["recordings"] and all(
+        r["state"] != "recording" for r in d["recordings"]) else None)(review(srv, sid, coach_token)),
+        30, "the recordings were closed")
+    played = 0.0
+    for rec in data_["recordings"]:
+        status, _, body = request(srv, rec["url"])
+        assert status == 200
+        path = tmp_path / f"{rec['id']}.media"
+        path.write_bytes(body)
+        played = max(played, decoded_16k(str(path)).size / 16000)
+    assert played > 2  # what was written before the disk filled plays
+    log = srv.stop()
+    assert "Traceback" not in log, log

@@ -1,0 +1,121 @@
+// This browser's own camera and microphone, recorded with MediaRecorder while the server says
+// so (the `recording` status names this participant under `video`), and uploaded in numbered
+// chunks every few seconds (docs/review.md, "Video uploads"). A pause stops the recording and a
+// resume starts a new one, so each file stays on the session clock. Chunks wait in memory while
+// the server cannot be reached and go out in order when it is back; a closed tab loses at most
+// the chunk being recorded.
+
+const CHUNK_MS = 3000;
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+const TYPES = ['video/webm;codecs=vp8,opus', 'video/webm;codecs=vp9,opus', 'video/webm'];
+
+async function sha256(blob) {
+  const digest = await crypto.subtle.digest('SHA-256', await blob.arrayBuffer());
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export class VideoRecorder {
+  /**
+   * @param {{session: string, token: string}} link
+   * @param {MediaStream} stream the local camera and microphone
+   * @param {import('./signal.js').Channel} signal the call's channel
+   * @param {'coach'|'client'} role
+   */
+  constructor(link, stream, signal, role) {
+    this.base = `/api/sessions/${encodeURIComponent(link.session)}/uploads/`;
+    this.token = link.token;
+    this.stream = stream;
+    this.role = role;
+    this.recorder = null;
+    this.queue = [];
+    this.sending = false;
+    this.clock = null; // {t, at}: session time t at performance.now() at
+    this.mime = TYPES.find((t) => window.MediaRecorder?.isTypeSupported(t));
+    signal
+      .on('welcome', (m) => {
+        this.clock = { t: m.session_time, at: performance.now() };
+        this.follow(m.recording);
+      })
+      .on('recording', (m) => this.follow(m));
+  }
+
+  sessionNow() {
+    return this.clock ? this.clock.t + (performance.now() - this.clock.at) / 1000 : 0;
+  }
+
+  /** Record exactly while the server's status asks this participant's video to be recorded. */
+  follow(status) {
+    const wanted = status?.state === 'on' && status.video?.includes(this.role);
+    if (wanted && !this.recorder) this.start();
+    if (!wanted && this.recorder) this.stop();
+  }
+
+  start() {
+    if (!this.mime || !this.stream.getVideoTracks().some((t) => t.readyState === 'live')) return;
+    const id = crypto.randomUUID();
+    const start = Math.max(0, this.sessionNow());
+    const recorder = new MediaRecorder(this.stream, { mimeType: this.mime });
+    let number = 0;
+    recorder.ondataavailable = (e) => {
+      const last = recorder.state === 'inactive';
+      if (e.data.size || last) this.enqueue({ id, number: number++, blob: e.data, start, last });
+    };
+    recorder.onerror = (e) => console.warn('video recording:', e.error ?? e);
+    recorder.start(CHUNK_MS);
+    this.recorder = recorder;
+  }
+
+  /** Stop recording; the last chunk is uploaded with `last`, which finishes the file. */
+  stop() {
+    const recorder = this.recorder;
+    this.recorder = null;
+    if (recorder && recorder.state !== 'inactive') recorder.stop();
+  }
+
+  enqueue(chunk) {
+    this.queue.push(chunk);
+    this.send();
+  }
+
+  async send() {
+    if (this.sending) return;
+    this.sending = true;
+    let attempt = 0;
+    while (this.queue.length) {
+      const chunk = this.queue[0];
+      const outcome = await this.upload(chunk);
+      if (outcome === 'retry') {
+        await new Promise((r) => setTimeout(r, BACKOFF_MS[Math.min(attempt++, BACKOFF_MS.length - 1)]));
+        continue;
+      }
+      attempt = 0;
+      if (outcome === 'give-up') this.queue = this.queue.filter((c) => c.id !== chunk.id);
+      else this.queue.shift();
+    }
+    this.sending = false;
+  }
+
+  /** One chunk: 'done', 'retry' (network or server trouble) or 'give-up' (this recording is refused). */
+  async upload({ id, number, blob, start, last }) {
+    const query = new URLSearchParams();
+    if (number === 0) query.set('start', start.toFixed(3));
+    if (last) query.set('last', '1');
+    const body = blob.size ? blob : new Blob([new Uint8Array([0xec, 0x80])]); // an empty last chunk: a Void element
+    let res;
+    try {
+      res = await fetch(`${this.base}${id}/${number}?${query}`, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${this.token}`, 'X-Content-SHA256': await sha256(body) },
+        body,
+      });
+    } catch {
+      return 'retry';
+    }
+    if (res.ok) return 'done';
+    if (res.status >= 500 && res.status !== 507) return 'retry';
+    const error = (await res.json().catch(() => null))?.error;
+    if (error?.code === 'out-of-order' && error.expected > number) return 'done'; // already there
+    console.warn('video upload refused:', res.status, error?.code, error?.message);
+    return 'give-up';
+  }
+}
