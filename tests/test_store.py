@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-from livecoach.store import CONSENT_NOTICE, Store, migrate
+from livecoach.store import CONSENT_NOTICE, IndicatorSample, Store, migrate
 from livecoach.store.schema import metadata
 
 OLD_SCHEMA = """
@@ -379,3 +379,18 @@ def test_stale_recordings_are_those_still_recording_and_not_updated_since(store)
     stale = store.stale_recordings(cutoff)
     assert [(r["session_id"], r["id"], r["state"]) for r in stale] == [(first, "old", "recording")]
     assert stale[0]["gaps"] == []
+
+
+def test_the_review_reads_only_the_events_and_sample_columns_it_draws(store):
+    new = store.create_session("Alex")
+    store.log_events(new.id, [(1.0, 2.0, "speech", "coach", {"start": 1.0, "end": 2.0}),
+                              (1.1, 2.1, "presence", "client", {"state": "muted"}),
+                              (1.2, 2.2, "silence", None, {"since": 2.0})])
+    assert [e["kind"] for e in store.events(new.id, ("speech", "presence"))] == ["speech", "presence"]
+    assert store.events(new.id, ("speech",))[0] == {"wall_time": 1.0, "session_time": 2.0, "kind": "speech",
+                                                         "participant": "coach", "start": 1.0, "end": 2.0}
+    assert len(store.events(new.id)) == 3
+    store.add_indicator_samples(new.id, [IndicatorSample(1.0, ["coach"], 0.6, 0.7, 0.0),
+                                         IndicatorSample(2.0, [], None, None, 1.5)])
+    assert store.talk_balance(new.id) == [(1.0, 0.6, 0.7), (2.0, None, None)]
+    assert store.talk_balance(new.id)[0].share_window == 0.7

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -31,7 +32,16 @@ from .workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
-WEB = Path(__file__).resolve().parents[2] / "web"
+
+
+def web_folder(package: Path = Path(__file__).resolve().parent, prefix: Path = Path(sys.prefix)) -> Path:
+    """The pages: the checkout's web/ beside src/ (a development install), else the copy an
+    installed wheel puts under <prefix>/share/livecoach/web (pyproject.toml, data-files)."""
+    checkout = package.parents[1] / "web"
+    return checkout if (checkout / "index.html").is_file() else prefix / "share" / "livecoach" / "web"
+
+
+WEB = web_folder()
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (

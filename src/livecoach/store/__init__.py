@@ -83,6 +83,14 @@ class NewSession:
         return f"/s/{self.id}/join#{self.client_token}"
 
 
+class BalanceSample(NamedTuple):
+    """The talk balance the coach saw at one second of a session."""
+
+    session_time: float
+    share_session: float | None
+    share_window: float | None
+
+
 class IndicatorSample(NamedTuple):
     """The coach's indicators at one second of a session, for the review's timeline."""
 
@@ -208,10 +216,14 @@ class Store:
         with self._transaction(write=True) as conn:
             conn.execute(session_events.insert(), rows)
 
-    def events(self, session_id: str) -> list[dict]:
-        """The session's events in the order they were logged."""
+    def events(self, session_id: str, kinds: Iterable[str] | None = None) -> list[dict]:
+        """The session's events in the order they were logged; only those of ``kinds`` if given
+        (the review reads a few kinds of a long call's thousands of events)."""
         with self._transaction() as conn:
-            rows = conn.execute(q.EVENTS, {"session": session_id}).all()
+            if kinds is None:
+                rows = conn.execute(q.EVENTS, {"session": session_id}).all()
+            else:
+                rows = conn.execute(q.EVENTS_OF_KINDS, {"session": session_id, "kinds": list(kinds)}).all()
         return [
             {"wall_time": w, "session_time": t, "kind": k, "participant": p, **json.loads(d)} for w, t, k, p, d in rows
         ]
@@ -341,6 +353,12 @@ class Store:
         with self._transaction() as conn:
             rows = conn.execute(q.SAMPLES, {"session": session_id}).all()
         return [IndicatorSample(t, json.loads(sp), share, window, c) for t, sp, share, window, c in rows]
+
+    def talk_balance(self, session_id: str) -> list[BalanceSample]:
+        """The talk shares of the indicator samples only: what the review's line needs."""
+        with self._transaction() as conn:
+            rows = conn.execute(q.SAMPLE_SHARES, {"session": session_id}).all()
+        return [BalanceSample(*row) for row in rows]
 
     # -- recordings ----------------------------------------------------------------------
 

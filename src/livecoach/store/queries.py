@@ -34,6 +34,13 @@ EVENTS = (
     .order_by(text("rowid"))  # SQLite's insertion order: the table has no key of its own
 )
 
+EVENTS_OF_KINDS = (
+    select(session_events.c.wall_time, session_events.c.session_time, session_events.c.kind,
+           session_events.c.participant, session_events.c.data)
+    .where(session_events.c.session_id == _SESSION, session_events.c.kind.in_(bindparam("kinds", expanding=True)))
+    .order_by(text("rowid"))
+)
+
 # -- tags and nudges -----------------------------------------------------------------------------
 
 TAG_COLUMNS = [tags.c[name] for name in (
@@ -62,6 +69,12 @@ COACH_SETTINGS = select(coach_settings.c.settings).where(coach_settings.c.coach_
 SAMPLES = (
     select(indicator_samples.c.session_time, indicator_samples.c.speaking, indicator_samples.c.share_session,
            indicator_samples.c.share_window, indicator_samples.c.current_silence)
+    .where(indicator_samples.c.session_id == _SESSION)
+    .order_by(indicator_samples.c.session_time)
+)
+
+SAMPLE_SHARES = (
+    select(indicator_samples.c.session_time, indicator_samples.c.share_session, indicator_samples.c.share_window)
     .where(indicator_samples.c.session_id == _SESSION)
     .order_by(indicator_samples.c.session_time)
 )
