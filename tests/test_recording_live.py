@@ -88,6 +88,27 @@ def share_outside(segments: dict[str, list[tuple[float, float]]], a: float, b: f
     return coach / (coach + client)
 
 
+def recording_status(message: dict) -> dict:
+    """The recording's status in an indicator message: a ``recording`` event, or a snapshot's."""
+    if message["type"] == "recording":
+        return message
+    return message.get("recording") or {"state": None}
+
+
+async def start_call(srv: Server, tmp_path, fixture: str, seconds: float) -> tuple[str, str, str, SimPeer, SimPeer, dict]:
+    """A session whose two participants join and start playing ``seconds`` of a fixture
+    together: (session, coach token, client token, coach, client, their files)."""
+    sid, coach_token, client_token = srv.new_session()
+    files = {who: excerpt(fixture, who, seconds, tmp_path) for who in ("coach", "client")}
+    start = asyncio.Event()
+    coach = SimPeer(srv.url, sid, coach_token, str(files["coach"]), start=start)
+    client = SimPeer(srv.url, sid, client_token, str(files["client"]), start=start)
+    await asyncio.gather(coach.join(), client.join())
+    await asyncio.gather(coach.server_connected(), client.server_connected())
+    start.set()
+    return sid, coach_token, client_token, coach, client, files
+
+
 @pytest.fixture
 def server(tmp_path):
     srv = Server(tmp_path / "data", "direct", workers=0)
@@ -198,15 +219,8 @@ async def test_a_recorded_call_is_the_call_aligned_and_paused_where_the_coach_pa
 
 async def test_a_worker_killed_mid_call_leaves_playable_recordings_and_an_interrupted_session(tmp_path):
     srv = Server(tmp_path / "data", "direct", workers=1)
-    sid, coach_token, client_token = srv.new_session()
-    files = {who: excerpt("clean", who, 30, tmp_path) for who in ("coach", "client")}
-    start = asyncio.Event()
-    coach = SimPeer(srv.url, sid, coach_token, str(files["coach"]), start=start)
-    client = SimPeer(srv.url, sid, client_token, str(files["client"]), start=start)
+    sid, coach_token, _, coach, client, _ = await start_call(srv, tmp_path, "clean", 30)
     try:
-        await asyncio.gather(coach.join(), client.join())
-        await asyncio.gather(coach.server_connected(), client.server_connected())
-        start.set()
         await asyncio.sleep(15.0)
         worker = srv.get("/healthz")["workers"][0]["pid"]
         os.kill(worker, signal.SIGKILL)
@@ -241,20 +255,13 @@ async def test_a_full_disk_stops_the_recording_with_a_message_while_the_call_goe
     prefix = [unshare, "-rm", "sh", "-c", f'mount -t tmpfs -o size=160k,mode=0700 tmpfs "{data / "recordings"}" && exec "$@"',
               "sh"]
     srv = Server(data, "direct", workers=0, prefix=prefix)
-    sid, coach_token, client_token = srv.new_session()
-    files = {who: excerpt("clean", who, 30, tmp_path) for who in ("coach", "client")}
+    sid, coach_token, _, coach, client, _ = await start_call(srv, tmp_path, "clean", 30)
     reader = IndicatorReader(srv.url, sid, coach_token)
     await reader.open()
-    start = asyncio.Event()
-    coach = SimPeer(srv.url, sid, coach_token, str(files["coach"]), start=start)
-    client = SimPeer(srv.url, sid, client_token, str(files["client"]), start=start)
     try:
-        await asyncio.gather(coach.join(), client.join())
-        await asyncio.gather(coach.server_connected(), client.server_connected())
-        start.set()
-        failed = await wait_for(lambda: next((m for _, m in reader.messages if m["type"] == "recording"
-                                              and m["state"] == "failed"), None), 25, "the recording failed")
-        assert "disk is full" in failed["problem"]
+        failed = await wait_for(lambda: next((m for _, m in reader.messages if recording_status(m)["state"] == "failed"),
+                                             None), 25, "the recording failed")
+        assert "disk is full" in recording_status(failed)["problem"]
         at_failure = reader.latest()["audio"]["coach"]["received_s"]
         await asyncio.sleep(5)
         snap = reader.latest()
