@@ -218,6 +218,7 @@ async def test_the_running_session_picks_up_changed_settings_within_the_store_in
             await asyncio.sleep(0.03)  # the session ticks every 10 ms of real time
         await asyncio.sleep(0.1)
 
+    session.set_state("coach", CONNECTED)  # someone is in the call: its seconds are sampled
     session.start(snapshot_interval=0.01)
     await asyncio.sleep(0.1)
     assert session.nudger.rules.monologue.seconds == 90  # the defaults, read from the store at once
@@ -230,5 +231,79 @@ async def test_the_running_session_picks_up_changed_settings_within_the_store_in
     await session.stop()
     samples = store.indicator_samples(sid)  # one a second, the last ones written at stop
     assert [int(s.session_time) for s in samples] == list(range(int(session.session_time) + 1))
-    assert int(session.session_time) >= 4
+    assert int(session.session_time) >= 3  # a connected participant who sends nothing lags the clock by the 1 s stall limit
     store.close()
+
+
+async def test_an_empty_call_writes_no_samples(tmp_path):
+    """After everyone left, the clock runs on until the call closes, but the review must not
+    grow an empty tail: no indicator samples while nobody is in the call."""
+    from livecoach.store import Store
+
+    store = Store(tmp_path / "db.sqlite3")
+    sid = store.create_session().id
+    clock = Clock()
+    session = LiveSession(sid, clock=clock, store=store)
+    session.set_state("coach", CONNECTED)
+    for _ in range(12):
+        clock.t += 0.25
+        session.tick()
+        session.observe()
+    session.set_state("coach", ABSENT)
+    for _ in range(20):
+        clock.t += 0.25
+        session.tick()
+        session.observe()
+    await session.exchange_with_store()
+    samples = store.indicator_samples(sid)
+    assert samples and max(s.session_time for s in samples) <= 3.0
+    store.close()
+
+
+class SlowSender:
+    """A received track whose sender delivers ``rate`` seconds of audio a second (a starved
+    browser): RTP timestamps continuous, arrivals later and later."""
+
+    def __init__(self, clock: Clock, rate: float, frames: int) -> None:
+        self.clock, self.rate, self.frames, self.n = clock, rate, frames, 0
+        self.start = clock.t
+        self.speech = np.repeat(track("clean", "coach")[: 30 * 16000], 3)  # 48 kHz, crudely
+
+    async def recv(self):
+        import av
+        from aiortc.mediastreams import MediaStreamError
+
+        if self.n >= self.frames:
+            raise MediaStreamError
+        chunk = self.speech[self.n * 960 % self.speech.size:][:960]
+        frame = av.AudioFrame.from_ndarray(np.pad(chunk, (0, 960 - chunk.size))[None, :], format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 48000, self.n * 960
+        self.n += 1
+        self.clock.t = self.start + self.n * 0.020 / self.rate
+        return frame
+
+
+@pytest.mark.parametrize("rate", [1.0, 0.85])
+async def test_a_sender_slower_than_real_time_stays_on_the_clock_and_in_the_analysis(rate):
+    """Audio that arrives slower than it should is moved up to its arrival (leaving gaps)
+    instead of falling ever further behind until the session drops all of it as late."""
+    from livecoach.live.tap import AudioTap
+
+    clock = Clock()
+    session = LiveSession("s", clock=clock)
+    session.set_state("coach", CONNECTED)
+    session.set_state("client", CONNECTED)
+    tap = AudioTap(session, "coach", SlowSender(clock, rate, 1200))  # 24 s of audio
+    take = tap._take
+    lags = []
+
+    def taken(frame) -> None:
+        take(frame)
+        session.tick()
+        lags.append(clock.t - session.started - tap._position / 16000)
+
+    tap._take = taken
+    await tap.run()
+    assert max(lags) < 0.6  # never more than the resync limit behind its arrival
+    assert session.dropped_seconds("coach") < 0.5  # nothing (or next to nothing) dropped as late
+    assert session.received_seconds("coach") == pytest.approx(24.0, abs=0.5)

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 60.0
 """A call with nobody connected is closed after this long."""
+TURN_END_SECONDS = 1.0
+"""How long the engine needs after the last audio to end an open segment (bridging, 300 ms,
+and its confirmation), with the session's tick filling the absence meanwhile."""
 RECORDING_TICK = 1.0
 """Seconds between the recording's writes of pages and rows (what a killed process loses)."""
 
@@ -155,7 +158,10 @@ class Call:
 
     async def _emptied(self) -> None:
         """Nobody is in the call: the timeline so far is written and the recordings finished
-        now, so the coach can review the call at once; anyone who comes back starts new files."""
+        now, so the coach can review the call at once; anyone who comes back starts new files.
+        First the engine is given the time to end the last turns (its bridging and confirmation
+        take under a second of absence)."""
+        await asyncio.sleep(TURN_END_SECONDS)
         await self.live.exchange_with_store()
         await self.recording.finish()
 

@@ -244,14 +244,16 @@ class LiveSession:
 
     def observe(self) -> None:
         """Once a tick: the nudge rules on the current metrics, and the indicator sample of each
-        new second of session time."""
+        new second of session time while anyone is in the call (an empty call's clock runs on,
+        but its review must not grow)."""
         metrics = self._fresh_metrics()
         now = self.engine.now
         client_present = self._audio["client"].state != ABSENT
         nudge = self.nudger.evaluate(now, metrics, client_present, self._last_end.get("client"))
         if nudge is not None:
             self._send_nudge(nudge)
-        if self._store is not None and int(now) > self._sampled_second:
+        present = any(a.state != ABSENT for a in self._audio.values())
+        if self._store is not None and present and int(now) > self._sampled_second:
             self._sampled_second = int(now)
             speaking = sorted(self.engine.speaking())
             self._samples.append(IndicatorSample(

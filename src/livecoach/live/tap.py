@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 RECORDING_RATE = 48000
 """Opus's clock, on which the recording places packets."""
+RESYNC_SAMPLES = SAMPLE_RATE // 2
+"""Audio placed this far behind its arrival is moved up to it: more than network jitter, less
+than the session's stall limit (1 s)."""
 QUEUE_FRAMES = 50
 """Decoded frames (20 ms each) waiting for the tap; beyond this the oldest are dropped."""
 
@@ -107,10 +110,18 @@ class AudioTap:
             self._position = max(arrival, self.session.cursor(self.role))
             if self.on_start is not None:
                 self.on_start()
-        elif frame.pts is not None and self._next_pts is not None and frame.pts > self._next_pts + frame.samples // 2:
-            # packets were lost or dropped: leave the gap, so later speech keeps its time
-            self._hand_over()
-            self._position += (frame.pts - self._next_pts) * SAMPLE_RATE // rate
+        else:
+            if frame.pts is not None and self._next_pts is not None and frame.pts > self._next_pts + frame.samples // 2:
+                # packets were lost or dropped: leave the gap, so later speech keeps its time
+                self._hand_over()
+                self._position += (frame.pts - self._next_pts) * SAMPLE_RATE // rate
+            arrival = self.session.clock_samples() - frame.samples * SAMPLE_RATE // rate
+            if arrival - self._position > RESYNC_SAMPLES:
+                # The sender delivered less audio than time passed (a starved browser, a clock
+                # running slow): back onto the session clock, leaving a gap, before the session
+                # counts this participant as stalled and drops all that follows.
+                self._hand_over()
+                self._position = arrival
         if frame.pts is not None:
             self._next_pts = frame.pts + frame.samples
         start = self._position
