@@ -77,6 +77,7 @@ class AudioTap:
         self._pending: list[np.ndarray] = []
         self._pending_samples = 0
         self._pending_at = 0
+        self._packets: list[tuple[int, int, bytes]] = []  # received packets of the pending audio
         self.task: asyncio.Task | None = None
         self.on_start: Callable[[], None] | None = None  # called at the first audio
         self.on_packet: Callable[[int, int, bytes, int], None] | None = None
@@ -124,8 +125,8 @@ class AudioTap:
                 self._position = arrival
         if frame.pts is not None:
             self._next_pts = frame.pts + frame.samples
-        start = self._position
-        peak = 0
+        if self.on_packet is not None and frame.opaque is not None and rate == RECORDING_RATE:
+            self._packets.append((self._position * (RECORDING_RATE // SAMPLE_RATE), frame.samples, frame.opaque))
         for out in self._resampler.resample(frame):
             samples = out.to_ndarray().reshape(-1)
             if not self._pending:
@@ -133,10 +134,6 @@ class AudioTap:
             self._pending.append(samples)
             self._pending_samples += samples.size
             self._position += samples.size
-            if samples.size:
-                peak = max(peak, int(samples.max()), -int(samples.min()))
-        if self.on_packet is not None and frame.opaque is not None and rate == RECORDING_RATE:
-            self.on_packet(start * (RECORDING_RATE // SAMPLE_RATE), frame.samples, frame.opaque, peak)
         if self._pending_samples >= self.batch:
             self._hand_over()
 
@@ -145,3 +142,9 @@ class AudioTap:
             audio = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
             self._pending, self._pending_samples = [], 0
             self.session.place(self.role, self._pending_at, audio)
+            if self._packets:
+                # One level for the batch's packets (40 ms): the strip has 100 ms bins.
+                peak = max(int(audio.max()), -int(audio.min())) if audio.size else 0
+                for position, samples, packet in self._packets:
+                    self.on_packet(position, samples, packet, peak)
+        self._packets.clear()
