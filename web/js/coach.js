@@ -2,7 +2,8 @@
 // with the call; /s/<session>/sidebar shows it alone, in a window of its own (a second call
 // window with the same link would replace the first).
 
-import { room, readLink } from './room.js';
+import { readLink } from './link.js';
+import { room } from './room.js';
 import { mountSidebar } from './sidebar.js';
 import { videoSetting } from './videosetting.js';
 

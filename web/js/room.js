@@ -6,20 +6,14 @@ import { Preview } from './devices.js';
 import { Call } from './call.js';
 import { showRecording, loadNotice } from './recording.js';
 import { VideoRecorder } from './videorec.js';
+import { readLink } from './link.js';
+
+export { readLink }; // its home is link.js; kept here for pages that import it from room.js
 
 const $ = (id) => document.getElementById(id);
 
 // Reloading cannot help with these: the link itself is refused.
 const DEAD_LINK = new Set(['bad-token', 'unknown-session']);
-
-/** The session id from the path /s/<session>/<page>, the token from the fragment. */
-export function readLink() {
-  const [, prefix, session] = location.pathname.split('/');
-  return {
-    session: prefix === 's' && session ? decodeURIComponent(session) : '',
-    token: location.hash.slice(1),
-  };
-}
 
 function showProblem(text) {
   $('problem').textContent = text;

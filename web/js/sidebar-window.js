@@ -1,6 +1,6 @@
 // /s/<session>/sidebar: the coach's sidebar alone, for a second screen or beside another app.
 
-import { readLink } from './room.js';
+import { readLink } from './link.js';
 import { mountSidebar } from './sidebar.js';
 
 const link = readLink();

@@ -8,13 +8,13 @@ export const AFTER_S = 15;
 
 /**
  * Asks for a clip: {ok, url, filename, start_s, end_s, audioOnly} or {ok: false, message}. A
- * video clip the server refuses (400: it may cut audio only) is asked again as audio.
+ * video clip the server cannot make (400; 409: no video of that moment) is asked again as audio.
  */
 export async function requestClip(api, tagId, kind) {
   const ask = (k) => api.request('POST', '/clips', { tag: tagId, before_s: BEFORE_S, after_s: AFTER_S, kind: k });
   let res = await ask(kind);
   let audioOnly = false;
-  if (kind === 'video' && res.status === 400) {
+  if (kind === 'video' && (res.status === 400 || res.status === 409)) {
     res = await ask('audio');
     audioOnly = res.ok;
   }

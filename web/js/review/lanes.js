@@ -36,7 +36,15 @@ export function fit(canvas) {
   return { ctx, width, height };
 }
 
+const tiles = new Map(); // one tile per colouring, made once: every draw of both canvases uses them
+
 function hatch(ctx, colour, background, alpha) {
+  const key = `${colour}|${background}|${alpha}`;
+  if (!tiles.has(key)) tiles.set(key, hatchTile(colour, background, alpha));
+  return ctx.createPattern(tiles.get(key), 'repeat');
+}
+
+function hatchTile(colour, background, alpha) {
   const tile = document.createElement('canvas');
   tile.width = 8;
   tile.height = 8;
@@ -52,7 +60,7 @@ function hatch(ctx, colour, background, alpha) {
     t.lineTo(d + 8, 0);
   }
   t.stroke();
-  return ctx.createPattern(tile, 'repeat');
+  return tile;
 }
 
 /**

@@ -1,16 +1,19 @@
 // /s/<session>/review#<coach token>: replaying a call. Loads the review payload, then wires the
 // play clock, the media, the timeline and overview, the tags, the live view and the summary.
 // Everything follows one play clock (clock.js); this module only connects the parts.
+//
+// The payload was asked for by boot.js before these modules loaded. When it arrives, the
+// recordings' elements are made first and the browser gets a moment to send their requests;
+// the page is drawn while they load.
 
-import { Api } from '../api.js';
 import { clock as fmtClock } from '../format.js';
-import { readLink } from '../room.js';
 import { DEFAULTS } from '../settings.js';
 import { Balance } from './balance.js';
+import { first, link, api, request } from './boot.js';
 import { PlayClock } from './clock.js';
 import { $, h } from './dom.js';
 import { bindKeys } from './keys.js';
-import { BROKEN_LINK, loadReview } from './load.js';
+import { BROKEN_LINK } from './load.js';
 import { MediaSet } from './media.js';
 import { Overview } from './overview.js';
 import { loadLevels } from './peaks.js';
@@ -24,23 +27,22 @@ import { View } from './view.js';
 const SYNC_MS = 250; // media follow the clock this often (and at once on every change)
 const STEP_BACK_S = 0.75; // "previous tag" skips the tag just jumped to while it plays on
 const ZOOM_STEP = 2;
+const DEFER_MAX_MS = 2000; // what waits for the recordings to be playable waits at most this long
 
-const link = readLink();
-start();
+start(first);
 
-async function start() {
+async function start(pending = request()) {
   const status = $('review-status');
   const problem = $('problem');
   problem.hidden = true;
   if (!link.session || !link.token) return fail({ text: BROKEN_LINK });
   status.hidden = false;
-  const api = new Api(link);
-  const [review, settings] = await Promise.all([loadReview(api), api.get('/settings')]);
+  const [review, settings] = await pending;
   if (!review.ok) return fail(review);
   status.hidden = true;
   performance.mark('review-loaded');
   try {
-    mount(api, review.data, settings.ok ? settings.data : null);
+    await mount(review.data, settings.ok ? settings.data : null);
     performance.measure('review-mount', 'review-loaded');
   } catch (err) {
     console.error(err);
@@ -53,17 +55,36 @@ function fail({ text, retry }) {
   $('review').setAttribute('aria-busy', 'false');
   const problem = $('problem');
   problem.replaceChildren(h('span', { text }));
-  if (retry) problem.append(' ', h('button', { type: 'button', class: 'btn small', onclick: start }, 'Try again'));
+  if (retry) problem.append(' ', h('button', { type: 'button', class: 'btn small', onclick: () => start() }, 'Try again'));
   problem.hidden = false;
 }
 
-function mount(api, data, settings) {
+/** A moment for the browser's other tasks: the media elements' loading runs on this thread too
+ * (their requests, the data as it comes in), so the page is built in a few parts, not one. */
+const breath = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+async function mount(data, settings) {
   const duration = data.session.duration_s;
+  const playClock = new PlayClock(duration);
+
+  // The recordings first: their loading is what takes longest, and it needs no drawing.
+  let transport = null;
+  let mediaProblem = '';
+  const media = new MediaSet(data.recordings, playClock, (text) => {
+    mediaProblem = text;
+    transport?.say(text);
+  });
+  $('audio').append(...media.audios);
+  const levels = loadLevels(data.recordings);
+  // What can wait until the recordings can play: the tag rows out of sight, the level strips
+  // (drawn over the lanes already there), the date in the header.
+  const playable = media.playable(DEFER_MAX_MS);
+  await breath();
+
   const kinds = data.tag_kinds?.length ? data.tag_kinds : (settings?.tag_kinds ?? DEFAULTS.tag_kinds);
   const threshold = settings?.nudges?.talk_balance?.share ?? DEFAULTS.nudges.talk_balance.share;
   header(data.session);
 
-  const playClock = new PlayClock(duration);
   const view = new View(duration);
   const tags = new ReviewTags(api, link.session, data.tags);
   const seek = (t) => playClock.seek(t);
@@ -73,15 +94,15 @@ function mount(api, data, settings) {
     if (!playClock.playing) toggle();
   };
 
-  const transport = new Transport($('transport'), {
+  transport = new Transport($('transport'), {
     clock: playClock, view, duration,
     seekBy: (s) => seek(playClock.now() + s),
     stepTag: (dir) => stepTag(dir),
     toggle: () => toggle(),
   });
-  const media = new MediaSet(data.recordings, playClock, (text) => transport.say(text));
-  $('audio').append(...media.audios);
+  if (mediaProblem) transport.say(mediaProblem);
   const videos = videoTiles(data, media);
+  await breath();
 
   const overview = new Overview($('overview'), { data, view, clock: playClock, onSeek: playFrom });
   const timeline = new Timeline($('timeline'), {
@@ -91,10 +112,12 @@ function mount(api, data, settings) {
       panel.select(id);
     },
   });
+  await breath();
   const panel = new TagPanel($('tags'), {
     tags, kinds, clock: playClock, api, duration, onSeek: playFrom,
-    clipKind: data.recordings.some((r) => r.kind === 'video') ? 'video' : 'audio',
+    clipKind: 'audio', // both voices: the moment as it was said (a video clip is one participant's)
   });
+  await breath();
   const balance = new Balance($('saw'), { data, threshold, clock: playClock, onSeek: playFrom });
   renderSummary($('summary'), data, playFrom);
   if (!duration) transport.remark('Nothing was kept of this session: nobody spoke, and nothing was recorded.');
@@ -107,7 +130,6 @@ function mount(api, data, settings) {
   };
   tags.onChange(showTags);
   showTags();
-  loadLevels(data.recordings).then((levels) => timeline.setLevels(levels));
 
   function toggle() {
     if (!playClock.playing) media.played();
@@ -142,9 +164,11 @@ function mount(api, data, settings) {
       media.sync();
     });
   };
+  media.onSettle = requestSync; // a held clock goes on as soon as the media can play
+  // A seek moves the media at once, before anything is redrawn: their requests go out first.
   playClock.on('seek', () => {
+    media.sync({ seeking: true });
     view.reveal(playClock.now());
-    requestSync();
   }).on('state', requestSync);
   setInterval(() => media.sync(), SYNC_MS);
 
@@ -165,18 +189,42 @@ function mount(api, data, settings) {
 
   $('review-body').hidden = false;
   $('review').setAttribute('aria-busy', 'false');
-  document.body.dataset.ready = String(Math.round(performance.now())); // ms from navigation, for tests
+  const drawn = new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+  Promise.all([playable, drawn]).then(() => {
+    panel.more();
+    levels.then((found) => timeline.setLevels(found));
+    later(() => headerDate(data.session));
+  });
+  // Ms from navigation, for tests: once every part is in the page (a long tag list's last rows
+  // come a few frames after the page is first drawn).
+  panel.complete.then(() => {
+    document.body.dataset.ready = String(Math.round(performance.now()));
+  });
 }
 
 function header(session) {
   document.title = `Review${session.label ? ` · ${session.label}` : ''} · livecoach`;
   $('review-title').textContent = session.label ? `Review: ${session.label}` : 'Review';
-  const when = Number.isFinite(session.created_at)
-    ? new Date(session.created_at * 1000).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : '';
-  $('review-meta').textContent = [when, fmtClock(session.duration_s)].filter(Boolean).join(' · ');
+  const meta = $('review-meta');
+  meta.textContent = fmtClock(session.duration_s);
   const state = $('review-state');
   state.hidden = session.state !== 'live';
   state.textContent = 'the call is still running';
+}
+
+/** The session's date, once the page is drawn: a page's first toLocaleString loads the locale's data. */
+function headerDate(session) {
+  if (!Number.isFinite(session.created_at)) return;
+  const when = new Date(session.created_at * 1000).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  $('review-meta').textContent = `${when} · ${fmtClock(session.duration_s)}`;
+}
+
+/** Runs `fn` after the next frame, when the browser has a moment (within a second). */
+function later(fn) {
+  requestAnimationFrame(() => {
+    if (window.requestIdleCallback) requestIdleCallback(fn, { timeout: 1000 });
+    else setTimeout(fn, 50);
+  });
 }
 
 /** A tile per participant with video: whichever of their videos covers the play position. */

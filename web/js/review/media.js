@@ -28,6 +28,7 @@ export class MediaSet {
     this.clock = clock;
     this.onProblem = onProblem;
     this.problems = new Map();
+    this.onSettle = null; // called when an element has seeked or can play: the clock may go on
     const withAudio = new Set(recordings.filter((r) => r.kind === 'audio' && r.url).map((r) => r.participant));
     this.items = recordings
       .filter((r) => r.url)
@@ -46,11 +47,37 @@ export class MediaSet {
     if (video) el.playsInline = true;
     el.muted = muted;
     const item = { r, el, video, failed: false, waitingSince: null };
+    const settle = () => this.onSettle?.();
+    el.addEventListener('seeked', settle);
+    el.addEventListener('canplay', settle);
     el.addEventListener('error', () => {
       item.failed = true;
       this.problem(r.id, `The ${who}'s ${video ? 'video' : 'audio'} could not be loaded${el.error?.message ? ` (${el.error.message})` : ''}. Reload the page to try again: its links to the recordings expire after 12 hours.`);
     });
     return item;
+  }
+
+  /** Resolves once every element can play (or has failed), or after `ms` at the latest. */
+  playable(ms) {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        for (const m of this.items) {
+          m.el.removeEventListener('canplay', check);
+          m.el.removeEventListener('error', check);
+        }
+        resolve();
+      };
+      const check = () => {
+        if (this.items.every((m) => m.failed || m.el.error || m.el.readyState >= HAVE_FUTURE_DATA)) done();
+      };
+      const timer = setTimeout(done, ms);
+      for (const m of this.items) {
+        m.el.addEventListener('canplay', check);
+        m.el.addEventListener('error', check);
+      }
+      check();
+    });
   }
 
   get audios() {
@@ -78,8 +105,12 @@ export class MediaSet {
     return local >= 0 && (!Number.isFinite(length) || local < length);
   }
 
-  /** Puts every element where the clock says; called a few times a second and on every change. */
-  sync() {
+  /**
+   * Puts every element where the clock says; called a few times a second and on every change.
+   * An element still seeking is left to finish, unless `seeking`: the clock itself was moved (a
+   * click, a key), and the element goes to the new place at once.
+   */
+  sync({ seeking = false } = {}) {
     const c = this.clock;
     if (c.playing && c.now() >= c.duration) c.pause();
     const live = this.items.filter((m) => !m.failed);
@@ -108,7 +139,7 @@ export class MediaSet {
       }
       const local = this.local(m, t);
       const drift = el.currentTime - local; // > 0: ahead of the clock
-      if (!el.seeking && Math.abs(drift) > (running ? DRIFT_S : PAUSED_SNAP_S)) el.currentTime = local;
+      if ((seeking || !el.seeking) && Math.abs(drift) > (running ? DRIFT_S : PAUSED_SNAP_S)) el.currentTime = local;
       const rate = running && m !== leader && Math.abs(drift) > NUDGE_FROM_S && Math.abs(drift) <= DRIFT_S
         ? c.rate * (1 - Math.sign(drift) * Math.min(NUDGE_MAX, Math.abs(drift) / 2)) : c.rate;
       if (el.playbackRate !== rate) el.playbackRate = rate;

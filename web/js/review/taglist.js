@@ -1,7 +1,13 @@
 // The tags panel: buttons (keys 1–9) that tag the play position, and every tag with what a
 // coach changes after the call: its kind, its time (typed, or "move to play position"), a note,
-// deletion, and a clip of the moment. Rows are kept by tag id and a field being edited is
-// never overwritten, so saving one tag does not disturb typing in another.
+// deletion, and a clip of the moment.
+//
+// A 2-hour call has hundreds of tags, so a row is light: the time (plays from there), the kind,
+// where it came from, the note, its state, and two buttons, Clip and Edit. The fields that change
+// a tag are in one editor, shared by every row, that opens inside the selected row (Edit, a
+// marker's click, a tag just made). Rows are kept by tag id and refilled only when their tag
+// changes, and a field being edited is never overwritten, so saving one tag does not disturb
+// typing in another.
 
 import { clock, setText } from '../format.js';
 import { download, requestClip } from './clips.js';
@@ -9,6 +15,9 @@ import { h } from './dom.js';
 import { clamp, clockTenths, parseClock } from './time.js';
 
 const CONFIRM_MS = 4000; // a second click on Delete within this long deletes
+const EDITOR_ID = 'tag-editor';
+const FIRST_ROWS = 20; // rows drawn with the page: more than the list shows without scrolling
+const MORE_ROWS = 40; // then this many a frame, once the page is on screen
 
 export class TagPanel {
   /**
@@ -24,7 +33,11 @@ export class TagPanel {
     this.duration = duration;
     this.clipKind = clipKind;
     this.onSeek = onSeek;
-    this.rows = new Map();
+    this.rows = new Map(); // tag id -> li
+    this.filled = new Map(); // tag id -> what its row shows (a row is refilled only when it changes)
+    this.selected = null; // the tag whose row is marked; the editor is open in it unless closed
+    this.editing = null; // the tag the editor is open for
+    this.shown = FIRST_ROWS; // how many rows (the first in time order) are made so far
 
     this.waiting = h('span', { class: 'waiting', dataset: { testid: 'tags-waiting', count: '0' } });
     this.count = h('span', { class: 'tag-count', dataset: { testid: 'tag-count' } });
@@ -37,10 +50,42 @@ export class TagPanel {
         type: 'button', class: 'tag-button', 'aria-keyshortcuts': String(i + 1),
         dataset: { testid: `add-tag-${kind.id}`, kind: kind.id }, onclick: () => this.add(kind),
       }, h('kbd', { text: String(i + 1) }), h('span', { text: kind.label }))));
-    root.append(h('h2', {}, 'Tags', this.count, this.waiting), add, this.problem, this.empty, this.list);
+    this.root = root;
+    this.editor = this.makeEditor();
+    root.append(h('h2', {}, 'Tags', this.count, this.waiting), add, this.problem, this.empty, this.list, this.editor);
     this.delegate();
     tags.onChange(() => this.render());
     this.render();
+    /** Resolves when every tag has its row: at once for a short list; a long one's further rows
+     * come with more(), a frame's worth at a time. */
+    this.complete = new Promise((resolve) => {
+      this.completed = resolve;
+    });
+    if (this.shown >= this.tags.list().length) this.showAll();
+  }
+
+  /** The rows not made yet, a frame's worth at a time (the page calls it once it is on screen
+   * and its recordings can play: what is out of sight of the list waits for that). */
+  more() {
+    const step = () => {
+      if (this.shown === Infinity) return;
+      this.shown += MORE_ROWS;
+      if (this.shown >= this.tags.list().length) this.showAll();
+      else {
+        this.render();
+        requestAnimationFrame(() => setTimeout(step, 0)); // after that frame is drawn
+      }
+    };
+    step();
+  }
+
+  /** Every row now. */
+  showAll() {
+    if (this.shown !== Infinity) {
+      this.shown = Infinity;
+      this.render();
+    }
+    this.completed();
   }
 
   add(kind) {
@@ -49,19 +94,106 @@ export class TagPanel {
     return id;
   }
 
-  /** Marks a tag's row (a marker was clicked, or a tag was just made) and scrolls the list, not
-   * the page, to it: the coach keeps watching the timeline. */
-  select(id) {
-    for (const [rid, li] of this.rows) li.classList.toggle('selected', rid === id);
+  /** Marks a tag's row and opens the editor in it (a marker was clicked, or a tag was just made),
+   * and scrolls the list, not the page, to it: the coach keeps watching the timeline. With
+   * `focus` (the row's Edit button), the keyboard goes to the editor's first field. */
+  select(id, { focus = false } = {}) {
+    if (!this.rows.has(id) && this.shown !== Infinity) this.showAll(); // a row not made yet
+    if (this.selected && this.selected !== id) this.rows.get(this.selected)?.classList.remove('selected');
     const li = this.rows.get(id);
-    if (!li) return;
+    this.selected = li ? id : null;
+    if (!li) {
+      this.close();
+      return;
+    }
+    li.classList.add('selected');
+    this.open(id, li);
     const { scrollTop, clientHeight } = this.list;
     if (li.offsetTop < scrollTop) this.list.scrollTop = li.offsetTop;
     else if (li.offsetTop + li.offsetHeight > scrollTop + clientHeight) this.list.scrollTop = li.offsetTop + li.offsetHeight - clientHeight;
+    if (focus) this.editor.querySelector('.tr-kind').focus({ preventScroll: true });
   }
 
+  // --- the editor ------------------------------------------------------------------------
+
+  /** The one editor: kind, time, move to the play position, note, delete. */
+  makeEditor() {
+    this.kindSelect = h('select', { class: 'tr-kind', 'aria-label': 'Kind of tag', dataset: { action: 'kind' } });
+    this.atInput = h('input', {
+      type: 'text', class: 'tr-at', inputmode: 'decimal', autocomplete: 'off', 'aria-label': 'Time of the tag (m:ss)',
+      dataset: { action: 'time' },
+    });
+    this.noteInput = h('input', {
+      type: 'text', class: 'tr-note', maxlength: 500, autocomplete: 'off', placeholder: 'Note', 'aria-label': 'Note on this tag',
+      dataset: { action: 'note' },
+    });
+    this.deleteButton = h('button', { type: 'button', class: 'btn small quiet', dataset: { action: 'delete' } }, 'Delete');
+    return h('div', { id: EDITOR_ID, class: 'tr-edit', role: 'group', hidden: true, dataset: { testid: 'tag-editor' } },
+      this.kindSelect,
+      this.atInput,
+      h('button', { type: 'button', class: 'btn small', dataset: { action: 'here' } }, 'Move to play position'),
+      h('form', { class: 'tr-note-form' }, this.noteInput),
+      this.deleteButton,
+      h('button', { type: 'button', class: 'btn small', dataset: { action: 'close' } }, 'Done'));
+  }
+
+  /** Opens the editor in a row (between its line and its message). */
+  open(id, li) {
+    if (this.editing !== id) {
+      this.resetDelete();
+      this.rows.get(this.editing)?.querySelector('[data-action="edit"]').setAttribute('aria-expanded', 'false');
+    }
+    this.editing = id;
+    if (this.editor.parentNode !== li) li.insertBefore(this.editor, li.querySelector('.tr-msg'));
+    this.editor.hidden = false;
+    li.querySelector('[data-action="edit"]').setAttribute('aria-expanded', 'true');
+    this.fillEditor();
+  }
+
+  /** Closes the editor (Done, Esc, Edit again): it waits, hidden, after the list. With `focus`,
+   * the keyboard goes back to the row's Edit. */
+  close({ focus = false } = {}) {
+    const li = this.editing && this.rows.get(this.editing);
+    this.editing = null;
+    this.resetDelete();
+    this.editor.hidden = true;
+    this.root.append(this.editor);
+    if (li) {
+      const edit = li.querySelector('[data-action="edit"]');
+      edit.setAttribute('aria-expanded', 'false');
+      if (focus) edit.focus({ preventScroll: true });
+    }
+  }
+
+  /** The editor's fields from its tag; a field with the keyboard in it is left as it is. */
+  fillEditor() {
+    const tag = this.editing && this.tags.get(this.editing);
+    if (!tag) return;
+    const kinds = this.kinds.some((k) => k.id === tag.kind) ? this.kinds : [...this.kinds, { id: tag.kind, label: tag.label }];
+    const options = JSON.stringify(kinds);
+    const kind = this.kindSelect;
+    if (kind.dataset.options !== options) {
+      kind.dataset.options = options;
+      kind.replaceChildren(...kinds.map((k) => h('option', { value: k.id, text: k.label })));
+    }
+    if (document.activeElement !== kind) kind.value = tag.kind;
+    for (const [input, value] of [[this.atInput, clockTenths(tag.session_time)], [this.noteInput, tag.note ?? '']]) {
+      if (document.activeElement !== input && input.value !== value) input.value = value;
+    }
+    this.editor.setAttribute('aria-label', `Edit the tag at ${clock(tag.session_time)}`);
+  }
+
+  resetDelete() {
+    clearTimeout(this.confirmTimer);
+    this.deleteButton.dataset.confirm = 'false';
+    setText(this.deleteButton, 'Delete');
+  }
+
+  // --- the rows ----------------------------------------------------------------------------
+
   render() {
-    const list = this.tags.list();
+    const all = this.tags.list();
+    const list = all.length > this.shown ? all.slice(0, this.shown) : all;
     const w = this.tags.waiting();
     this.waiting.dataset.count = String(w.count);
     setText(this.waiting, w.count ? `${w.count} waiting` : 'all saved');
@@ -69,41 +201,52 @@ export class TagPanel {
     const problem = w.stopped ? `Tags cannot be sent: ${w.stopped}` : this.tags.problem;
     setText(this.problem, problem);
     this.problem.hidden = !problem;
-    this.empty.hidden = list.length > 0;
-    setText(this.count, list.length ? String(list.length) : '');
+    this.empty.hidden = all.length > 0;
+    setText(this.count, all.length ? String(all.length) : '');
 
+    // Moving a row takes the keyboard out of it: the editor's field gets it back.
+    const focused = this.editor.contains(document.activeElement) ? document.activeElement : null;
     const keep = new Set(list.map((t) => t.id));
     for (const [id, li] of this.rows) {
       if (!keep.has(id)) {
         li.remove();
         this.rows.delete(id);
+        this.filled.delete(id);
+        if (this.editing === id) this.close();
+        if (this.selected === id) this.selected = null;
       }
     }
     const waiting = this.tags.queue.waitingTags(); // read once, not once per row
     let next = this.list.firstElementChild;
+    const made = document.createDocumentFragment(); // new rows at the end go in at once
     for (const tag of list) {
       const li = this.rows.get(tag.id) ?? this.row(tag.id);
       this.fill(li, tag, this.tags.state(tag.id, waiting));
-      if (li !== next) this.list.insertBefore(li, next);
-      else next = next.nextElementSibling;
+      if (next === null) { // past the rows there were: the rest in order at the end
+        if (li.parentNode) this.list.append(made, li);
+        else made.append(li);
+      } else if (li !== next) {
+        this.list.insertBefore(li, next);
+      } else {
+        next = next.nextElementSibling;
+      }
     }
+    this.list.append(made);
+    if (this.editing) this.fillEditor();
+    if (focused && focused.isConnected && document.activeElement !== focused) focused.focus({ preventScroll: true });
   }
 
-  /** One row, cloned from a prototype (200 rows build in a few ms); its events are delegated. */
+  /** One row, cloned from a prototype; its events are delegated. */
   row(id) {
     this.prototype ??= h('li', { dataset: { testid: 'tag-row' } },
       h('div', { class: 'tr-head' },
         h('button', { type: 'button', class: 'tr-time link', dataset: { action: 'play' } }),
-        h('select', { class: 'tr-kind', 'aria-label': 'Kind of tag', dataset: { action: 'kind' } }),
+        h('span', { class: 'tr-kind-name' }),
         h('span', { class: 'tr-origin' }),
-        h('span', { class: 'tr-state', dataset: { testid: 'tag-state' } })),
-      h('div', { class: 'tr-edit' },
-        h('input', { type: 'text', class: 'tr-at', inputmode: 'decimal', autocomplete: 'off', 'aria-label': 'Time of the tag (m:ss)', dataset: { action: 'time' } }),
-        h('button', { type: 'button', class: 'btn small', dataset: { action: 'here' } }, 'Move to play position'),
-        h('form', { class: 'tr-note-form' },
-          h('input', { type: 'text', class: 'tr-note', maxlength: 500, autocomplete: 'off', placeholder: 'Note', 'aria-label': 'Note on this tag', dataset: { action: 'note' } })),
+        h('span', { class: 'tr-note-text' }),
+        h('span', { class: 'tr-state', dataset: { testid: 'tag-state' } }),
         h('button', { type: 'button', class: 'btn small', dataset: { action: 'clip' } }, 'Clip'),
-        h('button', { type: 'button', class: 'btn small quiet', dataset: { action: 'delete' } }, 'Delete')),
+        h('button', { type: 'button', class: 'btn small', 'aria-expanded': 'false', 'aria-controls': EDITOR_ID, dataset: { action: 'edit' } }, 'Edit')),
       h('p', { class: 'tr-msg', role: 'status' }));
     const li = this.prototype.cloneNode(true);
     li.dataset.id = id;
@@ -111,7 +254,7 @@ export class TagPanel {
     return li;
   }
 
-  /** Every row's controls, handled once for the whole list. */
+  /** Every row's controls, and the editor's, handled once for the whole list. */
   delegate() {
     const target = (e) => {
       const el = e.target.closest('[data-action]');
@@ -122,9 +265,13 @@ export class TagPanel {
       const t = target(e);
       if (!t) return;
       if (t.action === 'play') this.onSeek(this.tags.get(t.id).session_time);
+      else if (t.action === 'edit') {
+        if (this.editing === t.id) this.close({ focus: true });
+        else this.select(t.id, { focus: true });
+      } else if (t.action === 'close') this.close({ focus: true });
       else if (t.action === 'here') this.tags.move(t.id, this.clock.now());
       else if (t.action === 'clip') this.clip(t.id, t.li, t.el);
-      else if (t.action === 'delete') this.confirmDelete(t.id, t.el);
+      else if (t.action === 'delete') this.confirmDelete(t.id, t.li);
     });
     this.list.addEventListener('change', (e) => {
       const t = target(e);
@@ -145,12 +292,15 @@ export class TagPanel {
     });
     this.list.addEventListener('keydown', (e) => {
       const t = target(e);
-      if (!t || (t.action !== 'time' && t.action !== 'note')) return;
+      if (!t) return;
       if (e.key === 'Enter' && t.action === 'time') t.el.blur();
-      if (e.key === 'Escape') { // gives up the edit: the stored value comes back before the blur could save it
+      if (e.key !== 'Escape' || !this.editor.contains(t.el)) return;
+      if (t.action === 'time' || t.action === 'note') { // gives up the edit: the stored value comes back before the blur could save it
         const tag = this.tags.get(t.id);
         t.el.value = t.action === 'time' ? clockTenths(tag.session_time) : tag.note ?? '';
         t.el.blur();
+      } else { // Esc elsewhere in the editor closes it
+        this.close({ focus: true });
       }
     });
   }
@@ -171,57 +321,46 @@ export class TagPanel {
     if (value !== (this.tags.get(id)?.note ?? '')) this.tags.setNote(id, value);
   }
 
-  confirmDelete(id, button) {
+  confirmDelete(id, li) {
+    const button = this.deleteButton;
     if (button.dataset.confirm === 'true') {
+      // The keyboard goes on to the next row (or the one before), not to the page's top.
+      const keyboard = this.editor.contains(document.activeElement);
+      const after = li.nextElementSibling ?? li.previousElementSibling;
+      this.resetDelete();
       this.tags.remove(id);
+      if (keyboard) after?.querySelector('[data-action="edit"]')?.focus({ preventScroll: true });
       return;
     }
     button.dataset.confirm = 'true';
     button.textContent = 'Delete? Click again';
-    setTimeout(() => {
-      button.dataset.confirm = 'false';
-      button.textContent = 'Delete';
-    }, CONFIRM_MS);
+    clearTimeout(this.confirmTimer);
+    this.confirmTimer = setTimeout(() => this.resetDelete(), CONFIRM_MS);
   }
 
+  /** A row's text and state; nothing is touched when its tag has not changed since. */
   fill(li, tag, state) {
-    li.dataset.state = state;
-    li.dataset.time = String(tag.session_time);
-    const time = li.querySelector('.tr-time');
-    setText(time, clockTenths(tag.session_time));
-    time.setAttribute('aria-label', `Play from ${clock(tag.session_time)}`);
-
-    const kind = li.querySelector('.tr-kind');
-    const kinds = this.kinds.some((k) => k.id === tag.kind) ? this.kinds : [...this.kinds, { id: tag.kind, label: tag.label }];
-    const options = JSON.stringify(kinds);
-    if (kind.dataset.options !== options) {
-      kind.dataset.options = options;
-      kind.replaceChildren(this.options(kinds, options));
-    }
-    if (document.activeElement !== kind) kind.value = tag.kind;
-
-    const moved = Math.abs(tag.session_time - tag.original_session_time) > 0.0005;
-    const origin = tag.origin === 'review' ? 'added in review' : 'tagged live';
-    setText(li.querySelector('.tr-origin'), moved ? `${origin}, moved from ${clockTenths(tag.original_session_time)}` : origin);
-    setText(li.querySelector('.tr-state'), state === 'failed' ? this.tags.failed.get(tag.id) : state);
-
-    for (const [sel, value] of [['.tr-at', clockTenths(tag.session_time)], ['.tr-note', tag.note ?? '']]) {
-      const input = li.querySelector(sel);
-      if (document.activeElement !== input && input.value !== value) input.value = value;
-    }
     const clip = li.querySelector('[data-action="clip"]');
-    clip.disabled = state !== 'saved' || clip.dataset.busy === 'true';
-    clip.title = state === 'saved' ? '30 s before the tag to 15 s after' : 'A clip can be made once the tag is saved';
-  }
-
-  /** The kinds as <option>s: made once per set of kinds, cloned for each row. */
-  options(kinds, key) {
-    if (this.optionsKey !== key) {
-      this.optionsKey = key;
-      this.optionsMade = document.createDocumentFragment();
-      this.optionsMade.append(...kinds.map((k) => h('option', { value: k.id, text: k.label })));
+    const failed = state === 'failed' ? this.tags.failed.get(tag.id) ?? '' : '';
+    const shown = `${tag.session_time}|${tag.original_session_time}|${tag.kind}|${tag.label}|${tag.origin}|${state}|${failed}|${tag.note ?? ''}`;
+    if (this.filled.get(tag.id) !== shown) {
+      this.filled.set(tag.id, shown);
+      li.dataset.state = state;
+      li.dataset.time = String(tag.session_time);
+      const time = li.querySelector('.tr-time');
+      setText(time, clockTenths(tag.session_time));
+      time.setAttribute('aria-label', `Play from ${clock(tag.session_time)}`);
+      setText(li.querySelector('.tr-kind-name'), this.kinds.find((k) => k.id === tag.kind)?.label ?? (tag.label || tag.kind));
+      const moved = Math.abs(tag.session_time - tag.original_session_time) > 0.0005;
+      const origin = tag.origin === 'review' ? 'added in review' : 'tagged live';
+      setText(li.querySelector('.tr-origin'), moved ? `${origin}, moved from ${clockTenths(tag.original_session_time)}` : origin);
+      setText(li.querySelector('.tr-note-text'), tag.note ?? '');
+      setText(li.querySelector('.tr-state'), state === 'failed' ? failed : state);
+      clip.title = state === 'saved' ? '30 s before the tag to 15 s after' : 'A clip can be made once the tag is saved';
+      li.querySelector('[data-action="edit"]').setAttribute('aria-label', `Edit the tag at ${clock(tag.session_time)}`);
     }
-    return this.optionsMade.cloneNode(true);
+    const disabled = state !== 'saved' || clip.dataset.busy === 'true';
+    if (clip.disabled !== disabled) clip.disabled = disabled;
   }
 
   say(li, text, link) {

@@ -63,16 +63,29 @@ export class Timeline {
       }));
     root.append(h('div', { class: 'tl', dataset: { testid: 'timeline' } }, gutter, this.track), legend());
 
+    this.tagRow.addEventListener('click', (e) => {
+      const marker = e.target.closest('.tag-marker');
+      if (marker) this.onTag(marker.dataset.id);
+    });
     this.nudgeMarkers = data.nudges.map((n) => this.nudgeMarker(n));
     this.nudgeRow.append(...this.nudgeMarkers);
     this.pointer();
-    view.onChange(() => this.render());
+    view.onChange(() => this.requestRender());
     new ResizeObserver(() => this.render()).observe(this.canvas);
   }
 
   setLevels(levels) {
     this.levels = levels;
-    this.render();
+    this.requestRender();
+  }
+
+  /** Draws at the next frame, once however many changes come before it (a drag, a seek's click
+   * that also moves the view: the media are sent on their way first). */
+  requestRender() {
+    this.renderQueued ||= requestAnimationFrame(() => {
+      this.renderQueued = 0;
+      this.render();
+    });
   }
 
   // --- markers -------------------------------------------------------------------------
@@ -88,10 +101,11 @@ export class Timeline {
     }
     for (const tag of tags) {
       let b = this.markers.get(tag.id);
-      if (!b) {
-        b = h('button', { type: 'button', class: 'tag-marker', dataset: { testid: 'tag-marker', id: tag.id } },
+      if (!b) { // cloned, its click handled by the row: a 2-hour call has hundreds
+        this.markerPrototype ??= h('button', { type: 'button', class: 'tag-marker', dataset: { testid: 'tag-marker' } },
           h('span', { class: 'marker-tip' }));
-        b.addEventListener('click', () => this.onTag(b.dataset.id));
+        b = this.markerPrototype.cloneNode(true);
+        b.dataset.id = tag.id;
         this.markers.set(tag.id, b);
         this.tagRow.append(b);
       }
@@ -121,7 +135,7 @@ export class Timeline {
   place(el, t) {
     const f = this.view.fraction(t);
     el.hidden = f < 0 || f > 1;
-    el.style.left = `${(f * 100).toFixed(3)}%`;
+    if (!el.hidden) el.style.left = `${(f * 100).toFixed(3)}%`;
   }
 
   // --- drawing -------------------------------------------------------------------------
