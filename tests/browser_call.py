@@ -172,7 +172,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
     files = audio_files(work)
     pages: dict[str, Page] = {}
     try:
-        links = server.create_session()
+        links = server.create_session(video=False)  # the cameras' recording is not what this run tests
         out["session"] = links["session"]
         with sync_playwright() as pw:
             browsers = []

@@ -50,9 +50,12 @@ class Server:
         with urllib.request.urlopen(self.url + path, timeout=5) as r:
             return json.loads(r.read())
 
-    def create_session(self) -> dict:
-        """POST /api/sessions: {session, coach_url, client_url}, the links with their tokens."""
-        req = urllib.request.Request(self.url + "/api/sessions", data=b"{}", method="POST",
+    def create_session(self, video: bool = True) -> dict:
+        """POST /api/sessions: {session, coach_url, client_url}, the links with their tokens.
+        ``video``: whether the browsers record their cameras (two Chromiums encoding video twice
+        over load a 2-core machine; runs that test something else leave it off)."""
+        body = json.dumps({"video_recording": video}).encode()
+        req = urllib.request.Request(self.url + "/api/sessions", data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())

@@ -121,7 +121,8 @@ async def test_the_client_never_receives_indicators(server, tmp_path):
     await client.join()
     await asyncio.sleep(6)
     await client.close()
-    signalling = {"welcome", "answer", "offer", "ice", "peer-joined", "peer-left", "topology", "pong", "error"}
+    signalling = {"welcome", "answer", "offer", "ice", "peer-joined", "peer-left", "topology", "pong", "error",
+                  "recording"}
     assert {m["type"] for m in client.messages} <= signalling
     assert not any("metrics" in m or "speaking" in m for m in client.messages)
 

@@ -78,10 +78,13 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
             body = await request.json() if await request.body() else {}
         except ValueError:
             return JSONResponse({"error": "the body must be JSON"}, status_code=400)
-        label = body.get("label", "") if isinstance(body, dict) else ""
+        body = body if isinstance(body, dict) else {}
+        label, video = body.get("label", ""), body.get("video_recording", True)
         if not isinstance(label, str):
             return JSONResponse({"error": "'label' must be a string"}, status_code=400)
-        new = store.create_session(label)
+        if not isinstance(video, bool):
+            return JSONResponse({"error": "'video_recording' must be true or false"}, status_code=400)
+        new = store.create_session(label, video_recording=video)
         return JSONResponse(
             {"session": new.id, "coach_url": new.coach_path(), "client_url": new.client_path()}, status_code=201
         )

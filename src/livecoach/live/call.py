@@ -148,13 +148,15 @@ class Call:
         self.recording.set_paused(paused)
 
     def _recording_changed(self, status: dict) -> None:
-        """Both pages show whether they are recorded; the coach's sidebar too."""
+        """Both pages show whether they are recorded; the coach's sidebar too. Those connected
+        now are told; a participant joining learns it from their welcome."""
         self.live.set_recording(status)
-        self._spawn(self._tell_everyone({"type": "recording", **status}))
+        self._spawn(self._tell(list(self.connections.values()), {"type": "recording", **status}))
 
-    async def _tell_everyone(self, message: dict[str, Any]) -> None:
-        for role in list(self.connections):
-            await self.send_to(role, message)
+    @staticmethod
+    async def _tell(connections: list[Connection], message: dict[str, Any]) -> None:
+        for conn in connections:
+            await conn.send(message)
 
     async def _emptied(self) -> None:
         """Nobody is in the call: the timeline so far is written and the recordings finished

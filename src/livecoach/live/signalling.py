@@ -191,8 +191,8 @@ async def serve_signalling(ws: WebSocket, store: Store, calls: Calls) -> None:
     scopes = consent.session_scopes(store.get_session(session_id).video_recording, calls.settings.recording)
     store.record_consent(session_id, role, consent.notice(scopes), scopes)
     call = calls.open(session_id)
+    call.consent(role, set(scopes))  # before joining: the welcome carries the status it makes
     await call.join(role, conn)
-    call.consent(role, set(scopes))
     try:
         await conn.send(
             {
