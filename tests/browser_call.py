@@ -165,6 +165,18 @@ def opening(args: argparse.Namespace, out: dict, topology: str):
     return t0, mark, work, artifacts, server
 
 
+def closing(pages: dict[str, "Page"], browsers, out: dict, artifacts: Path, done: str) -> None:
+    """What every browser run ends with: each page's console and websockets kept, what a page
+    showed kept if the run failed before reaching the mark ``done``, the browsers closed."""
+    for who, p in pages.items():
+        out["console"][who] = p.console
+        out["websockets"][who] = p.websockets
+        if done not in out["timings"] and not p.page.is_closed():
+            keep_failure(p, artifacts, out)
+    for browser in browsers:
+        browser.close()
+
+
 def run(args: argparse.Namespace, out: dict) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -226,13 +238,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
                     for who, p in pages.items():
                         p.page.screenshot(path=str(artifacts / f"{who}-call.png"))
             finally:
-                for who, p in pages.items():
-                    out["console"][who] = p.console
-                    out["websockets"][who] = p.websockets
-                    if "share_read" not in out["timings"]:  # failed: keep what the page showed
-                        keep_failure(p, artifacts, out)
-                for browser in browsers:
-                    browser.close()
+                closing(pages, browsers, out, artifacts, "share_read")
     finally:
         server.stop()
         mark("stopped")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from browser_call import CHROMIUM, DEVICES_READY, Page, chromium_args, keep_failure, opening, report
+from browser_call import CHROMIUM, DEVICES_READY, Page, chromium_args, closing, opening, report
 from conftest import track
 from sidebar_call import NOW_MS, RECORD_STREAM, Api, reference, wait_until
 from livecoach.ingest import write_wav
@@ -489,13 +489,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
                 spy.page.screenshot(path=str(artifacts / "review-client-link.png"))
                 mark("client_checked")
             finally:
-                for who, p in pages.items():
-                    out["console"][who] = p.console
-                    out["websockets"][who] = p.websockets
-                    if "client_checked" not in out["timings"] and not p.page.is_closed():
-                        keep_failure(p, artifacts, out)
-                for browser in browsers.values():
-                    browser.close()
+                closing(pages, browsers.values(), out, artifacts, "client_checked")
     finally:
         server.stop()
         mark("stopped")

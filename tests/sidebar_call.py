@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from browser_call import CHROMIUM, DEVICES_READY, SIDEBAR_IDS, Page, chromium_args, keep_failure, opening, report
+from browser_call import CHROMIUM, DEVICES_READY, SIDEBAR_IDS, Page, chromium_args, closing, opening, report
 from conftest import track
 from liveserver import Server
 from livecoach.ingest import write_wav
@@ -416,13 +416,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
                 out["client"] = {"call_state": client.page.evaluate(
                     "() => document.querySelector('[data-testid=\"call-status\"]')?.dataset.state")}
             finally:
-                for who, p in pages.items():
-                    out["console"][who] = p.console
-                    out["websockets"][who] = p.websockets
-                    if "nudged" not in out["timings"] and not p.page.is_closed():
-                        keep_failure(p, artifacts, out)
-                for browser in browsers.values():
-                    browser.close()
+                closing(pages, browsers.values(), out, artifacts, "nudged")
     finally:
         server.stop()
         mark("stopped")
