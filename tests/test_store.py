@@ -311,7 +311,7 @@ def test_update_tag_moves_a_tag_and_keeps_where_it_was_put(store):
     assert (again["session_time"], again["original_session_time"], again["note"]) == (200.0, 312.4, "x")
     assert store.update_tag(session, "no-such-tag", note="x") is None
     assert store.update_tag(session, "t1") == again  # nothing to change
-    assert store.patch_tag_note(session, "t1", "y")["note"] == "y"
+    assert store.update_tag(session, "t1", note="y")["note"] == "y"
 
 
 def test_consent_scopes_are_the_union_of_a_roles_consents(store):

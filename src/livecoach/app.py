@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from . import consent
-from .coach_api import coach_routes
+from .coach_api import bearer_token, coach_routes
 from .live.call import Calls
 from .live.ice import restrict_host_addresses
 from .live.signalling import serve_indicators, serve_signalling
@@ -92,7 +92,7 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
     async def notice(request: Request) -> Response:
         """The notice a participant agrees to for this session (either token of the session)."""
         session = request.path_params["session"]
-        token = request.headers.get("authorization", "").partition(" ")[2].strip()
+        token = bearer_token(request)
         role = await run_in_threadpool(store.role_for, session, token) if token else None
         if role is None:
             return JSONResponse({"error": {"code": "bad-token", "message": "this link is not valid"}}, status_code=401)

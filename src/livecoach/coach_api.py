@@ -84,15 +84,21 @@ class CoachGuard:
         session = request.path_params["session"]
         if await run_in_threadpool(self.store.get_session, session) is None:
             raise ApiError(404, "unknown-session", "no such session")
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(request)
+        if token is None:
             raise ApiError(401, "bad-token", "an 'Authorization: Bearer <coach token>' header is needed")
-        role = await run_in_threadpool(self.store.role_for, session, token.strip())
+        role = await run_in_threadpool(self.store.role_for, session, token)
         if role is None:
             raise ApiError(401, "bad-token", "the token is not this session's")
         if role != "coach":
             raise ApiError(403, "forbidden", "only the coach may do this")
         return session
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def error_response(err: ApiError) -> Response:

@@ -8,7 +8,7 @@ with the whole file, as RFC 9110 allows). The bytes come from the recordings' st
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from starlette.responses import Response, StreamingResponse
 
@@ -39,7 +39,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
 
 
 def ranged_response(size: int, media_type: str, range_header: str | None,
-                    read: "callable[[int, int], Iterator[bytes]]", headers: dict[str, str]) -> Response:
+                    read: Callable[[int, int], Iterator[bytes]], headers: dict[str, str]) -> Response:
     """200 with the whole file, 206 with one range, or 416."""
     common = headers | {"Accept-Ranges": "bytes"}
     wanted = parse_range(range_header, size)

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import consent
-from .coach_api import MAX_SESSION_TIME, ApiError, error_response, json_response
+from .coach_api import MAX_SESSION_TIME, ApiError, bearer_token, error_response, json_response
 from .recordings.storage import FolderStorage
 from .recordings.uploads import MAX_CHUNK, MAX_CHUNKS, UploadError, Uploads
 from .store import Store
@@ -44,8 +44,8 @@ async def _put(request: Request, store: Store, uploads: Uploads) -> Response:
     stored = await run_in_threadpool(store.get_session, session)
     if stored is None:
         raise ApiError(404, "unknown-session", "no such session")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    role = await run_in_threadpool(store.role_for, session, token.strip()) if scheme.lower() == "bearer" else None
+    token = bearer_token(request)
+    role = await run_in_threadpool(store.role_for, session, token) if token else None
     if role is None:
         raise ApiError(401, "bad-token", "an 'Authorization: Bearer <token>' of this session is needed")
     scopes = await run_in_threadpool(store.consent_scopes, session, role)

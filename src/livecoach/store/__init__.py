@@ -262,9 +262,6 @@ class Store:
                 conn.execute(q.UPDATE_TAG, {"session": session_id, "tag": tag_id, **changes, "updated_at": time.time()})
             return self._tag(conn, session_id, tag_id)
 
-    def patch_tag_note(self, session_id: str, tag_id: str, note: str) -> dict[str, Any] | None:
-        return self.update_tag(session_id, tag_id, note=note)
-
     def delete_tag(self, session_id: str, tag_id: str) -> dict[str, Any] | None:
         """Undo a tag: it stays, marked with when it was undone (the first time)."""
         with self._transaction(write=True) as conn:
