@@ -268,12 +268,18 @@ def report(run, args: argparse.Namespace, out: dict) -> int:
     return 0
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--topology", choices=["direct", "relay"], default="direct")
+def script_parser(doc: str, artifacts: str = "where screenshots go") -> argparse.ArgumentParser:
+    """The arguments every browser run takes from browser_run.run_script."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--work", required=True, help="a scratch folder (audio files, the server's data and log)")
-    ap.add_argument("--artifacts", required=True, help="where screenshots go")
+    ap.add_argument("--artifacts", required=True, help=artifacts)
     ap.add_argument("--chromium", default=CHROMIUM)
+    return ap
+
+
+def main() -> int:
+    ap = script_parser(__doc__)
+    ap.add_argument("--topology", choices=["direct", "relay"], default="direct")
     args = ap.parse_args()
     out: dict = {"topology": args.topology, "timings": {}, "console": {}, "websockets": {}}
     return report(run, args, out)

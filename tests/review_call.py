@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from browser_call import CHROMIUM, DEVICES_READY, Page, chromium_args, closing, opening, report
+from browser_call import DEVICES_READY, Page, chromium_args, closing, opening, report, script_parser
 from conftest import track
 from sidebar_call import NOW_MS, RECORD_STREAM, Api, reference, wait_until
 from livecoach.ingest import write_wav
@@ -496,11 +496,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--work", required=True, help="a scratch folder (audio files, the server's data and log)")
-    ap.add_argument("--artifacts", required=True, help="where screenshots and the downloaded clips go")
-    ap.add_argument("--chromium", default=CHROMIUM)
-    args = ap.parse_args()
+    args = script_parser(__doc__, "where screenshots and the downloaded clips go").parse_args()
     out: dict = {"timings": {}, "console": {}, "websockets": {}}
     return report(run, args, out)
 

@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from browser_call import CHROMIUM, DEVICES_READY, SIDEBAR_IDS, Page, chromium_args, closing, opening, report
+from browser_call import DEVICES_READY, SIDEBAR_IDS, Page, chromium_args, closing, opening, report, script_parser
 from conftest import track
 from liveserver import Server
 from livecoach.ingest import write_wav
@@ -423,11 +423,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--work", required=True, help="a scratch folder (audio files, the server's data and log)")
-    ap.add_argument("--artifacts", required=True, help="where screenshots go")
-    ap.add_argument("--chromium", default=CHROMIUM)
-    args = ap.parse_args()
+    args = script_parser(__doc__).parse_args()
     out: dict = {"timings": {}, "console": {}, "websockets": {}}
     return report(run, args, out)
 
