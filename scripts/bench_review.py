@@ -94,13 +94,13 @@ from livecoach.recordings.finalise import finish_audio
 from livecoach.recordings.recorder import AudioRecorder
 from livecoach.recordings.storage import FolderStorage
 from livecoach.review import build_review
-from livecoach.review_api import REVIEW_EVENTS
+from livecoach.review_source import REVIEW_EVENTS, load_review, warm
 from livecoach.store import IndicatorSample, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 CHROMIUM = "/usr/bin/chromium"
-GENERATION = 1
+GENERATION = 2
 """Bump when what is generated changes: a cached data folder of another generation is made again."""
 
 DURATION_S = 7200.0
@@ -421,6 +421,7 @@ def make_session(work: Path, seed: int, fresh: bool, say: Callable[[str], None])
         for p in STARTS:
             say(f"recording the {p}'s 2 hours ({int((DURATION_S - STARTS[p]) / 0.02)} packets) and finishing it...")
             recordings.append(record(store, storage, new.id, p, audio[p]))
+        warm(store, new.id)  # as the call does when it ends (live/call.py)
         made = Made(GENERATION, seed, new.id, new.coach_token, sum(map(len, segments.values())),
                     len(store.tags(new.id)), len(store.nudges(new.id)), samples, events, recordings)
     finally:
@@ -493,8 +494,9 @@ def fetch_payload(url: str, session: str, token: str) -> tuple[bytes, dict[str, 
 
 
 def build_breakdown(data: Path, session: str) -> dict[str, float]:
-    """The server's payload work (review_api._payload, then the JSON encoding), step by step, in
-    this process: ms per store query, for build_review and for the encoding."""
+    """The server's payload work in this process: ``load_review`` as review_api answers it (the
+    timeline part kept by the store), and, step by step, the same payload built from scratch: ms
+    per store query, for build_review and for the encoding."""
     from starlette.responses import JSONResponse
 
     store = Store(data / "livecoach.sqlite3")
@@ -507,6 +509,7 @@ def build_breakdown(data: Path, session: str) -> dict[str, float]:
             ms[name] = (time.perf_counter() - t0) * 1000
             return value
 
+        timed("load_review_kept", lambda: load_review(store, session, lambda name: f"/media/{session}/{name}?e=0&k=0"))
         stored = timed("get_session", lambda: store.get_session(session))
         recordings = timed("recordings", lambda: store.recordings(session))
         events = timed("events", lambda: store.events(session, REVIEW_EVENTS))
@@ -577,7 +580,7 @@ COLLECT = """
   const B = window.__bench;
   const nav = performance.getEntriesByType('navigation')[0];
   const res = performance.getEntriesByType('resource').map((r) => ({
-    name: new URL(r.name).pathname, type: r.initiatorType, start: r.startTime, ttfb: r.responseStart,
+    name: new URL(r.name).pathname, type: r.initiatorType, start: r.startTime, sent: r.requestStart, ttfb: r.responseStart,
     end: r.responseEnd, bytes: r.encodedBodySize }));
   const mark = (name) => performance.getEntriesByName(name)[0];
   return {

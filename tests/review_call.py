@@ -142,6 +142,7 @@ READ_REVIEW = """
   const ops = Object.keys(localStorage).filter((k) => k.endsWith('.ops')).map((k) => JSON.parse(localStorage.getItem(k) || '[]'));
   return {
     ready: document.body.dataset.ready ?? null,
+    early_requests: Boolean(globalThis.livecoachEarly?.review),
     problem: shown(q('problem')) ? q('problem').textContent : null,
     loading_shown: shown(q('review-status')),
     body_shown: shown(document.getElementById('review-body')),

@@ -216,6 +216,8 @@ def test_the_review_draws_the_lanes_the_tags_and_the_pause(call):
     why = call["why"]
     page, canvas, data = call["review_loaded"], call["canvas"], call["page_payload"]
     assert page["body_shown"] and page["problem"] is None and page["media_problem"] is None, why
+    # The page's inline script ran (the server's CSP allows it by its hash) and sent the requests.
+    assert page["early_requests"], why
     assert page["view_range"] == "whole call", why  # a 45 s call opens whole
     duration = data["session"]["duration_s"]
     assert data["session"]["state"] == "ended" and duration >= 40, why

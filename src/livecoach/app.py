@@ -11,9 +11,8 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from . import consent
@@ -27,6 +26,7 @@ from .review_api import review_routes
 from .upload_api import upload_routes
 from .settings import Settings
 from .signing import Signer, installation_secret
+from .static import StaticFiles
 from .store import Store
 from .workers import WorkerPool
 
@@ -43,17 +43,6 @@ def web_folder(package: Path = Path(__file__).resolve().parent, prefix: Path = P
 
 WEB = web_folder()
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; "
-        "img-src 'self' data: blob:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Permissions-Policy": "camera=(self), microphone=(self)",
-}
-
-
 SWEEP_SECONDS = 5.0
 """How often the server looks for recordings whose writer died."""
 
@@ -66,12 +55,8 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
     storage = FolderStorage(settings.recordings)
     signer = Signer(installation_secret(settings.data))
     restrict_host_addresses(settings.ice_addresses)
-
-    def page(name: str):
-        async def endpoint(request: Request) -> Response:
-            return FileResponse(WEB / name, headers=SECURITY_HEADERS | {"Cache-Control": "no-store"})
-
-        return endpoint
+    files = StaticFiles(WEB)
+    page = files.page
 
     async def new_session(request: Request) -> Response:
         try:
@@ -158,7 +143,7 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
             Route("/healthz", health),
             WebSocketRoute("/ws/signal", signal),
             WebSocketRoute("/ws/indicators", indicators),
-            Mount("/static", StaticFiles(directory=WEB, check_dir=False), name="static"),
+            Mount("/static", files, name="static"),
         ],
         lifespan=lifespan,
     )

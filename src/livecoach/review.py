@@ -22,6 +22,8 @@ QUARTERS = 4
 LONGEST = 5
 """How many of the longest silences and turns the summary lists."""
 PAUSED, ON = "paused", "on"
+TIMELINE_HEAD = ("duration_s", "state")
+"""The timeline part's fields that the payload gives in its ``session``."""
 RECORDING = "recording"
 """A recording's state while its call runs (store.RECORDING_STATES)."""
 
@@ -43,32 +45,28 @@ def build_review(
     least that long. The session is ``"live"`` while a ``now`` is given or a recording is still
     being written (state ``"recording"``), ``"ended"`` otherwise.
     """
+    part = build_timeline_part(events, samples, recordings, now)
+    head = {k: part.pop(k) for k in TIMELINE_HEAD}
+    return assemble(session, head, tags, nudges, recordings, tag_kinds, media_url) | part
+
+
+def build_timeline_part(events: list[dict], samples: list, recordings: list[dict], now: float | None = None) -> dict:
+    """What the review draws from the event log and the samples: the costly part of the payload
+    (timeline, metrics), which an ended session keeps unchanged; ``assemble`` makes the rest. Its
+    ``TIMELINE_HEAD`` fields go into the payload's ``session``, the others are payload fields."""
     segments = _segments(events)
     duration = _duration(segments, events, samples, recordings, now)
     timeline = build_timeline(segments, duration)
     silences = [s for s in timeline.silences if s.duration >= SILENCE_SHOWN_S]
     return {
-        "version": VERSION,
-        "session": {
-            "id": session["id"],
-            "label": session.get("label", ""),
-            "created_at": _r(session.get("created_at")),
-            "duration_s": _r(duration),
-            "state": "live" if now is not None or any(r.get("state") == RECORDING for r in recordings) else "ended",
-            "video_recording": bool(session.get("video_recording")),
-        },
+        "duration_s": _r(duration),
+        "state": "live" if now is not None or any(r.get("state") == RECORDING for r in recordings) else "ended",
         "segments": {p: [[_r(s.start), _r(s.end)] for s in timeline.segments[p]] for p in ROLES},
         "silences": _spans(silences),
         "overlaps": _spans(timeline.overlaps),
-        "tags": [_tag(t) for t in sorted(tags, key=lambda t: (t["session_time"], t.get("created_at") or 0))],
-        "nudges": [_nudge(n) for n in sorted(nudges, key=lambda n: n["session_time"])],
         "pauses": _pauses(events),
         "interruptions": sorted(_r(e["session_time"]) for e in _timed(events) if e["kind"] == "interrupted"),
         "samples": _samples(samples),
-        "recordings": [
-            _recording(r, media_url)
-            for r in sorted(recordings, key=lambda r: (_role_order(r.get("participant")), r.get("start_s") or 0.0))
-        ],
         "summary": {
             "metrics": compute(timeline).to_dict(),
             "quarters": _quarters(timeline),
@@ -79,6 +77,37 @@ def build_review(
                 {"participant": t.participant, "start": _r(t.start), "end": _r(t.end)} for t in _longest(timeline.turns)
             ],
         },
+    }
+
+
+def assemble(
+    session: dict,
+    head: dict,
+    tags: list[dict],
+    nudges: list[dict],
+    recordings: list[dict],
+    tag_kinds: list[dict],
+    media_url: Callable[[str, str], str],
+) -> dict:
+    """The payload's fields but the timeline part's: what a coach changes after the call (tags,
+    the session's label) or what must be fresh on every answer (the media links). ``head`` is
+    the timeline part's ``TIMELINE_HEAD``."""
+    return {
+        "version": VERSION,
+        "session": {
+            "id": session["id"],
+            "label": session.get("label", ""),
+            "created_at": _r(session.get("created_at")),
+            "duration_s": head["duration_s"],
+            "state": head["state"],
+            "video_recording": bool(session.get("video_recording")),
+        },
+        "tags": [_tag(t) for t in sorted(tags, key=lambda t: (t["session_time"], t.get("created_at") or 0))],
+        "nudges": [_nudge(n) for n in sorted(nudges, key=lambda n: n["session_time"])],
+        "recordings": [
+            _recording(r, media_url)
+            for r in sorted(recordings, key=lambda r: (_role_order(r.get("participant")), r.get("start_s") or 0.0))
+        ],
         "tag_kinds": [{"id": k["id"], "label": k["label"]} for k in tag_kinds],
     }
 

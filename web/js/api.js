@@ -10,7 +10,7 @@ export class Api {
   }
 
   /** @returns {Promise<{ok: boolean, status: number, data: any, code: string|null, message: string}>} */
-  async request(method, path, body) {
+  request(method, path, body) {
     const init = {
       method,
       headers: { Authorization: `Bearer ${this.token}` },
@@ -21,9 +21,14 @@ export class Api {
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
+    return this.receive(fetch(this.base + path, init));
+  }
+
+  /** The answer to a request already sent (a fetch's promise), read as request() answers. */
+  async receive(pending) {
     let res;
     try {
-      res = await fetch(this.base + path, init);
+      res = await pending;
     } catch (err) {
       return { ok: false, status: 0, data: null, code: null, message: String(err?.message ?? err) };
     }

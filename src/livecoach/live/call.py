@@ -19,6 +19,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 from ..config import EngineConfig
 from ..recordings.call import CallRecording
 from ..recordings.storage import FolderStorage
+from ..review_source import warm as warm_review
 from ..settings import Settings
 from ..store import Store
 from .relay import Switchboard
@@ -162,10 +163,16 @@ class Call:
         """Nobody is in the call: the timeline so far is written and the recordings finished
         now, so the coach can review the call at once; anyone who comes back starts new files.
         First the engine is given the time to end the last turns (its bridging and confirmation
-        take under a second of absence)."""
+        take under a second of absence). Then the review's timeline is built and kept, for the
+        coach who opens the review straight away."""
         await asyncio.sleep(TURN_END_SECONDS)
         await self.live.exchange_with_store()
         await self.recording.finish()
+        if not self.connections:
+            try:
+                await asyncio.to_thread(warm_review, self.store, self.id)
+            except Exception:  # the review builds it again when asked; the call is not hurt
+                log.exception("session %s: keeping the review's timeline failed", self.id)
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

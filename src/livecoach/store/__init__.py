@@ -34,6 +34,7 @@ from .schema import (
     indicator_samples,
     nudges,
     recordings,
+    review_cache,
     session_events,
     sessions,
     tags,
@@ -356,6 +357,33 @@ class Store:
         with self._transaction() as conn:
             rows = conn.execute(q.SAMPLE_SHARES, {"session": session_id}).all()
         return [BalanceSample(*row) for row in rows]
+
+    # -- the review cache ------------------------------------------------------------------
+
+    def review_inputs(self, session_id: str) -> str:
+        """How many events and indicator samples the session has: both only grow, so a review
+        built when these counts were the same is built from the same rows."""
+        with self._transaction() as conn:
+            events, samples = conn.execute(q.REVIEW_INPUTS, {"session": session_id}).one()
+        return f"events={events};samples={samples}"
+
+    def cached_review(self, session_id: str) -> tuple[str, bytes] | None:
+        """(fingerprint, body) of the review part kept for the session, if any."""
+        with self._transaction() as conn:
+            row = conn.execute(q.CACHED_REVIEW, {"session": session_id}).first()
+        return None if row is None else (row[0], bytes(row[1]))
+
+    def keep_review(self, session_id: str, fingerprint: str, body: bytes) -> None:
+        """Keep (or replace) the session's review part built from what ``fingerprint`` names."""
+        with self._transaction(write=True) as conn:
+            upsert = database.insert(conn, review_cache)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[review_cache.c.session_id],
+                set_={"fingerprint": upsert.excluded.fingerprint, "body": upsert.excluded.body,
+                      "built_at": upsert.excluded.built_at},
+            )
+            conn.execute(upsert, {"session_id": session_id, "fingerprint": fingerprint, "body": body,
+                                  "built_at": time.time()})
 
     # -- recordings ----------------------------------------------------------------------
 

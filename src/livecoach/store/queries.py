@@ -4,9 +4,19 @@ run it. An UPDATE here has no SET clause: it sets the columns named in the param
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, func, select, text
 
-from .schema import coach_settings, consents, indicator_samples, nudges, recordings, session_events, sessions, tags
+from .schema import (
+    coach_settings,
+    consents,
+    indicator_samples,
+    nudges,
+    recordings,
+    review_cache,
+    session_events,
+    sessions,
+    tags,
+)
 
 _SESSION = bindparam("session")
 
@@ -92,3 +102,12 @@ STALE_RECORDINGS = (
     .order_by(recordings.c.updated_at)
 )
 UPDATE_RECORDING = recordings.update().where(*_THE_RECORDING)
+
+# -- the review cache ------------------------------------------------------------------------------
+
+REVIEW_INPUTS = select(
+    select(func.count()).select_from(session_events).where(session_events.c.session_id == _SESSION).scalar_subquery(),
+    select(func.count()).select_from(indicator_samples).where(indicator_samples.c.session_id == _SESSION)
+    .scalar_subquery(),
+)
+CACHED_REVIEW = select(review_cache.c.fingerprint, review_cache.c.body).where(review_cache.c.session_id == _SESSION)

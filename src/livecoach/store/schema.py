@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -130,3 +131,14 @@ recordings = Table(
 )
 """A recording's file, per participant and kind: its place on the session clock, how far it
 got (bytes, uploaded chunks) and how it ended. ``gaps`` is a JSON list of [start_s, end_s]."""
+
+review_cache = Table(
+    "review_cache", metadata,
+    Column("session_id", Text, ForeignKey("sessions.id"), primary_key=True),
+    Column("fingerprint", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("built_at", Seconds, nullable=False),
+)
+"""An ended session's review timeline (review.build_timeline_part as JSON), kept so that opening
+the review does not rebuild a 2-hour call's timeline each time. ``fingerprint`` says what it was
+built from (store.review_fingerprint); a different one means it is stale."""

@@ -1,8 +1,7 @@
-// The review's first step, loaded before the rest of the page (review.html runs it as an async
-// module of its own, first in the head): it asks for the review payload and the coach's
-// settings at once, so that the request is on its way while main.js's modules still load, and
-// hands the answer over to main.js, which imports this module (one instance: the same request).
-// It imports only what the request needs, none of the page's drawing.
+// The review's first step: the answers to the review payload and the coach's settings, asked for
+// by review.html's inline script before any module loaded (or here, if it did not run), handed
+// over to main.js, which imports this module (one instance: the same request). It imports only
+// what reading the answers needs, none of the page's drawing.
 
 import { Api } from '../api.js';
 import { readLink } from '../link.js';
@@ -14,5 +13,11 @@ export const api = new Api(link);
 /** [review, settings] as loadReview and Api.get answer them; each call asks the server again. */
 export const request = () => Promise.all([loadReview(api), api.get('/settings')]);
 
-/** The first request, started here; null when the link is not complete (main.js says so). */
-export const first = link.session && link.token ? request() : null;
+const early = globalThis.livecoachEarly;
+const sentEarly = early && early.path === location.pathname && early.token === link.token;
+
+/** The first request, the inline script's or started here; null when the link is not complete
+ * (main.js says so). */
+export const first = !(link.session && link.token) ? null
+  : sentEarly ? Promise.all([loadReview(api, early.review), api.receive(early.settings)])
+    : request();

@@ -9,9 +9,10 @@ const SENTENCES = {
 
 export const BROKEN_LINK = 'This link is not complete. Open the whole link you were given, including the part after “#”.';
 
-/** {ok: true, data} or {ok: false, text, retry}: retry when trying again may help. */
-export async function loadReview(api) {
-  const res = await api.get('/review');
+/** {ok: true, data} or {ok: false, text, retry}: retry when trying again may help. ``pending`` is
+ * the fetch of a request already sent (review.html's inline script's), else it is asked for now. */
+export async function loadReview(api, pending = null) {
+  const res = pending ? await api.receive(pending) : await api.get('/review');
   if (res.ok) {
     const d = res.data;
     if (d && d.version === 1 && d.session && d.segments && d.summary && Array.isArray(d.recordings)) return { ok: true, data: d };
