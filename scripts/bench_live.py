@@ -398,11 +398,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http_json(url: str, data: bytes | None = None) -> dict:
-    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET",
-                                 headers={"Content-Type": "application/json"})
+def http_json(url: str, data: bytes | None = None, cookie: str = "") -> dict:
+    headers = {"Content-Type": "application/json"} | ({"Cookie": cookie} if cookie else {})
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET", headers=headers)
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
+
+
+BENCH_COACH = ("bench@example.com", "the benchmark's coach")
+
+
+def add_bench_coach(data: Path) -> None:
+    """The coach who creates the benchmark's sessions (only a logged-in coach may)."""
+    from livecoach import accounts
+    from livecoach.store import Store
+
+    data.mkdir(parents=True, exist_ok=True)
+    store = Store(data / "livecoach.sqlite3")
+    try:
+        accounts.add_coach(store, BENCH_COACH[0], "Bench", BENCH_COACH[1])
+    finally:
+        store.close()
+
+
+def login(url: str) -> str:
+    """The bench coach's login cookie, as a ``Cookie`` header value."""
+    body = json.dumps({"email": BENCH_COACH[0], "password": BENCH_COACH[1]}).encode()
+    req = urllib.request.Request(url + "/api/login", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.headers["Set-Cookie"].split(";", 1)[0]
 
 
 def folder_bytes(folder: Path) -> int:
@@ -420,6 +445,7 @@ def start_server(run_dir: Path, topology: str, cpu: int | None, workers: str | N
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = run_dir / "server.log"
+    add_bench_coach(run_dir / "data")
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [*pinned(cpu), sys.executable, "-m", "livecoach", "serve", "--port", str(port),
@@ -880,8 +906,9 @@ def run(args: argparse.Namespace) -> dict:
         time.sleep(1.0)
         mem_idle = proc_mem(server.pid)
         sessions = []
+        cookie = login(url)
         for spec in specs:
-            s = http_json(url + "/api/sessions", b"{}")
+            s = http_json(url + "/api/sessions", b"{}", cookie)
             sessions.append({**spec, "session": s["session"], "coach_token": s["coach_url"].split("#", 1)[1],
                              "client_token": s["client_url"].split("#", 1)[1]})
         cfg = {"url": url, "topology": args.topology, "seconds": args.seconds, "tail": args.tail,

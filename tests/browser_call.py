@@ -105,11 +105,15 @@ def audio_files(folder: Path) -> dict[str, Path]:
     }
 
 
-def chromium_args(wav: Path) -> list[str]:
+def chromium_args(wav: Path, y4m: Path | None = None) -> list[str]:
+    """Chromium's flags for a browser whose fake microphone plays ``wav`` (looped). ``y4m``: a
+    Y4M file for its fake camera instead of Chromium's built-in 640x480 pattern, which takes far
+    more CPU to encode (tests/video_call.py gives each browser a tiny one)."""
     return [
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={wav}",
+        *([f"--use-file-for-fake-video-capture={y4m}"] if y4m is not None else []),
         "--allow-loopback-in-peer-connection",
         "--no-sandbox",
         "--disable-gpu",

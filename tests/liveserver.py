@@ -20,20 +20,44 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+COACH_EMAIL = "coach@example.com"
+COACH_PASSWORD = "a test coach's password"
+
+
+def add_coach(data: Path, email: str = COACH_EMAIL, password: str = COACH_PASSWORD, name: str = "Test Coach") -> None:
+    """A coach account in the data folder's database (kept if it is there already)."""
+    from livecoach import accounts
+    from livecoach.store import CoachExists, Store
+
+    data.mkdir(parents=True, exist_ok=True)
+    store = Store(data / "livecoach.sqlite3")
+    try:
+        accounts.add_coach(store, email, name, password)
+    except CoachExists:
+        pass
+    finally:
+        store.close()
+
+
 class Server:
     def __init__(self, data: Path, topology: str = "direct", workers: int | None = None,
-                 prefix: list[str] | None = None) -> None:
+                 prefix: list[str] | None = None, extra: list[str] | None = None, coach: bool = True) -> None:
         """``workers``: worker processes for the calls; None takes the server's default (one per core).
-        ``prefix``: a command the server runs under (e.g. unshare, for a namespace of its own)."""
+        ``prefix``: a command the server runs under (e.g. unshare, for a namespace of its own).
+        ``extra``: more arguments of ``livecoach serve``. ``coach``: whether the data folder gets
+        the test coach's account first (without: the server's first run)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data / "server.log"
         data.mkdir(parents=True, exist_ok=True)
+        if coach:
+            add_coach(data)
+        self.cookie = ""  # the test coach's login, made at the first create_session
         self._out = open(self.log, "w")
         self.proc = subprocess.Popen(
             (prefix or []) + [sys.executable, "-m", "livecoach", "serve", "--port", str(self.port), "--data", str(data),
              "--ice-address", "127.0.0.1", "--topology", topology]
-            + ([] if workers is None else ["--workers", str(workers)]),
+            + ([] if workers is None else ["--workers", str(workers)]) + (extra or []),
             stdout=self._out, stderr=subprocess.STDOUT,
         )
         deadline = time.time() + 20
@@ -56,9 +80,19 @@ class Server:
         over load a 2-core machine; runs that test something else leave it off)."""
         body = json.dumps({"video_recording": video}).encode()
         req = urllib.request.Request(self.url + "/api/sessions", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", "Cookie": self.login()})
         with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())
+
+    def login(self, email: str = COACH_EMAIL, password: str = COACH_PASSWORD) -> str:
+        """The ``Cookie`` header of the test coach's login (POST /api/login once)."""
+        if not self.cookie:
+            body = json.dumps({"email": email, "password": password}).encode()
+            req = urllib.request.Request(self.url + "/api/login", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                self.cookie = r.headers["Set-Cookie"].split(";", 1)[0]
+        return self.cookie
 
     def new_session(self) -> tuple[str, str, str]:
         """A session's id, the coach's token and the client's token."""

@@ -13,10 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from liveserver import free_port
 from livecoach.coach_api import coach_routes
 from livecoach.coach_settings import DEFAULTS
+from livecoach.guards import Guards
 from livecoach.store import Store
 
 TAG = {"kind": "breakthrough", "label": "Breakthrough", "session_time": 312.4, "clicked_at": 317.4, "note": ""}
@@ -68,7 +70,8 @@ def store(tmp_path):
 
 @pytest.fixture
 def server(store):
-    srv = ThreadServer(Starlette(routes=coach_routes(store)))
+    # With the guards every request of the real server passes first (the body limit is theirs).
+    srv = ThreadServer(Starlette(routes=coach_routes(store), middleware=[Middleware(Guards)]))
     yield srv
     srv.stop()
 

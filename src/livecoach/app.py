@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import sys
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,18 +18,23 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from . import consent
-from .coach_api import bearer_token, coach_routes
+from .auth_api import auth_routes, setup_code
+from .coach_api import ApiError, bad, bearer_token, coach_routes, error_response, json_response, read_object
+from .guards import Guards
+from .http_protocol import TimedH11Protocol
 from .live.call import Calls
 from .live.ice import restrict_host_addresses
 from .live.signalling import serve_indicators, serve_signalling
 from .recordings.finalise import sweep
 from .recordings.storage import FolderStorage
+from .logins import logged_in_coach
+from .recordings.uploads import MAX_CHUNK
 from .review_api import review_routes
-from .upload_api import upload_routes
 from .settings import Settings
 from .signing import Signer, installation_secret
 from .static import StaticFiles
-from .store import Store
+from .store import MAX_SESSION_LABEL, Store
+from .upload_api import UPLOAD_PATH, upload_routes
 from .workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,13 @@ def web_folder(package: Path = Path(__file__).resolve().parent, prefix: Path = P
 
 WEB = web_folder()
 
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 SWEEP_SECONDS = 5.0
 """How often the server looks for recordings whose writer died."""
 
@@ -50,7 +64,7 @@ SWEEP_SECONDS = 5.0
 def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool = False) -> Starlette:
     """The whole server; with a worker ``pool`` the calls run there and this process routes to them.
     A ``worker`` serves calls only: the front (or a server without workers) does the upkeep."""
-    store = Store(settings.database)
+    store = Store(settings.database, invite_ttl_s=settings.invite_hours * 3600)
     calls = None if pool else Calls(settings, store)
     storage = FolderStorage(settings.recordings)
     signer = Signer(installation_secret(settings.data))
@@ -59,20 +73,22 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
     page = files.page
 
     async def new_session(request: Request) -> Response:
+        """A new session of the logged-in coach; the answer holds its two links' tokens, the
+        only copies there will ever be (never cached)."""
         try:
-            body = await request.json() if await request.body() else {}
-        except ValueError:
-            return JSONResponse({"error": "the body must be JSON"}, status_code=400)
-        body = body if isinstance(body, dict) else {}
-        label, video = body.get("label", ""), body.get("video_recording", True)
-        if not isinstance(label, str):
-            return JSONResponse({"error": "'label' must be a string"}, status_code=400)
-        if not isinstance(video, bool):
-            return JSONResponse({"error": "'video_recording' must be true or false"}, status_code=400)
-        new = store.create_session(label, video_recording=video)
-        return JSONResponse(
-            {"session": new.id, "coach_url": new.coach_path(), "client_url": new.client_path()}, status_code=201
-        )
+            coach = await logged_in_coach(store, request)
+            if coach is None:
+                raise ApiError(401, "not-logged-in", "only a logged-in coach creates sessions")
+            body = await read_object(request)
+            label, video = body.get("label", ""), body.get("video_recording", True)
+            if not isinstance(label, str) or len(label) > MAX_SESSION_LABEL:
+                raise bad(f"'label' must be a string of at most {MAX_SESSION_LABEL} characters")
+            if not isinstance(video, bool):
+                raise bad("'video_recording' must be true or false")
+        except ApiError as err:
+            return error_response(err)
+        new = await run_in_threadpool(lambda: store.create_session(label, video_recording=video, coach_id=coach.id))
+        return json_response({"session": new.id, "coach_url": new.coach_path(), "client_url": new.client_path()}, 201)
 
     async def notice(request: Request) -> Response:
         """The notice a participant agrees to for this session (either token of the session)."""
@@ -97,10 +113,16 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
             await asyncio.sleep(SWEEP_SECONDS)
 
     async def health(request: Request) -> Response:
+        """Up or down for anyone; the workers and their calls only for this machine or a coach."""
         if pool:
             report = await pool.health()
-            return JSONResponse(report, status_code=200 if report["ok"] else 503)
-        return JSONResponse({"ok": True, "calls": len(calls), "peers": calls.peer_count()})
+        else:
+            report = {"ok": True, "calls": len(calls), "peers": calls.peer_count()}
+        status = 200 if report["ok"] else 503
+        local = request.client is not None and _loopback(request.client.host)
+        if not local and await logged_in_coach(store, request) is None:
+            report = {"ok": report["ok"]}
+        return JSONResponse(report, status_code=status, headers={"Cache-Control": "no-store"})
 
     async def signal(ws: WebSocket) -> None:
         if pool:
@@ -135,6 +157,9 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
             Route("/s/{session}/join", page("client.html")),
             Route("/s/{session}/sidebar", page("sidebar.html")),
             Route("/s/{session}/review", page("review.html")),
+            Route("/login", page("login.html")),
+            Route("/setup", page("setup.html")),
+            *auth_routes(store, settings.data),
             Route("/api/sessions", new_session, methods=["POST"]),
             Route("/api/sessions/{session}/notice", notice, methods=["GET"]),
             *coach_routes(store),
@@ -146,6 +171,8 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
             Mount("/static", files, name="static"),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(Guards, body_limits=[(UPLOAD_PATH, MAX_CHUNK + 1024)],
+                               allowed_origins=settings.allowed_origins)],
     )
     app.state.store = store
     app.state.calls = calls
@@ -162,6 +189,10 @@ def serve(settings: Settings) -> None:
     calls_run = f"{settings.workers} worker processes" if pool else "this process"
     print(f"livecoach is serving at {settings.base_url()}/  (data in {settings.data.resolve()}; calls in {calls_run})",
           flush=True)
+    code = setup_code(settings.data, app.state.store)
+    if code is not None:
+        print(f"First run: no coach yet. Open {settings.base_url()}/setup#{code} to make the first coach account "
+              f"(or run: livecoach coach add EMAIL --name NAME --data {settings.data})", flush=True)
     uvicorn.run(
         app,
         host=settings.host,
@@ -170,4 +201,6 @@ def serve(settings: Settings) -> None:
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         ws_max_size=1 << 20,
         log_level="warning",
+        http=TimedH11Protocol,
+        timeout_keep_alive=5,
     )

@@ -37,6 +37,22 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("--data", default=env_default("data", "data"), help="data folder (default ./data)")
     new.add_argument("--label", default="", help="a name for the session, e.g. the client's")
     new.add_argument("--url", default=None, help="the server's public base URL (default http://127.0.0.1:8080)")
+    new.add_argument("--coach", metavar="EMAIL", help="whose session it is (needed when there are several coaches)")
+
+    coach = sub.add_parser("coach", help="manage coach accounts", description=(
+        "Coach accounts: each coach logs in, sees and changes only their own sessions."))
+    coach_sub = coach.add_subparsers(dest="coach_command", required=True)
+    add = coach_sub.add_parser("add", help="add a coach (asks for the password)")
+    add.add_argument("email")
+    add.add_argument("--name", required=True, help="the coach's name, as their pages show it")
+    password = coach_sub.add_parser("password", help="set a coach's password (ends their logins)")
+    password.add_argument("email")
+    listing = coach_sub.add_parser("list", help="list the coaches")
+    for command in (add, password, listing):
+        command.add_argument("--data", default=env_default("data", "data"), help="data folder (default ./data)")
+    for command in (add, password):
+        command.add_argument("--password-stdin", action="store_true",
+                             help="read the password from the first line of standard input (for scripts)")
 
     args = parser.parse_args(argv)
     if args.command == "analyze":
@@ -52,16 +68,76 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "session":
         return _new_session(args)
+    if args.command == "coach":
+        return _coach(args)
     return 2
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass("Password (at least 10 characters): ")
+    if getpass.getpass("The same again: ") != first:
+        raise SystemExit("livecoach: the two passwords differ; nothing changed")
+    return first
+
+
+def _coach(args: argparse.Namespace) -> int:
+    from . import accounts
+    from .store import CoachExists, Store
+
+    store = Store(Path(args.data) / "livecoach.sqlite3")
+    try:
+        if args.coach_command == "list":
+            for c in store.coaches():
+                print(f"{c.email}\t{c.name}")
+            return 0
+        try:
+            if args.coach_command == "add":
+                coach = accounts.add_coach(store, args.email, args.name, _read_password(args))
+                (Path(args.data) / "setup-code").unlink(missing_ok=True)  # the first run is done
+                print(f"coach {coach.email} added")
+                return 0
+            found = store.coach_login_details(accounts.normal_email(args.email))
+            if found is None:
+                print(f"livecoach: there is no coach {args.email}", file=sys.stderr)
+                return 1
+            store.set_password(found[0].id, accounts.hash_password(_read_password(args)))
+            print(f"the password of {found[0].email} is changed; their logins have ended")
+            return 0
+        except accounts.AccountError as err:
+            print(f"livecoach: {err}", file=sys.stderr)
+            return 1
+        except CoachExists:
+            print(f"livecoach: there is a coach {args.email} already", file=sys.stderr)
+            return 1
+    finally:
+        store.close()
 
 
 def _new_session(args: argparse.Namespace) -> int:
     from .store import Store
 
     base = (args.url or env_default("url", "http://127.0.0.1:8080")).rstrip("/")
+    from . import accounts
+    from .store import LOCAL_COACH
+
     store = Store(Path(args.data) / "livecoach.sqlite3")
     try:
-        new = store.create_session(args.label)
+        coaches = store.coaches()
+        if args.coach:
+            chosen = [c for c in coaches if c.email == accounts.normal_email(args.coach)]
+            if not chosen:
+                print(f"livecoach: there is no coach {args.coach}", file=sys.stderr)
+                return 1
+        elif len(coaches) > 1:
+            print("livecoach: there are several coaches: say whose session it is with --coach EMAIL", file=sys.stderr)
+            return 1
+        else:
+            chosen = coaches
+        new = store.create_session(args.label, coach_id=chosen[0].id if chosen else LOCAL_COACH)
     finally:
         store.close()
     print(f"session   {new.id}")

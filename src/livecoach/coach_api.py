@@ -6,8 +6,8 @@ shared with other processes, and a write that waits for theirs must not hold the
 
 from __future__ import annotations
 
-import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,10 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import jsontext
+from .logins import logged_in_coach
 from .coach_settings import KIND_ID, MAX_LABEL, SettingsError, valid_label
-from .store import Store
+from .store import Store, client_path
 
-MAX_BODY = 16 * 1024
 MAX_NOTE = 500
 MAX_SESSION_TIME = 7 * 24 * 3600
 """Session times beyond a week are a client's bug, not a call."""
@@ -57,6 +58,9 @@ def coach_routes(store: Store) -> list[Route]:
         Route(f"{base}/nudges/{{nudge}}/dismiss", api.guarded(api.dismiss_nudge), methods=["POST"]),
         Route(f"{base}/recording", api.guarded(api.get_recording), methods=["GET"]),
         Route(f"{base}/recording", api.guarded(api.put_recording), methods=["PUT"]),
+        Route(f"{base}/invite", api.guarded(api.get_invite), methods=["GET"]),
+        Route(f"{base}/invite", api.guarded(api.new_invite), methods=["POST"]),
+        Route(f"{base}/invite", api.guarded(api.revoke_invite), methods=["DELETE"]),
         Route(f"{base}/settings", api.guarded(api.get_settings), methods=["GET"]),
         Route(f"{base}/settings", api.guarded(api.put_settings), methods=["PUT"]),
     ]
@@ -80,13 +84,19 @@ class CoachGuard:
         return endpoint
 
     async def _authorize(self, request: Request) -> str:
-        """The session id, if the request carries that session's coach token."""
+        """The session id, if the request carries that session's coach token, or else the login
+        cookie of the coach whose session it is."""
         session = request.path_params["session"]
         if await run_in_threadpool(self.store.get_session, session) is None:
             raise ApiError(404, "unknown-session", "no such session")
         token = bearer_token(request)
         if token is None:
-            raise ApiError(401, "bad-token", "an 'Authorization: Bearer <coach token>' header is needed")
+            coach = await logged_in_coach(self.store, request)
+            if coach is None:
+                raise ApiError(401, "bad-token", "an 'Authorization: Bearer <coach token>' header is needed")
+            if await run_in_threadpool(self.store.coach_of, session) != coach.id:
+                raise ApiError(403, "forbidden", "this is another coach's session")
+            return session
         role = await run_in_threadpool(self.store.role_for, session, token)
         if role is None:
             raise ApiError(401, "bad-token", "the token is not this session's")
@@ -160,6 +170,27 @@ class _CoachApi(CoachGuard):
         await run_in_threadpool(self.store.set_video_recording, session, video)
         return json_response({"video": video})
 
+    # -- the client's invite ---------------------------------------------------------------
+
+    async def get_invite(self, request: Request, session: str) -> Response:
+        """Whether the invite admits the client, and until when (it runs from the call's last
+        activity: joining or leaving)."""
+        expires = await run_in_threadpool(self.store.invite_expires_at, session)
+        return json_response({"active": expires is not None and expires > time.time(),
+                              "expires_at": None if expires is None else round(expires, 3)})
+
+    async def new_invite(self, request: Request, session: str) -> Response:
+        """A new invite link for the client; the old one stops working."""
+        token = await run_in_threadpool(self.store.new_invite, session)
+        expires = await run_in_threadpool(self.store.invite_expires_at, session)
+        return json_response({"client_url": client_path(session, token), "expires_at": round(expires, 3)}, 201)
+
+    async def revoke_invite(self, request: Request, session: str) -> Response:
+        """The client's invite link stops working at once (a client in the call stays until they
+        leave; the coach can make a new link)."""
+        await run_in_threadpool(self.store.revoke_invite, session)
+        return json_response({"active": False, "expires_at": None})
+
     # -- settings ------------------------------------------------------------------------
 
     async def get_settings(self, request: Request, session: str) -> Response:
@@ -180,26 +211,16 @@ def json_response(content: Any, status: int = 200) -> Response:
 
 
 async def read_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, read no further than the size limit."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY:
-        raise ApiError(413, "too-big", f"the body is over {MAX_BODY} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise ApiError(413, "too-big", f"the body is over {MAX_BODY} bytes")
+    """The body as a JSON object (guards.py has refused it already if it was too large)."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "bad-media-type", "the body must be JSON, sent as 'Content-Type: application/json'")
     try:
-        value = json.loads(body, parse_constant=_no_constant)
-    except ValueError:  # also UnicodeDecodeError
-        raise bad("the body must be a JSON object") from None
+        value = jsontext.loads(await request.body())
+    except jsontext.BadJson as err:
+        raise bad(f"the body must be a JSON object: {err}") from None
     if not isinstance(value, dict):
         raise bad("the body must be a JSON object")
     return value
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number")
 
 
 def _tag_id(request: Request) -> str:

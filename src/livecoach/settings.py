@@ -43,9 +43,14 @@ class Settings:
     topology: str = "direct"
     snapshot_interval: float = 0.25
     workers: int = 0
+    """Worker processes for the calls (see workers.py); 0 runs them in the server process."""
     recording: bool = True
     """Whether calls are recorded at all (with each participant's consent)."""
-    """Worker processes for the calls (see workers.py); 0 runs them in the server process."""
+    invite_hours: float = 24.0
+    """How long a client's invite admits them after the session's call was last active."""
+    allowed_origins: list[str] = field(default_factory=list)
+    """Origins of pages, besides the server's own, that may use it (behind a proxy that
+    rewrites the Host header)."""
 
     @property
     def database(self) -> Path:
@@ -115,6 +120,15 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="record nothing: calls are only analysed, and the notice says so (env LIVECOACH_RECORDING=off)",
     )
     parser.add_argument(
+        "--invite-hours", type=float, default=float(env_default("invite-hours", "24")), metavar="H",
+        help="a client's invite admits them until H hours after the session's call was last active (default 24)",
+    )
+    parser.add_argument(
+        "--allowed-origin", action="append", default=None, metavar="URL",
+        help="an origin (scheme://host[:port]) besides the server's own whose pages may use it, e.g. behind a "
+             "proxy that rewrites Host (repeatable; env LIVECOACH_ALLOWED_ORIGIN, comma-separated)",
+    )
+    parser.add_argument(
         "--workers", default=env_default("workers", "auto"), metavar="N",
         help="worker processes for the calls: a number, 'auto' (one per core, the default), or 0 for none",
     )
@@ -144,6 +158,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         topology=args.topology,
         workers=_worker_count(args.workers),
         recording=args.recording,
+        invite_hours=args.invite_hours,
+        allowed_origins=listed(args.allowed_origin, "allowed-origin"),
     )
 
 

@@ -20,6 +20,8 @@ from .store import Store
 
 RECORDING_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+UPLOAD_PATH = r"/api/sessions/[^/]+/uploads/[^/]+/[^/]+"
+"""The chunks' route, as a pattern: its bodies may be up to MAX_CHUNK (guards.py)."""
 
 
 def upload_routes(store: Store, storage: FolderStorage) -> list[Route]:

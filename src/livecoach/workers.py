@@ -39,6 +39,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from . import jsontext
 from .live.signalling import HELLO_TIMEOUT, payload
 from .settings import Settings
 from .store import Store
@@ -233,8 +234,8 @@ async def _pipe(ws: WebSocket, upstream: ClientConnection) -> None:
 def _session_of(data: str | bytes) -> str | None:
     """The session a hello names; None for anything else (the worker then says what is wrong)."""
     try:
-        msg = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+        msg = jsontext.loads(data)
+    except jsontext.BadJson:
         return None
     session = msg.get("session") if isinstance(msg, dict) else None
     return session if isinstance(session, str) and 0 < len(session) <= 64 else None

@@ -1,6 +1,26 @@
-// The start page: create a session, then show the coach's link and the client's invite.
+// The start page: the logged-in coach creates a session, then sees their link and the client's
+// invite. Without a login it sends the coach to /login (or /setup on a server with no coach).
+
+import { me, post, submitForm } from './account.js';
 
 const $ = (id) => document.getElementById(id);
+
+const coach = await me();
+if (!coach) {
+  const setup = await fetch('/api/setup', { cache: 'no-store' }).then((r) => r.json()).catch(() => ({}));
+  location.replace(setup.needed ? '/setup' : '/login?next=/');
+} else {
+  $('coach-name').textContent = coach.name;
+  $('account').hidden = false;
+}
+$('logout').addEventListener('click', async () => {
+  await post('/api/logout');
+  location.replace('/login');
+});
+submitForm($('password-form'), $('password-problem'), (fields) => post('/api/password', fields), () => {
+  $('password-form').reset();
+  $('password-done').hidden = false;
+});
 
 async function copy(input, button) {
   const done = (text) => {
@@ -29,6 +49,10 @@ $('new-session').addEventListener('submit', async (event) => {
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(label ? { label } : {}),
     });
+    if (response.status === 401) {
+      location.replace('/login?next=/');
+      return;
+    }
     if (response.status !== 201) throw new Error(`the server answered ${response.status}`);
     const created = await response.json();
     $('coach-link').value = new URL(created.coach_url, location.href).href;

@@ -3,11 +3,14 @@
 // chunks every few seconds (docs/review.md, "Video uploads"). A pause stops the recording and a
 // resume starts a new one, so each file stays on the session clock. Chunks wait in memory while
 // the server cannot be reached and go out in order when it is back; a closed tab loses at most
-// the chunk being recorded.
+// the chunk being recorded. A page that goes away mid-recording (a reload, a closed tab) tells
+// the server that its file ends with what it has, so that the file is finished at once (and a
+// reload's new recording follows it) rather than after the server's 2 minutes without a chunk.
 
 const CHUNK_MS = 3000;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 const TYPES = ['video/webm;codecs=vp8,opus', 'video/webm;codecs=vp9,opus', 'video/webm'];
+const VOID = new Uint8Array([0xec, 0x80]); // a WebM Void element: a last chunk with no media in it
 
 async function sha256(blob) {
   const digest = await crypto.subtle.digest('SHA-256', await blob.arrayBuffer());
@@ -31,6 +34,12 @@ export class VideoRecorder {
     this.sending = false;
     this.clock = null; // {t, at}: session time t at performance.now() at
     this.mime = TYPES.find((t) => window.MediaRecorder?.isTypeSupported(t));
+    this.active = null; // the id of the recording in progress
+    this.stored = new Map(); // recording id -> how many of its chunks the server has stored
+    this.inflight = null; // the chunk being uploaded
+    this.voidSha = null; // the hash of VOID, ready before the page can go away
+    sha256(new Blob([VOID])).then((hex) => { this.voidSha = hex; });
+    window.addEventListener('pagehide', () => this.abandon());
     signal
       .on('welcome', (m) => {
         this.clock = { t: m.session_time, at: performance.now() };
@@ -63,13 +72,41 @@ export class VideoRecorder {
     recorder.onerror = (e) => console.warn('video recording:', e.error ?? e);
     recorder.start(CHUNK_MS);
     this.recorder = recorder;
+    this.active = id;
   }
 
   /** Stop recording; the last chunk is uploaded with `last`, which finishes the file. */
   stop() {
     const recorder = this.recorder;
     this.recorder = null;
+    this.active = null;
     if (recorder && recorder.state !== 'inactive') recorder.stop();
+  }
+
+  /**
+   * The page goes away while recording: MediaRecorder's chunk in progress is lost with it, but
+   * the server can finish the file with the chunks it has. An empty last chunk, numbered after
+   * them, says so; `keepalive` lets it outlive the page. If older chunks still wait here (the
+   * server was unreachable), they are lost too, and the server finishes the file by itself.
+   */
+  abandon() {
+    const id = this.active;
+    const recorder = this.recorder;
+    this.active = null;
+    this.recorder = null;
+    if (recorder) recorder.ondataavailable = null;
+    if (!id || !this.voidSha) return;
+    if (this.queue.some((c) => c.id === id && c !== this.inflight)) return;
+    // A chunk in flight is cut off with the page, or was stored just before: if it was not,
+    // this last chunk is refused as out of order, and the server finishes the file later.
+    const number = this.inflight?.id === id ? this.inflight.number + 1 : (this.stored.get(id) ?? 0);
+    if (number === 0) return; // nothing stored: no file to finish
+    fetch(`${this.base}${id}/${number}?last=1`, {
+      method: 'PUT',
+      keepalive: true,
+      headers: { Authorization: `Bearer ${this.token}`, 'X-Content-SHA256': this.voidSha },
+      body: VOID,
+    }).catch(() => {});
   }
 
   enqueue(chunk) {
@@ -83,7 +120,10 @@ export class VideoRecorder {
     let attempt = 0;
     while (this.queue.length) {
       const chunk = this.queue[0];
+      this.inflight = chunk;
       const outcome = await this.upload(chunk);
+      this.inflight = null;
+      if (outcome === 'done') this.stored.set(chunk.id, chunk.number + 1);
       if (outcome === 'retry') {
         await new Promise((r) => setTimeout(r, BACKOFF_MS[Math.min(attempt++, BACKOFF_MS.length - 1)]));
         continue;
@@ -100,7 +140,7 @@ export class VideoRecorder {
     const query = new URLSearchParams();
     if (number === 0) query.set('start', start.toFixed(3));
     if (last) query.set('last', '1');
-    const body = blob.size ? blob : new Blob([new Uint8Array([0xec, 0x80])]); // an empty last chunk: a Void element
+    const body = blob.size ? blob : new Blob([VOID]); // an empty last chunk
     let res;
     try {
       res = await fetch(`${this.base}${id}/${number}?${query}`, {

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -28,6 +30,9 @@ from .decoding import decode_inline
 from .tap import AudioTap
 
 log = logging.getLogger(__name__)
+
+JOIN_LIMIT, JOIN_WINDOW_S = 30, 60.0
+"""Joins of one participant of a session allowed per window (Calls.may_join)."""
 
 IDLE_SECONDS = 60.0
 """A call with nobody connected is closed after this long."""
@@ -190,6 +195,7 @@ class Call:
             await self._drop_peer(role)
         self._cancel_idle()
         self.store.log_event(self.id, "joined", role, self.live.session_time)
+        self.store.touch_session(self.id)  # the client's invite runs from the call's last activity
         await self.send_to(other(role), {"type": "peer-joined"})
 
     async def leave(self, role: str, conn: Connection) -> None:
@@ -201,6 +207,7 @@ class Call:
         self.switchboard.left(role)
         self.live.set_state(role, ABSENT)
         self.store.log_event(self.id, "left", role, self.live.session_time)
+        self.store.touch_session(self.id)
         await self.send_to(other(role), {"type": "peer-left"})
         if not self.connections:
             self._spawn(self._emptied())
@@ -314,6 +321,21 @@ class Calls:
         self.store = store
         self.config = config
         self._calls: dict[str, Call] = {}
+        self._joins: dict[tuple[str, str], deque[float]] = {}
+
+    def may_join(self, session_id: str, role: str) -> bool:
+        """At most JOIN_LIMIT joins of one participant in JOIN_WINDOW_S: a page reloading in a
+        loop (or a script) must not fill the session's log with joins and leaves."""
+        now = time.monotonic()
+        times = self._joins.setdefault((session_id, role), deque())
+        while times and times[0] <= now - JOIN_WINDOW_S:
+            times.popleft()
+        if len(times) >= JOIN_LIMIT:
+            return False
+        times.append(now)
+        if len(self._joins) > 10_000:
+            self._joins = {k: v for k, v in self._joins.items() if v and v[-1] > now - JOIN_WINDOW_S}
+        return True
 
     def get(self, session_id: str) -> Call | None:
         return self._calls.get(session_id)

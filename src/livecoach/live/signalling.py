@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from .. import consent
+from .. import consent, jsontext
 from ..store import Store
 from .call import Calls, other
 
@@ -57,9 +57,9 @@ def parse(text: str | bytes) -> dict[str, Any]:
     if len(text) > MAX_MESSAGE_BYTES:
         raise ProtocolError("too-big", f"messages are at most {MAX_MESSAGE_BYTES} bytes", close=True)
     try:
-        msg = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        raise _bad("not JSON") from None
+        msg = jsontext.loads(text)
+    except jsontext.BadJson as err:
+        raise _bad(str(err)) from None
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise _bad("a message is a JSON object with a string 'type'")
     kind = msg["type"]
@@ -185,6 +185,9 @@ async def serve_signalling(ws: WebSocket, store: Store, calls: Calls) -> None:
     session_id, role, hello = who
     if role == "client" and hello.get("consent") is not True:
         await conn.fail("consent-required", "the client must agree to the notice before joining")
+        return
+    if not calls.may_join(session_id, role):
+        await conn.fail("too-many", "joined too often in the last minute: wait a moment")
         return
     # The coach agrees by starting the call (their page says what is recorded); the client
     # by joining from the notice. Either way the row keeps the exact notice.

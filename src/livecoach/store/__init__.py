@@ -29,7 +29,9 @@ from sqlalchemy import Connection, Row
 from .. import coach_settings
 from . import database, migrate, queries as q
 from .schema import (
+    coach_logins,
     coach_settings as coach_settings_table,
+    coaches,
     consents,
     indicator_samples,
     nudges,
@@ -41,7 +43,12 @@ from .schema import (
 )
 
 LOCAL_COACH = "local"
-"""The one coach of an installation, until accounts exist."""
+"""The coach of sessions made before accounts existed: the first account takes them over."""
+MAX_SESSION_LABEL = 200
+INVITE_TTL_S = 24 * 3600.0
+"""How long a client's invite admits them after the session's call was last active."""
+LOGIN_IDLE_S = 30 * 24 * 3600.0
+"""A login not used for this long has ended (the cookie lives as long)."""
 BUSY_TIMEOUT_MS = database.BUSY_TIMEOUT_MS
 
 CONSENT_NOTICE = (
@@ -59,6 +66,19 @@ RECORDING_FIELDS = frozenset({
 })
 """What ``update_recording`` may change. The file's name and media type change once, when the
 finished recording is remuxed (Ogg to WebM); who, what kind and where it starts never do."""
+
+
+class CoachExists(Exception):
+    """There is already a coach with this email."""
+
+
+@dataclass(frozen=True)
+class Coach:
+    id: str
+    email: str
+    name: str
+    created_at: float
+    password_changed_at: float
 
 
 @dataclass(frozen=True)
@@ -81,7 +101,12 @@ class NewSession:
         return f"/s/{self.id}/coach#{self.coach_token}"
 
     def client_path(self) -> str:
-        return f"/s/{self.id}/join#{self.client_token}"
+        return client_path(self.id, self.client_token)
+
+
+def client_path(session_id: str, client_token: str) -> str:
+    """The client's invite link (its path, with the token in the fragment)."""
+    return f"/s/{session_id}/join#{client_token}"
 
 
 class BalanceSample(NamedTuple):
@@ -107,9 +132,11 @@ def _digest(token: str) -> str:
 
 
 class Store:
-    def __init__(self, path_or_url: str | Path) -> None:
+    def __init__(self, path_or_url: str | Path, invite_ttl_s: float = INVITE_TTL_S) -> None:
         """Open (and create, or migrate to the newest schema) the database at a file path or an
-        SQLAlchemy URL. ``path`` is the SQLite file, or None for a database that is not one."""
+        SQLAlchemy URL. ``path`` is the SQLite file, or None for a database that is not one.
+        ``invite_ttl_s``: how long a client's invite admits them after the call's last activity."""
+        self.invite_ttl_s = invite_ttl_s
         url, self.path = database.locate(path_or_url)
         if self.path is not None:
             database.make_private(self.path)
@@ -141,11 +168,11 @@ class Store:
 
     # -- sessions ------------------------------------------------------------------------
 
-    def create_session(self, label: str = "", video_recording: bool = True) -> NewSession:
+    def create_session(self, label: str = "", video_recording: bool = True, coach_id: str = LOCAL_COACH) -> NewSession:
         new = NewSession(secrets.token_urlsafe(9), secrets.token_urlsafe(32), secrets.token_urlsafe(32))
         with self._transaction(write=True) as conn:
             conn.execute(sessions.insert(), {
-                "id": new.id, "label": label[:200], "created_at": time.time(), "coach_id": LOCAL_COACH,
+                "id": new.id, "label": label[:MAX_SESSION_LABEL], "created_at": time.time(), "coach_id": coach_id,
                 "coach_token_sha256": _digest(new.coach_token), "client_token_sha256": _digest(new.client_token),
                 "video_recording": video_recording,
             })
@@ -162,28 +189,139 @@ class Store:
             conn.execute(q.UPDATE_SESSION, {"session": session_id, "video_recording": on})
 
     def role_for(self, session_id: str, token: str) -> str | None:
-        """Which participant a token admits to a session: "coach", "client", or None."""
+        """Which participant a token admits to a session: "coach", "client", or None. A client's
+        invite admits them until ``invite_ttl_s`` after the call was last active (or the session
+        made), and never once the coach revoked it."""
         with self._transaction() as conn:
             row = conn.execute(q.TOKEN_DIGESTS, {"session": session_id}).first()
         if not row:
             return None
+        coach_digest, client_digest, created_at, active_at = row
         digest = _digest(token)
-        if hmac.compare_digest(digest, row[0]):
+        if hmac.compare_digest(digest, coach_digest):
             return "coach"
-        if hmac.compare_digest(digest, row[1]):
-            return "client"
+        if hmac.compare_digest(digest, client_digest or "-"):
+            if time.time() <= (active_at or created_at) + self.invite_ttl_s:
+                return "client"
         return None
+
+    def invite_expires_at(self, session_id: str) -> float | None:
+        """When the client's invite stops admitting them (None: revoked, or no such session)."""
+        with self._transaction() as conn:
+            row = conn.execute(q.TOKEN_DIGESTS, {"session": session_id}).first()
+        if not row or not row[1]:
+            return None
+        return (row[3] or row[2]) + self.invite_ttl_s
+
+    def new_invite(self, session_id: str) -> str:
+        """A new client token for the session: the old invite link stops working."""
+        token = secrets.token_urlsafe(32)
+        with self._transaction(write=True) as conn:
+            conn.execute(q.UPDATE_SESSION, {"session": session_id, "client_token_sha256": _digest(token),
+                                            "last_activity_at": time.time()})
+        return token
+
+    def revoke_invite(self, session_id: str) -> None:
+        """The client's invite link stops working (a new one can be made)."""
+        with self._transaction(write=True) as conn:
+            conn.execute(q.UPDATE_SESSION, {"session": session_id, "client_token_sha256": ""})
+
+    def touch_session(self, session_id: str) -> None:
+        """Someone joined or left the session's call: its invite's time runs from now."""
+        with self._transaction(write=True) as conn:
+            conn.execute(q.UPDATE_SESSION, {"session": session_id, "last_activity_at": time.time()})
+
+    def sessions_of(self, coach_id: str) -> list[StoredSession]:
+        """The coach's sessions, newest first."""
+        with self._transaction() as conn:
+            rows = conn.execute(q.SESSIONS_OF, {"coach": coach_id}).all()
+        return [StoredSession(*row) for row in rows]
+
+    # -- coaches and their logins --------------------------------------------------------
+
+    def add_coach(self, email: str, name: str, password_hash: str) -> Coach:
+        """A new coach account (``email`` as given: accounts.py normalises it). The first coach
+        takes over the sessions and settings made before there were accounts."""
+        now = time.time()
+        coach = Coach(secrets.token_urlsafe(9), email, name, now, now)
+        with self._transaction(write=True) as conn:
+            if conn.execute(q.COACH_BY_EMAIL, {"email": email}).first() is not None:
+                raise CoachExists(email)
+            first = conn.execute(q.COACH_COUNT).scalar() == 0
+            conn.execute(coaches.insert(), {"id": coach.id, "email": email, "name": name, "password_hash": password_hash,
+                                            "created_at": now, "password_changed_at": now})
+            if first:
+                conn.execute(q.ADOPT_SESSIONS, {"coach": coach.id, "old": LOCAL_COACH})
+                conn.execute(q.ADOPT_SETTINGS, {"coach": coach.id, "old": LOCAL_COACH})
+        return coach
+
+    def coach_count(self) -> int:
+        with self._transaction() as conn:
+            return conn.execute(q.COACH_COUNT).scalar()
+
+    def coaches(self) -> list[Coach]:
+        with self._transaction() as conn:
+            return [Coach(*row) for row in conn.execute(q.COACHES).all()]
+
+    def coach_login_details(self, email: str) -> tuple[Coach, str] | None:
+        """The coach with this email and their password hash, to check a password against."""
+        with self._transaction() as conn:
+            row = conn.execute(q.COACH_BY_EMAIL, {"email": email}).first()
+        return (Coach(*row[:5]), row[5]) if row else None
+
+    def password_hash(self, coach_id: str) -> str | None:
+        with self._transaction() as conn:
+            return conn.execute(q.PASSWORD_HASH, {"coach": coach_id}).scalar()
+
+    def set_password(self, coach_id: str, password_hash: str, keep_login: str | None = None) -> None:
+        """A new password hash; every login of the coach ends but ``keep_login`` (a token)."""
+        with self._transaction(write=True) as conn:
+            conn.execute(q.UPDATE_COACH, {"coach": coach_id, "password_hash": password_hash,
+                                          "password_changed_at": time.time()})
+            conn.execute(q.END_LOGINS_BUT, {"coach": coach_id, "keep": _digest(keep_login) if keep_login else ""})
+
+    def add_login(self, coach_id: str) -> str:
+        """A new login of the coach: its token, for the browser's cookie (stored as a digest)."""
+        token = secrets.token_urlsafe(32)
+        now = time.time()
+        with self._transaction(write=True) as conn:
+            conn.execute(coach_logins.insert(), {"token_sha256": _digest(token), "coach_id": coach_id,
+                                                 "created_at": now, "last_seen_at": now})
+        return token
+
+    def coach_for_login(self, token: str) -> Coach | None:
+        """The coach a login token belongs to, if that login has not ended (logged out, idle for
+        ``LOGIN_IDLE_S``, ended by a password change). Its last use is noted once a minute."""
+        now = time.time()
+        with self._transaction() as conn:
+            row = conn.execute(q.LOGIN, {"digest": _digest(token)}).first()
+        if row is None or row[5] < now - LOGIN_IDLE_S:
+            return None
+        if row[5] < now - 60:
+            with self._transaction(write=True) as conn:
+                conn.execute(q.TOUCH_LOGIN, {"digest": _digest(token), "now": now})
+        return Coach(*row[:5])
+
+    def end_login(self, token: str) -> None:
+        with self._transaction(write=True) as conn:
+            conn.execute(q.END_LOGIN, {"digest": _digest(token)})
 
     # -- consent -------------------------------------------------------------------------
 
     def record_consent(
         self, session_id: str, role: str, notice: str = CONSENT_NOTICE, scopes: Iterable[str] = CONSENT_SCOPES
     ) -> None:
-        """Log that a participant accepted a notice, and what it covers (what may be recorded)."""
+        """Log that a participant accepted a notice, and what it covers (what may be recorded).
+        The same notice and scopes as the participant's latest consent add no row: a rejoin
+        (a reload, a dropped network) is not a new agreement."""
+        scopes_json = json.dumps(list(scopes))
         with self._transaction(write=True) as conn:
+            latest = conn.execute(q.LATEST_CONSENT, {"session": session_id, "role": role}).first()
+            if latest is not None and tuple(latest) == (notice, scopes_json):
+                return
             conn.execute(consents.insert(), {
                 "session_id": session_id, "role": role, "accepted_at": time.time(), "notice": notice,
-                "scopes": json.dumps(list(scopes)),
+                "scopes": scopes_json,
             })
 
     def consents(self, session_id: str) -> list[tuple[str, float, str]]:

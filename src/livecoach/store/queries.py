@@ -7,7 +7,9 @@ from __future__ import annotations
 from sqlalchemy import bindparam, func, select, text
 
 from .schema import (
+    coach_logins,
     coach_settings,
+    coaches,
     consents,
     indicator_samples,
     nudges,
@@ -25,9 +27,41 @@ _SESSION = bindparam("session")
 SESSION = select(sessions.c.id, sessions.c.label, sessions.c.created_at, sessions.c.video_recording).where(
     sessions.c.id == _SESSION
 )
-TOKEN_DIGESTS = select(sessions.c.coach_token_sha256, sessions.c.client_token_sha256).where(sessions.c.id == _SESSION)
+TOKEN_DIGESTS = select(
+    sessions.c.coach_token_sha256, sessions.c.client_token_sha256, sessions.c.created_at, sessions.c.last_activity_at
+).where(sessions.c.id == _SESSION)
+SESSIONS_OF = (
+    select(sessions.c.id, sessions.c.label, sessions.c.created_at, sessions.c.video_recording)
+    .where(sessions.c.coach_id == bindparam("coach"))
+    .order_by(sessions.c.created_at.desc())
+)
 COACH_OF = select(sessions.c.coach_id).where(sessions.c.id == _SESSION)
 UPDATE_SESSION = sessions.update().where(sessions.c.id == _SESSION)
+
+# -- coaches -------------------------------------------------------------------------------------
+
+_COACH = (coaches.c.id, coaches.c.email, coaches.c.name, coaches.c.created_at, coaches.c.password_changed_at)
+COACH_COUNT = select(func.count()).select_from(coaches)
+COACHES = select(*_COACH).order_by(coaches.c.created_at)
+COACH_BY_EMAIL = select(*_COACH, coaches.c.password_hash).where(coaches.c.email == bindparam("email"))
+PASSWORD_HASH = select(coaches.c.password_hash).where(coaches.c.id == bindparam("coach"))
+UPDATE_COACH = coaches.update().where(coaches.c.id == bindparam("coach"))
+ADOPT_SESSIONS = sessions.update().where(sessions.c.coach_id == bindparam("old")).values(coach_id=bindparam("coach"))
+ADOPT_SETTINGS = (
+    coach_settings.update().where(coach_settings.c.coach_id == bindparam("old")).values(coach_id=bindparam("coach"))
+)
+LOGIN = (
+    select(*_COACH, coach_logins.c.last_seen_at)
+    .join_from(coach_logins, coaches, coach_logins.c.coach_id == coaches.c.id)
+    .where(coach_logins.c.token_sha256 == bindparam("digest"))
+)
+TOUCH_LOGIN = (
+    coach_logins.update().where(coach_logins.c.token_sha256 == bindparam("digest")).values(last_seen_at=bindparam("now"))
+)
+END_LOGIN = coach_logins.delete().where(coach_logins.c.token_sha256 == bindparam("digest"))
+END_LOGINS_BUT = coach_logins.delete().where(
+    coach_logins.c.coach_id == bindparam("coach"), coach_logins.c.token_sha256 != bindparam("keep")
+)
 
 # -- consent and the event log -----------------------------------------------------------------
 
@@ -35,6 +69,12 @@ CONSENTS = (
     select(consents.c.role, consents.c.accepted_at, consents.c.notice)
     .where(consents.c.session_id == _SESSION)
     .order_by(consents.c.accepted_at)
+)
+LATEST_CONSENT = (
+    select(consents.c.notice, consents.c.scopes)
+    .where(consents.c.session_id == _SESSION, consents.c.role == bindparam("role"))
+    .order_by(consents.c.accepted_at.desc())
+    .limit(1)
 )
 CONSENT_SCOPES = select(consents.c.scopes).where(consents.c.session_id == _SESSION, consents.c.role == bindparam("role"))
 EVENTS = (

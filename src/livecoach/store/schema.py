@@ -38,7 +38,33 @@ sessions = Table(
     Column("client_token_sha256", Text, nullable=False),
     Column("coach_id", Text, nullable=False, server_default="local"),
     Column("video_recording", Boolean, nullable=False, server_default="1"),
+    Column("last_activity_at", Seconds),
 )
+"""A session: its coach, the digests of its two links' tokens (an empty client digest: the
+coach revoked the invite) and when someone last joined or left its call (the invite expires a
+while after that; null: never, so its creation counts)."""
+
+coaches = Table(
+    "coaches", metadata,
+    Column("id", Text, primary_key=True),
+    Column("email", Text, nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", Seconds, nullable=False),
+    Column("password_changed_at", Seconds, nullable=False),
+)
+"""The coaches who log in: email lower-cased, the password as an argon2id hash (accounts.py)."""
+
+coach_logins = Table(
+    "coach_logins", metadata,
+    Column("token_sha256", Text, primary_key=True),
+    Column("coach_id", Text, ForeignKey("coaches.id"), nullable=False),
+    Column("created_at", Seconds, nullable=False),
+    Column("last_seen_at", Seconds, nullable=False),
+    Index("coach_logins_by_coach", "coach_id"),
+)
+"""A logged-in browser: the digest of its cookie's token. Logging out deletes the row; a
+password change deletes every other row of the coach."""
 
 consents = Table(
     "consents", metadata,

@@ -1,0 +1,13 @@
+// /setup#<code>: the first run, making the first coach account with the server's setup code.
+
+import { post, submitForm } from './account.js';
+
+const $ = (id) => document.getElementById(id);
+
+const code = location.hash.slice(1);
+if (code) $('code').value = decodeURIComponent(code);
+fetch('/api/setup', { cache: 'no-store' }).then((r) => r.json()).then((s) => {
+  if (!s.needed) location.replace('/login');
+}).catch(() => {});
+
+submitForm($('setup'), $('problem'), (fields) => post('/api/setup', fields), () => location.replace('/'));
