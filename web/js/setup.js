@@ -4,8 +4,12 @@ import { post, submitForm } from './account.js';
 
 const $ = (id) => document.getElementById(id);
 
-const code = location.hash.slice(1);
-if (code) $('code').value = decodeURIComponent(code);
+const fillCode = () => {
+  const code = location.hash.slice(1);
+  if (code) $('code').value = decodeURIComponent(code);
+};
+fillCode();
+window.addEventListener('hashchange', fillCode);
 fetch('/api/setup', { cache: 'no-store' }).then((r) => r.json()).then((s) => {
   if (!s.needed) location.replace('/login');
 }).catch(() => {});
