@@ -1,0 +1,61 @@
+"""The live path replaces a private part of aiortc (live/decoding.py: the receiver's decoder
+queue) to decode audio on the event loop. pyproject.toml pins aiortc to the tested range; this
+test fails if, with the installed aiortc, the replacement does not take effect (decode_inline
+finds nothing to replace, or the frames do not come through it), instead of the server quietly
+running aiortc's slower path without the packets the recording needs."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+
+import numpy as np
+from aiortc import RTCPeerConnection
+from aiortc.mediastreams import AudioStreamTrack
+import av
+
+from livecoach.live.decoding import InlineDecoding, decode_inline
+
+
+class Tone(AudioStreamTrack):
+    """A 440 Hz tone, 20 ms frames of 48 kHz mono."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pts = 0
+
+    async def recv(self) -> av.AudioFrame:
+        await asyncio.sleep(0.02)
+        t = (np.arange(960) + self.pts) / 48000
+        samples = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = 48000, self.pts, fractions.Fraction(1, 48000)
+        self.pts += 960
+        return frame
+
+
+async def test_received_audio_is_decoded_inline_with_its_packets():
+    sender, receiver = RTCPeerConnection(), RTCPeerConnection()
+    sender.addTrack(Tone())
+    found: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    @receiver.on("track")
+    def on_track(track) -> None:
+        transceiver = next(t for t in receiver.getTransceivers() if t.receiver.track is track)
+        found.set_result((decode_inline(transceiver.receiver, track), track))
+
+    try:
+        await sender.setLocalDescription(await sender.createOffer())
+        await receiver.setRemoteDescription(sender.localDescription)
+        await receiver.setLocalDescription(await receiver.createAnswer())
+        await sender.setRemoteDescription(receiver.localDescription)
+        inline, track = await asyncio.wait_for(found, 10)
+        assert isinstance(inline, InlineDecoding), "aiortc's decoder queue was not replaced (aiortc changed?)"
+        frames = [await asyncio.wait_for(track.recv(), 10) for _ in range(25)]
+        assert all(f.layout.name == "mono" and f.sample_rate == 48000 for f in frames)
+        assert all(isinstance(f.opaque, bytes) and f.opaque for f in frames), "frames without their packets"
+        assert inline.failed == 0
+        assert np.abs(np.concatenate([f.to_ndarray().ravel() for f in frames[5:]])).max() > 4000  # the tone
+    finally:
+        await sender.close()
+        await receiver.close()
