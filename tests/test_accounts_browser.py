@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -77,6 +79,33 @@ def test_first_run_start_page_logout_and_login(tmp_path, browser):
         page.get_by_test_id("log-in").click()
         page.wait_for_url(server.url + "/")
         page.get_by_test_id("account").wait_for(state="visible")
+        assert errors == []
+    finally:
+        server.stop()
+
+
+def test_the_review_shows_who_looked_and_deletes_the_session(tmp_path, browser):
+    server = Server(tmp_path / "data")
+    try:
+        session = server.create_session(video=False)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(server.url + session["coach_url"].replace("/coach#", "/review#"))
+        log = page.get_by_test_id("access-log")
+        log.wait_for(state="visible", timeout=15000)
+        assert "the coach link opened the review" in log.text_content()
+        page.get_by_test_id("keep-recordings").select_option("30")
+        page.get_by_role("status").filter(has_text="Saved.").wait_for(timeout=5000)
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_test_id("delete-session").click()
+        page.get_by_test_id("deleted").wait_for(timeout=10000)
+        token = session["coach_url"].split("#", 1)[1]
+        req = urllib.request.Request(f"{server.url}/api/sessions/{session['session']}/tags",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with pytest.raises(urllib.error.HTTPError) as gone:
+            urllib.request.urlopen(req, timeout=5)
+        assert gone.value.code == 404
         assert errors == []
     finally:
         server.stop()

@@ -134,7 +134,7 @@ def run_together(script: str, *args: str, processes: int) -> list[str]:
 
 def test_a_new_database_is_at_the_newest_revision(store):
     head = ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
-    assert head == "0004" and revision_of(store.path) == head
+    assert head == "0005" and revision_of(store.path) == head
 
 
 def test_the_models_match_the_migrations(store):
@@ -165,7 +165,7 @@ def test_a_database_of_the_old_store_is_upgraded_keeping_its_rows(tmp_path):
     make_old_database(path)
     store = Store(path)
     try:
-        assert revision_of(path) == "0004"
+        assert revision_of(path) == "0005"
         session = store.get_session("s1")
         assert (session.label, session.created_at, session.video_recording) == ("Alex", 100.0, True)
         assert store.coach_of("s1") == "local"
@@ -226,7 +226,7 @@ def test_three_processes_opening_a_database_at_once_all_succeed(tmp_path, old):
     store = Store(path)
     try:
         assert all(store.get_session(i) for i in ids)
-        assert revision_of(path) == "0004"
+        assert revision_of(path) == "0005"
         assert [t["original_session_time"] for t in store.tags("s1")] == ([312.4] if old else [])
     finally:
         store.close()

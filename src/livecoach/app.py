@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import logging
 import sys
+import time
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -19,13 +20,14 @@ from starlette.websockets import WebSocket
 
 from . import consent
 from .auth_api import auth_routes, setup_code
-from .coach_api import ApiError, bad, bearer_token, coach_routes, error_response, json_response, read_object
+from .coach_api import bearer_token, coach_routes
 from .guards import Guards
 from .http_protocol import TimedH11Protocol
 from .live.call import Calls
 from .live.ice import restrict_host_addresses
 from .live.signalling import serve_indicators, serve_signalling
 from .recordings.finalise import sweep
+from .retention import purge
 from .recordings.storage import FolderStorage
 from .logins import logged_in_coach
 from .recordings.uploads import MAX_CHUNK
@@ -33,7 +35,8 @@ from .review_api import review_routes
 from .settings import Settings
 from .signing import Signer, installation_secret
 from .static import StaticFiles
-from .store import MAX_SESSION_LABEL, Store
+from .sessions_api import session_routes
+from .store import Store
 from .upload_api import UPLOAD_PATH, upload_routes
 from .workers import WorkerPool
 
@@ -59,6 +62,8 @@ def _loopback(host: str) -> bool:
 
 SWEEP_SECONDS = 5.0
 """How often the server looks for recordings whose writer died."""
+PURGE_SECONDS = 3600.0
+"""How often it deletes what is past its retention."""
 
 
 def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool = False) -> Starlette:
@@ -71,24 +76,6 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
     restrict_host_addresses(settings.ice_addresses)
     files = StaticFiles(WEB)
     page = files.page
-
-    async def new_session(request: Request) -> Response:
-        """A new session of the logged-in coach; the answer holds its two links' tokens, the
-        only copies there will ever be (never cached)."""
-        try:
-            coach = await logged_in_coach(store, request)
-            if coach is None:
-                raise ApiError(401, "not-logged-in", "only a logged-in coach creates sessions")
-            body = await read_object(request)
-            label, video = body.get("label", ""), body.get("video_recording", True)
-            if not isinstance(label, str) or len(label) > MAX_SESSION_LABEL:
-                raise bad(f"'label' must be a string of at most {MAX_SESSION_LABEL} characters")
-            if not isinstance(video, bool):
-                raise bad("'video_recording' must be true or false")
-        except ApiError as err:
-            return error_response(err)
-        new = await run_in_threadpool(lambda: store.create_session(label, video_recording=video, coach_id=coach.id))
-        return json_response({"session": new.id, "coach_url": new.coach_path(), "client_url": new.client_path()}, 201)
 
     async def notice(request: Request) -> Response:
         """The notice a participant agrees to for this session (either token of the session)."""
@@ -104,12 +91,21 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
                             headers={"Cache-Control": "no-store"})
 
     async def sweep_recordings() -> None:
-        """Finish what killed processes left behind, now and every few seconds."""
+        """Finish what killed processes left behind, now and every few seconds; delete what is
+        past its retention, now and every hour."""
+        purged_at = float("-inf")
         while True:
             try:
                 await run_in_threadpool(sweep, store, storage)
             except Exception:
                 log.exception("the recordings sweep failed")
+            if time.monotonic() - purged_at >= PURGE_SECONDS:
+                purged_at = time.monotonic()
+                try:
+                    await run_in_threadpool(purge, store, storage, settings.keep_recordings_days,
+                                            settings.keep_sessions_days)
+                except Exception:
+                    log.exception("the retention purge failed")
             await asyncio.sleep(SWEEP_SECONDS)
 
     async def health(request: Request) -> Response:
@@ -160,7 +156,7 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
             Route("/login", page("login.html")),
             Route("/setup", page("setup.html")),
             *auth_routes(store, settings.data),
-            Route("/api/sessions", new_session, methods=["POST"]),
+            *session_routes(store, storage, settings),
             Route("/api/sessions/{session}/notice", notice, methods=["GET"]),
             *coach_routes(store),
             *review_routes(store, storage, signer),

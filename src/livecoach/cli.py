@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 from .ingest import AudioError
-from .settings import env_default
-from .settings import add_server_arguments, settings_from
+from .settings import days_or_none, add_server_arguments, env_default, settings_from
 
 FORMATS = ("text", "json", "rttm")
 
@@ -54,6 +53,19 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--password-stdin", action="store_true",
                              help="read the password from the first line of standard input (for scripts)")
 
+    delete = sub.add_parser("delete", help="delete a session: every row and file of it")
+    delete.add_argument("session")
+    erase = sub.add_parser("erase", help="erase one participant of a session: their recordings and what names them")
+    erase.add_argument("session")
+    erase.add_argument("--participant", choices=("client", "coach"), default="client")
+    purge = sub.add_parser("purge", help="delete what is past its retention now (the server does it hourly)")
+    purge.add_argument("--keep-recordings-days", type=float, default=days_or_none(env_default("keep-recordings-days")),
+                       metavar="D", help="delete recordings D days after their call was last active")
+    purge.add_argument("--keep-sessions-days", type=float, default=days_or_none(env_default("keep-sessions-days")),
+                       metavar="D", help="delete whole sessions D days after their call was last active")
+    for command in (delete, erase, purge):
+        command.add_argument("--data", default=env_default("data", "data"), help="data folder (default ./data)")
+
     args = parser.parse_args(argv)
     if args.command == "analyze":
         if args.coach and not args.client:
@@ -70,7 +82,35 @@ def main(argv: list[str] | None = None) -> int:
         return _new_session(args)
     if args.command == "coach":
         return _coach(args)
+    if args.command in ("delete", "erase", "purge"):
+        return _retention(args)
     return 2
+
+
+def _retention(args: argparse.Namespace) -> int:
+    from . import retention
+    from .recordings.storage import FolderStorage
+    from .store import Store
+
+    data = Path(args.data)
+    store, storage = Store(data / "livecoach.sqlite3"), FolderStorage(data / "recordings")
+    try:
+        if args.command == "purge":
+            done = retention.purge(store, storage, args.keep_recordings_days, args.keep_sessions_days)
+            print(f"deleted {done.sessions} sessions and {done.recordings} recordings")
+            return 0
+        if store.get_session(args.session) is None:
+            print(f"livecoach: there is no session {args.session}", file=sys.stderr)
+            return 1
+        if args.command == "delete":
+            retention.delete_session(store, storage, args.session)
+            print(f"session {args.session} deleted")
+        else:
+            n = retention.erase_participant(store, storage, args.session, args.participant)
+            print(f"the {args.participant} of {args.session} erased ({n} recordings)")
+        return 0
+    finally:
+        store.close()
 
 
 def _read_password(args: argparse.Namespace) -> str:

@@ -96,12 +96,14 @@ class CoachGuard:
                 raise ApiError(401, "bad-token", "an 'Authorization: Bearer <coach token>' header is needed")
             if await run_in_threadpool(self.store.coach_of, session) != coach.id:
                 raise ApiError(403, "forbidden", "this is another coach's session")
+            request.state.who = f"coach {coach.email}"
             return session
         role = await run_in_threadpool(self.store.role_for, session, token)
         if role is None:
             raise ApiError(401, "bad-token", "the token is not this session's")
         if role != "coach":
             raise ApiError(403, "forbidden", "only the coach may do this")
+        request.state.who = "the coach link"
         return session
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import time
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -27,6 +28,7 @@ from .store import Store
 CLIP_BEFORE_S, CLIP_AFTER_S = 30.0, 15.0
 MAX_CLIP_SIDE_S = 300.0
 FINISHED = ("finished", "interrupted")
+ACCESS_LOG_GAP_S = 600.0
 MEDIA_TYPES = {"webm": "audio/webm", "ogg": "audio/ogg", "peaks": "application/octet-stream"}
 
 
@@ -45,6 +47,18 @@ class _ReviewApi(CoachGuard):
         super().__init__(store)
         self.storage = storage
         self.signer = signer
+        self._fetched: dict[tuple[str, str], float] = {}
+
+    def _first_in_a_while(self, session: str, name: str) -> bool:
+        """Once per file per ACCESS_LOG_GAP_S: a replayed file asks for its start more than once."""
+        now = time.monotonic()
+        key = (session, name)
+        if now - self._fetched.get(key, float("-inf")) < ACCESS_LOG_GAP_S:
+            return False
+        if len(self._fetched) > 10_000:
+            self._fetched.clear()
+        self._fetched[key] = now
+        return True
 
     def _link(self, session: str, name: str) -> str:
         return self.signer.sign(f"/media/{session}/{name}")
@@ -53,6 +67,7 @@ class _ReviewApi(CoachGuard):
         """The payload, gzipped where the browser takes it (a 2-hour call: 250 KB, 60 KB gzipped)."""
         gzipped = "gzip" in request.headers.get("accept-encoding", "")
         body = await run_in_threadpool(self._payload, session, gzipped)
+        await run_in_threadpool(self.store.log_access, session, request.state.who, "opened the review")
         headers = dict(HEADERS) | {"Vary": "Accept-Encoding"}
         if gzipped:
             headers["Content-Encoding"] = "gzip"
@@ -92,6 +107,7 @@ class _ReviewApi(CoachGuard):
                 start = await run_in_threadpool(video_clip, self.storage, session, row, start, end, name)
         except MediaError as err:
             raise ApiError(409, "no-recording", str(err)) from None
+        await run_in_threadpool(self.store.log_access, session, request.state.who, f"made a {kind} clip", name)
         label = "".join(c if c.isalnum() else "-" for c in tags[tag_id]["label"]).strip("-").lower() or "tag"
         who = "" if kind == "audio" else f"-{participant}"
         return json_response({
@@ -108,11 +124,19 @@ class _ReviewApi(CoachGuard):
         if not NAME.fullmatch(name) or not self.storage.exists(session, name):
             return JSONResponse({"error": {"code": "not-found", "message": "no such file"}}, status_code=404)
         size = self.storage.size(session, name)
-        media_type = "video/webm" if name.startswith("video-") else MEDIA_TYPES.get(name.rsplit(".", 1)[-1],
-                                                                                    "application/octet-stream")
+        if _from_the_start(request.headers.get("range")) and self._first_in_a_while(session, name):
+            await run_in_threadpool(self.store.log_access, session, "a signed link", "fetched a file", name)
+        video = name.startswith(("video-", "clip-video-"))
+        media_type = "video/webm" if video else MEDIA_TYPES.get(name.rsplit(".", 1)[-1], "application/octet-stream")
         return ranged_response(size, media_type, request.headers.get("range"),
                                lambda a, b: self.storage.read_range(session, name, a, b),
                                {"Cache-Control": "private, max-age=3600"})
+
+
+def _from_the_start(range_header: str | None) -> bool:
+    """A request for the whole file or from its first byte: a download or the start of playing,
+    not one of the many range requests of seeking."""
+    return range_header is None or range_header.replace(" ", "").startswith("bytes=0-")
 
 
 def _video_at(recordings: list[dict], participant: str, at: float) -> dict:

@@ -46,6 +46,10 @@ class Settings:
     """Worker processes for the calls (see workers.py); 0 runs them in the server process."""
     recording: bool = True
     """Whether calls are recorded at all (with each participant's consent)."""
+    keep_recordings_days: float | None = None
+    """Recordings older than this (from the call's last activity) are deleted; None: kept."""
+    keep_sessions_days: float | None = None
+    """Whole sessions older than this are deleted; None: kept."""
     invite_hours: float = 24.0
     """How long a client's invite admits them after the session's call was last active."""
     allowed_origins: list[str] = field(default_factory=list)
@@ -120,6 +124,14 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="record nothing: calls are only analysed, and the notice says so (env LIVECOACH_RECORDING=off)",
     )
     parser.add_argument(
+        "--keep-recordings-days", type=float, default=days_or_none(env_default("keep-recordings-days")), metavar="D",
+        help="delete recordings D days after their call was last active (default: keep them)",
+    )
+    parser.add_argument(
+        "--keep-sessions-days", type=float, default=days_or_none(env_default("keep-sessions-days")), metavar="D",
+        help="delete whole sessions D days after their call was last active (default: keep them)",
+    )
+    parser.add_argument(
         "--invite-hours", type=float, default=float(env_default("invite-hours", "24")), metavar="H",
         help="a client's invite admits them until H hours after the session's call was last active (default 24)",
     )
@@ -158,9 +170,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
         topology=args.topology,
         workers=_worker_count(args.workers),
         recording=args.recording,
+        keep_recordings_days=args.keep_recordings_days,
+        keep_sessions_days=args.keep_sessions_days,
         invite_hours=args.invite_hours,
         allowed_origins=listed(args.allowed_origin, "allowed-origin"),
     )
+
+
+def days_or_none(value: str | None) -> float | None:
+    return float(value) if value else None
 
 
 def _worker_count(value: str) -> int:

@@ -44,4 +44,5 @@ export class Api {
 
   get(path) { return this.request('GET', path); }
   put(path, body) { return this.request('PUT', path, body); }
+  delete(path) { return this.request('DELETE', path); }
 }

@@ -112,5 +112,12 @@ class FolderStorage:
     def delete(self, session: str, name: str) -> None:
         self.path(session, name).unlink(missing_ok=True)
 
+    def names(self, session: str) -> list[str]:
+        """The session's files, by name (none if it has no folder)."""
+        try:
+            return sorted(p.name for p in self._folder(session).iterdir() if p.is_file())
+        except FileNotFoundError:
+            return []
+
     def delete_session(self, session: str) -> None:
         shutil.rmtree(self._folder(session), ignore_errors=True)

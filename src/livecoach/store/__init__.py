@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Row
 from .. import coach_settings
 from . import database, migrate, queries as q
 from .schema import (
+    access_log,
     coach_logins,
     coach_settings as coach_settings_table,
     coaches,
@@ -236,6 +237,65 @@ class Store:
         with self._transaction() as conn:
             rows = conn.execute(q.SESSIONS_OF, {"coach": coach_id}).all()
         return [StoredSession(*row) for row in rows]
+
+    # -- deletion and retention ----------------------------------------------------------
+
+    def delete_session(self, session_id: str) -> bool:
+        """Every row of the session, in one transaction, overwritten in the file (secure_delete)
+        and out of the write-ahead log; whether there was such a session."""
+        with self._transaction(write=True) as conn:
+            for statement in q.DELETE_SESSION_ROWS:
+                conn.execute(statement, {"session": session_id})
+            found = conn.execute(q.DELETE_SESSION, {"session": session_id}).rowcount > 0
+        with self._lock:
+            database.forget(self._conn)
+        return found
+
+    def erase_participant(self, session_id: str, role: str) -> list[dict[str, Any]]:
+        """A participant's recordings' rows go (returned, for their files); for the client, also
+        the session's label and the tags' notes, which name or describe them. The speech
+        segments, figures and tags' times stay: they say nothing of who the person is."""
+        with self._transaction(write=True) as conn:
+            rows = [_recording_dict(r) for r in conn.execute(q.RECORDINGS, {"session": session_id}).all()]
+            gone = [r for r in rows if r["participant"] == role]
+            for r in gone:
+                conn.execute(q.DELETE_RECORDING, {"session": session_id, "id": r["id"]})
+            if role == "client":
+                conn.execute(q.UPDATE_SESSION, {"session": session_id, "label": ""})
+                conn.execute(q.CLEAR_NOTES, {"session": session_id})
+            conn.execute(q.DELETE_REVIEW_CACHE, {"session": session_id})
+        with self._lock:
+            database.forget(self._conn)
+        return gone
+
+    def delete_recording_rows(self, session_id: str, recording_ids: Iterable[str]) -> None:
+        with self._transaction(write=True) as conn:
+            for rid in recording_ids:
+                conn.execute(q.DELETE_RECORDING, {"session": session_id, "id": rid})
+            conn.execute(q.DELETE_REVIEW_CACHE, {"session": session_id})
+
+    def retention_rows(self) -> list[tuple[str, float, float | None, int | None]]:
+        """(session, created_at, last_activity_at, keep_recordings_days) of every session."""
+        with self._transaction() as conn:
+            return [tuple(row) for row in conn.execute(q.RETENTION).all()]
+
+    def set_keep_recordings_days(self, session_id: str, days: int | None) -> None:
+        with self._transaction(write=True) as conn:
+            conn.execute(q.UPDATE_SESSION, {"session": session_id, "keep_recordings_days": days})
+
+    def keep_recordings_days(self, session_id: str) -> int | None:
+        with self._transaction() as conn:
+            row = conn.execute(q.RETENTION.where(sessions.c.id == session_id)).first()
+        return row[3] if row else None
+
+    def log_access(self, session_id: str, who: str, action: str, detail: str = "") -> None:
+        with self._transaction(write=True) as conn:
+            conn.execute(access_log.insert(), {"session_id": session_id, "at": time.time(), "who": who,
+                                               "action": action, "detail": detail[:200]})
+
+    def access_log(self, session_id: str) -> list[dict[str, Any]]:
+        with self._transaction() as conn:
+            return [_as_dict(row) for row in conn.execute(q.ACCESS_LOG, {"session": session_id}).all()]
 
     # -- coaches and their logins --------------------------------------------------------
 

@@ -8,7 +8,9 @@ writes, private files, and its INSERT … ON CONFLICT. Another database adds its
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import stat
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ WRITE = "livecoach_write"
 taking the write lock at once, so that it waits its turn (busy timeout) instead of failing with
 "database is locked" when a read turns into a write while another process writes."""
 
+log = logging.getLogger(__name__)
 _INSERTS = {"sqlite": sqlite.insert}
 
 
@@ -66,9 +69,24 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     ``_sqlite_begin``: sqlite3's own handling (SQLAlchemy's pysqlite recipe) is switched off."""
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    for pragma in (f"busy_timeout={BUSY_TIMEOUT_MS}", "journal_mode=WAL", "foreign_keys=ON"):
+    # secure_delete: a deleted or changed row's bytes are overwritten in the file, so that a
+    # deleted session leaves no trace of its label or notes (retention.py).
+    for pragma in (f"busy_timeout={BUSY_TIMEOUT_MS}", "journal_mode=WAL", "foreign_keys=ON", "secure_delete=ON"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def forget(connection: Connection) -> None:
+    """After a deletion: copy the write-ahead log into the database and empty it, so that the
+    old pages it holds (with what was deleted) are gone too. Best effort: another process's
+    open read keeps the log until its next checkpoint."""
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.driver_connection  # outside SQLAlchemy's transaction: a checkpoint needs none open
+    try:
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.OperationalError as err:
+        log.warning("the write-ahead log could not be emptied now (%s): it will be at the next checkpoint", err)
 
 
 def _sqlite_begin(connection: Connection) -> None:

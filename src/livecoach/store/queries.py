@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, func, select, text
 
 from .schema import (
+    access_log,
     coach_logins,
     coach_settings,
     coaches,
@@ -151,3 +152,19 @@ REVIEW_INPUTS = select(
     .scalar_subquery(),
 )
 CACHED_REVIEW = select(review_cache.c.fingerprint, review_cache.c.body).where(review_cache.c.session_id == _SESSION)
+
+# -- deletion, retention and the access log ----------------------------------------------------
+
+SESSION_TABLES = (access_log, review_cache, recordings, indicator_samples, nudges, tags, session_events, consents)
+"""Every table with a session's rows, in an order that deletes them before their session."""
+DELETE_SESSION_ROWS = [t.delete().where(t.c.session_id == _SESSION) for t in SESSION_TABLES]
+DELETE_SESSION = sessions.delete().where(sessions.c.id == _SESSION)
+DELETE_RECORDING = recordings.delete().where(recordings.c.session_id == _SESSION, recordings.c.id == bindparam("id"))
+DELETE_REVIEW_CACHE = review_cache.delete().where(review_cache.c.session_id == _SESSION)
+CLEAR_NOTES = tags.update().where(tags.c.session_id == _SESSION).values(note="")
+RETENTION = select(sessions.c.id, sessions.c.created_at, sessions.c.last_activity_at, sessions.c.keep_recordings_days)
+ACCESS_LOG = (
+    select(access_log.c.at, access_log.c.who, access_log.c.action, access_log.c.detail)
+    .where(access_log.c.session_id == _SESSION)
+    .order_by(access_log.c.at)
+)

@@ -39,10 +39,12 @@ sessions = Table(
     Column("coach_id", Text, nullable=False, server_default="local"),
     Column("video_recording", Boolean, nullable=False, server_default="1"),
     Column("last_activity_at", Seconds),
+    Column("keep_recordings_days", Integer),
 )
 """A session: its coach, the digests of its two links' tokens (an empty client digest: the
 coach revoked the invite) and when someone last joined or left its call (the invite expires a
-while after that; null: never, so its creation counts)."""
+while after that; null: never, so its creation counts). ``keep_recordings_days``: the coach's
+shorter retention for this session's recordings (null: the installation's)."""
 
 coaches = Table(
     "coaches", metadata,
@@ -168,3 +170,15 @@ review_cache = Table(
 """An ended session's review timeline (review.build_timeline_part as JSON), kept so that opening
 the review does not rebuild a 2-hour call's timeline each time. ``fingerprint`` says what it was
 built from (store.review_fingerprint); a different one means it is stale."""
+
+access_log = Table(
+    "access_log", metadata,
+    Column("session_id", Text, ForeignKey("sessions.id"), nullable=False),
+    Column("at", Seconds, nullable=False),
+    Column("who", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    Index("access_log_by_session", "session_id", "at"),
+)
+"""Who opened a session's review, or downloaded a recording or clip of it, and when: shown to
+the coach. ``who`` is "coach" (the coach link) or "coach:<id>" (a login)."""

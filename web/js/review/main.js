@@ -11,6 +11,7 @@ import { DEFAULTS } from '../settings.js';
 import { Balance } from './balance.js';
 import { first, link, api, request } from './boot.js';
 import { PlayClock } from './clock.js';
+import { mountPrivacy } from './privacy.js';
 import { $, h } from './dom.js';
 import { bindKeys } from './keys.js';
 import { BROKEN_LINK } from './load.js';
@@ -194,6 +195,11 @@ async function mount(data, settings) {
     panel.more();
     levels.then((found) => timeline.setLevels(found));
     later(() => headerDate(data.session));
+    later(() => mountPrivacy($('privacy'), api, () => {
+      for (const el of document.querySelectorAll('audio, video')) el.remove();  // their files are gone
+      $('review-body').replaceChildren(h('p', { class: 'review-status', dataset: { testid: 'deleted' },
+        text: 'This session is deleted: its recordings, tags, notes and figures are gone.' }));
+    }));
   });
   // Ms from navigation, for tests: once every part is in the page (a long tag list's last rows
   // come a few frames after the page is first drawn).
