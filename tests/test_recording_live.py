@@ -286,3 +286,57 @@ async def test_a_full_disk_stops_the_recording_with_a_message_while_the_call_goe
     assert played > 2  # what was written before the disk filled plays
     log = srv.stop()
     assert "Traceback" not in log, log
+
+
+async def test_a_client_who_withdraws_consent_stops_being_recorded_at_once(server, tmp_path):
+    """The client takes back the recording mid-call: their audio file ends there while the
+    coach's goes on, the coach's indicators say so, the event is logged and their video uploads
+    are refused; then they take back the analysis: their call ends and they cannot rejoin."""
+    sid, coach_token, client_token, coach, client, files = await start_call(server, tmp_path, "clean", 20.0)
+    reader = IndicatorReader(server.url, sid, coach_token)
+    await reader.open()
+    try:
+        await asyncio.sleep(5.0)
+        await client._send({"type": "withdraw", "scopes": ["audio", "video"]})
+        answer = await wait_for(lambda: next((m for m in client.messages if m["type"] == "withdrawn"), None), 5,
+                                "the server's answer to the withdrawal")
+        assert answer["scopes"] == ["audio", "video"]
+        status = await wait_for(
+            lambda: (s := recording_status(reader.latest() or {"type": "x"})).get("withdrawn") and s, 5,
+            "the coach's indicators showing the withdrawal")
+        assert status["withdrawn"] == {"client": ["audio", "video"]} and status["audio"] == ["coach"]
+        assert status["state"] == "on"
+        # A video chunk of the client's is refused from now on.
+        code, _, body = request(server, f"/api/sessions/{sid}/uploads/client-video-1/0?start=1", client_token,
+                                {"X-Content-SHA256": "0" * 64, "Content-Type": "video/webm"}, method="PUT")
+        assert code == 403 and json.loads(body)["error"]["code"] == "no-consent"
+        await asyncio.sleep(5.0)
+        # The analysis too: the client's call ends, and a rejoin is refused.
+        await client._send({"type": "withdraw", "scopes": ["analysis"]})
+        error = await wait_for(lambda: next((e for e in client.errors if e["code"] == "consent-withdrawn"), None), 5,
+                               "the consent-withdrawn error")
+        assert "left the call" in error["message"]
+        again = SimPeer(server.url, sid, client_token, str(files["client"]))
+        try:
+            refused = await again.join()
+            assert (refused["type"], refused.get("code")) == ("error", "consent-withdrawn"), refused
+        finally:
+            await again.close()
+    finally:
+        await reader.close()
+        await asyncio.gather(coach.close(), client.close())
+    payload = await wait_for(lambda: (p := review(server, sid, coach_token))["session"]["state"] == "ended" and p, 30,
+                             "the recordings finished")
+    by_who = {r["participant"]: r for r in payload["recordings"] if r["kind"] == "audio"}
+    # The client's file ends where they withdrew (about 5 s into the call), the coach's goes on.
+    assert by_who["client"]["duration_s"] < by_who["coach"]["duration_s"] - 4
+    assert by_who["client"]["start_s"] + by_who["client"]["duration_s"] < 8.5
+    from livecoach.store import Store
+
+    store = Store(server.log.parent / "livecoach.sqlite3")
+    try:
+        logged = [(e["participant"], e["scopes"]) for e in store.events(sid, ("consent-withdrawn",))]
+        assert logged == [("client", ["audio", "video"]), ("client", ["analysis"])]
+        assert store.consent_scopes(sid, "client") == set()
+    finally:
+        store.close()

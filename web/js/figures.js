@@ -9,6 +9,8 @@ const MONOLOGUE_SHOWN_S = 60; // a coach turn is shown from this length on
 
 const LINK_TEXT = { connecting: 'connecting', live: 'connected', reconnecting: 'reconnecting', stopped: 'stopped' };
 
+const WITHDRAWN_WORDS = { analysis: 'the analysis', audio: 'audio recording', video: 'video recording' };
+
 export class Figures {
   constructor(root, stream) {
     this.root = root;
@@ -79,7 +81,9 @@ export class Figures {
     // A link that stopped, or a recording that stopped (a full disk), is said in words.
     const rec = s.recording;
     const problem = this.el('sidebar-problem');
-    const said = s.link === 'stopped' ? s.problem : rec?.state === 'failed' ? rec.problem : '';
+    const withdrew = Object.entries(rec?.withdrawn ?? {}).filter(([who, scopes]) => who !== 'coach' && scopes.length);
+    const said = s.link === 'stopped' ? s.problem : rec?.state === 'failed' ? rec.problem
+      : withdrew.length ? `The client withdrew consent to: ${withdrew[0][1].map((x) => WITHDRAWN_WORDS[x] ?? x).join(', ')}.` : '';
     setText(problem, said ?? '');
     problem.hidden = !said;
 

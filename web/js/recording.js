@@ -4,9 +4,12 @@
 
 const $ = (id) => document.getElementById(id);
 
-/** The indicator's words for the server's recording status {state, audio, problem}. */
+/** The indicator's words for the server's recording status {state, audio, withdrawn, problem}. */
 function describe(status, role) {
   const mine = status.audio?.includes(role);
+  const other = role === 'coach' ? 'client' : 'coach';
+  if (status.withdrawn?.[role]?.length && !mine) return status.state === 'on' ? 'Not recording you (you withdrew consent)' : 'Not recorded (you withdrew consent)';
+  if (role === 'coach' && status.withdrawn?.[other]?.length) return `${status.state === 'on' ? 'Recording you only' : 'Not recorded'}: the client withdrew consent`;
   switch (status.state) {
     case 'on': return mine ? 'Recording' : 'Recording the other participant';
     case 'paused': return 'Recording paused';

@@ -127,6 +127,19 @@ export function room({ role, other, consent = false }) {
       camera.dataset.state = on ? 'on' : 'off';
       camera.textContent = on ? 'Stop camera' : 'Start camera';
     });
+    const withdrawn = $('withdrawn');
+    if (withdrawn) {
+      // The client's page only (client.html): taking back their consent, over the call's own
+      // connection (docs/signalling.md: `withdraw`); the server stops what they took back at once.
+      $('withdraw-recording').addEventListener('click', () => signal.send({ type: 'withdraw', scopes: ['audio', 'video'] }));
+      $('withdraw-all').addEventListener('click', () => signal.send({ type: 'withdraw', scopes: ['analysis', 'audio', 'video'] }));
+      signal.on('withdrawn', (m) => {
+        withdrawn.textContent = m.scopes.includes('analysis') ? 'You withdrew your consent to the analysis and the recording.'
+          : 'You withdrew your consent to the recording: nothing more of you is recorded.';
+        withdrawn.hidden = false;
+        $('withdraw-recording').disabled = true;
+      });
+    }
     $('leave').addEventListener('click', () => {
       video.stop();
       call.leave();

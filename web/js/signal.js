@@ -13,6 +13,7 @@ const FINAL = {
   'forbidden': 'This link does not open the coach’s view.',
   'consent-required': 'Joining needs your agreement to the notice. Reload the page to see it again.',
   'replaced': 'This call was opened in another window.',
+  'consent-withdrawn': 'You withdrew your consent to the analysis: you have left the call, and this session will not analyse you again.',
 };
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];

@@ -148,9 +148,17 @@ class Call:
 
     # -- recording -------------------------------------------------------------------------
 
-    def consent(self, role: str, scopes: set[str]) -> None:
-        """What a participant agreed to for this call (their hello)."""
-        self.recording.consent(role, scopes)
+    def consent(self, role: str, scopes: set[str], withdrawn: set[str] = frozenset()) -> None:
+        """What a participant agreed to for this call (their hello), and what they had withdrawn."""
+        self.recording.consent(role, scopes, withdrawn)
+
+    def withdraw(self, role: str, scopes: set[str]) -> set[str]:
+        """The participant withdrew these scopes: logged, and their recording stops at once (the
+        status tells both pages and the coach's sidebar). Returns all they have withdrawn."""
+        self.store.withdraw_consent(self.id, role, scopes, self.live.session_time)
+        withdrawn = self.recording.withdrawn.get(role, set()) | scopes
+        self.recording.consent(role, self.store.consent_scopes(self.id, role), withdrawn)
+        return withdrawn
 
     async def set_recording_paused(self, paused: bool) -> None:
         self.recording.set_paused(paused)

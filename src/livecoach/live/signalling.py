@@ -85,6 +85,10 @@ def parse(text: str | bytes) -> dict[str, Any]:
         _need(msg, "muted", bool)
     elif kind == "recording":
         _need(msg, "paused", bool)
+    elif kind == "withdraw":
+        scopes = _need(msg, "scopes", list)
+        if not scopes or not all(isinstance(x, str) and x in consent.SCOPES for x in scopes):
+            raise _bad(f"'scopes' lists some of {', '.join(consent.SCOPES)}")
     elif kind == "ping":
         _need(msg, "id", (str, int, float), optional=True)
     elif kind not in ("direct-failed", "leave"):
@@ -190,11 +194,17 @@ async def serve_signalling(ws: WebSocket, store: Store, calls: Calls) -> None:
         await conn.fail("too-many", "joined too often in the last minute: wait a moment")
         return
     # The coach agrees by starting the call (their page says what is recorded); the client
-    # by joining from the notice. Either way the row keeps the exact notice.
+    # by joining from the notice. Either way the row keeps the exact notice. What they withdrew
+    # earlier in this session stays withdrawn; without the analysis they cannot join again.
+    withdrawn = store.withdrawn_scopes(session_id, role)
+    if consent.ANALYSIS in withdrawn:
+        await conn.fail("consent-withdrawn", "you withdrew your consent to this session's analysis: "
+                                             "ask your coach for a new session to meet again here")
+        return
     scopes = consent.session_scopes(store.get_session(session_id).video_recording, calls.settings.recording)
     store.record_consent(session_id, role, consent.notice(scopes), scopes)
     call = calls.open(session_id)
-    call.consent(role, set(scopes))  # before joining: the welcome carries the status it makes
+    call.consent(role, set(scopes) - withdrawn, withdrawn)  # before joining: the welcome carries the status
     await call.join(role, conn)
     try:
         await conn.send(
@@ -241,6 +251,12 @@ async def _act(call, role: str, msg: dict[str, Any], conn: _Connection) -> None:
         if role != "coach":
             raise ProtocolError("forbidden", "only the coach pauses and resumes the recording")
         await call.set_recording_paused(msg["paused"])
+    elif kind == "withdraw":
+        withdrawn = call.withdraw(role, set(msg["scopes"]))
+        await conn.send({"type": "withdrawn", "scopes": sorted(withdrawn)})
+        if consent.ANALYSIS in withdrawn:
+            raise ProtocolError("consent-withdrawn", "you withdrew your consent to the analysis: you have left "
+                                                     "the call", close=True)
     elif kind == "direct-failed":
         await call.relay()
     elif msg.get("to") == "peer":

@@ -42,6 +42,8 @@ class CallRecording:
         """Participants who agreed to their audio being recorded."""
         self.video: set[str] = set()
         """Participants who agreed to their browser recording their camera (uploads.py)."""
+        self.withdrawn: dict[str, set[str]] = {}
+        """What each participant withdrew of their consent during the session."""
         self.paused = False
         self.problem: str | None = None
         self._recorders: dict[str, AudioRecorder] = {}
@@ -51,9 +53,14 @@ class CallRecording:
 
     # -- control ---------------------------------------------------------------------------
 
-    def consent(self, role: str, scopes: set[str]) -> None:
+    def consent(self, role: str, scopes: set[str], withdrawn: set[str] = frozenset()) -> None:
         """What ``role`` agreed to; without "audio" nothing more of theirs is recorded here, and
-        without "video" their browser records no video (and the server refuses its uploads)."""
+        without "video" their browser records no video (and the server refuses its uploads).
+        ``withdrawn``: what they took back, which the status names."""
+        if withdrawn:
+            self.withdrawn[role] = set(withdrawn)
+        else:
+            self.withdrawn.pop(role, None)
         if "audio" in scopes:
             self.consented.add(role)
         else:
@@ -85,6 +92,7 @@ class CallRecording:
         else:
             state = PAUSED if self.paused else ON
         return {"state": state, "audio": sorted(self.consented), "video": sorted(self.video),
+                "withdrawn": {role: sorted(scopes) for role, scopes in sorted(self.withdrawn.items())},
                 "problem": PROBLEMS.get(self.problem or "")}
 
     def _changed(self) -> None:

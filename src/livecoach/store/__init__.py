@@ -59,6 +59,8 @@ CONSENT_NOTICE = (
 CONSENT_SCOPES = ("analysis", "audio")
 """What a consent to ``CONSENT_NOTICE`` covers."""
 
+WITHDRAWN = "consent-withdrawn"
+"""The event of a participant withdrawing some of their consent."""
 RECORDING_KINDS = ("audio", "video")
 RECORDING_STATES = ("recording", "finished", "interrupted", "failed")
 RECORDING_FIELDS = frozenset({
@@ -391,10 +393,21 @@ class Store:
         return [tuple(row) for row in rows]
 
     def consent_scopes(self, session_id: str, role: str) -> set[str]:
-        """Everything a participant agreed to in this session, over all their consents."""
+        """What a participant agreed to in this session, over all their consents, less what they
+        withdrew."""
         with self._transaction() as conn:
             rows = conn.execute(q.CONSENT_SCOPES, {"session": session_id, "role": role}).scalars().all()
-        return {scope for scopes in rows for scope in json.loads(scopes)}
+        agreed = {scope for scopes in rows for scope in json.loads(scopes)}
+        return agreed - self.withdrawn_scopes(session_id, role)
+
+    def withdraw_consent(self, session_id: str, role: str, scopes: Iterable[str], session_time: float | None) -> None:
+        """A participant withdrew these scopes: logged as a ``consent-withdrawn`` event; it holds
+        for the rest of the session (``consent_scopes`` leaves them out from now on)."""
+        self.log_event(session_id, WITHDRAWN, role, session_time, scopes=sorted(set(scopes)))
+
+    def withdrawn_scopes(self, session_id: str, role: str) -> set[str]:
+        return {scope for e in self.events(session_id, (WITHDRAWN,)) if e["participant"] == role
+                for scope in e.get("scopes", [])}
 
     # -- the event log -------------------------------------------------------------------
 
