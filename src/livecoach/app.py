@@ -26,22 +26,21 @@ from .http_protocol import TimedH11Protocol
 from .live.call import Calls
 from .live.ice import restrict_host_addresses
 from .live.signalling import serve_indicators, serve_signalling
-from .recordings.finalise import sweep
-from .retention import purge
-from .recordings.storage import FolderStorage
 from .logins import logged_in_coach
+from .recordings.finalise import sweep
+from .recordings.storage import FolderStorage
 from .recordings.uploads import MAX_CHUNK
+from .retention import purge
 from .review_api import review_routes
+from .sessions_api import session_routes
 from .settings import Settings
 from .signing import Signer, installation_secret
 from .static import StaticFiles
-from .sessions_api import session_routes
 from .store import Store
 from .upload_api import UPLOAD_PATH, upload_routes
 from .workers import WorkerPool
 
 log = logging.getLogger(__name__)
-
 
 
 def web_folder(package: Path = Path(__file__).resolve().parent, prefix: Path = Path(sys.prefix)) -> Path:
@@ -59,6 +58,7 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
 
 SWEEP_SECONDS = 5.0
 """How often the server looks for recordings whose writer died."""

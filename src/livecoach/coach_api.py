@@ -17,8 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import jsontext
-from .logins import logged_in_coach
 from .coach_settings import KIND_ID, MAX_LABEL, SettingsError, valid_label
+from .logins import logged_in_coach
 from .store import Store, client_path
 
 MAX_NOTE = 500

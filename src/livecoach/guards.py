@@ -51,7 +51,7 @@ class Guards:
             return
         limit = self._limit(scope["path"])
         length = _header(scope, b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
+        if length is not None and not _within(length, limit):
             await _refuse(send, 413, "too-big", f"the body may have at most {limit} bytes")
             return
         await self._limited(scope, receive, send, limit)
@@ -102,6 +102,16 @@ class Guards:
         host = (_header(scope, b"host") or "").lower()
         scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
         return origin == f"{scheme}://{host}" or origin in self.allowed
+
+
+def _within(length: str, limit: int) -> bool:
+    """Whether a ``Content-Length`` is a number of bytes up to ``limit``: ASCII digits only
+    (``str.isdigit`` also takes "²", which ``int`` refuses), and never ``int`` of thousands of
+    digits (which raises)."""
+    if not (length.isascii() and length.isdigit()):
+        return False
+    digits = length.lstrip("0")
+    return len(digits) <= 18 and int(digits or "0") <= limit
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

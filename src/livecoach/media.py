@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterator
 
 from starlette.responses import Response, StreamingResponse
 
-RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+BEYOND = 1 << 64
+"""Stands for a position of more digits than any file has bytes (``int`` of thousands of digits raises)."""
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0")
+    return int(digits or "0") if len(digits) <= 18 else BEYOND
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
@@ -27,13 +34,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
     if not first and not last:
         return None
     if not first:  # the last N bytes
-        length = int(last)
-        if length == 0:
+        length = _position(last)
+        if length == 0 or size == 0:  # no last bytes of an empty file (RFC 9110, 14.1.2)
             return "unsatisfiable"
         return max(0, size - length), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    start = _position(first)
+    end = min(_position(last), size - 1) if last else size - 1
+    if start >= size or (last and _position(last) < start):
         return "unsatisfiable"
     return start, end
 

@@ -35,13 +35,18 @@ def delete_session(store: Store, storage: FolderStorage, session: str) -> bool:
 def erase_participant(store: Store, storage: FolderStorage, session: str, role: str) -> int:
     """How many of their recordings were removed. Clips hold both voices: they all go."""
     gone = store.erase_participant(session, role)
-    for row in gone:
+    _delete_files(storage, session, gone)
+    return len(gone)
+
+
+def _delete_files(storage: FolderStorage, session: str, rows: list[dict]) -> None:
+    """The files of these recordings (and their level strips), and every clip of the session."""
+    for row in rows:
         storage.delete(session, row["name"])
         storage.delete(session, f"{row['id']}.peaks")
     for name in storage.names(session):
         if name.startswith("clip-"):
             storage.delete(session, name)
-    return len(gone)
 
 
 @dataclass
@@ -67,12 +72,7 @@ def purge(store: Store, storage: FolderStorage, keep_recordings_days: float | No
         rows = [r for r in store.recordings(session) if r["state"] != "recording"]
         if not rows and not storage.names(session):
             continue
-        for row in rows:
-            storage.delete(session, row["name"])
-            storage.delete(session, f"{row['id']}.peaks")
-        for name in storage.names(session):
-            if name.startswith("clip-"):
-                storage.delete(session, name)
+        _delete_files(storage, session, rows)
         store.delete_recording_rows(session, [r["id"] for r in rows])
         done.recordings += len(rows)
     if done.sessions or done.recordings:

@@ -20,6 +20,9 @@ from .store import Store
 
 RECORDING_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+CHUNK_NUMBER = re.compile(r"[0-9]{1,9}")
+"""ASCII digits only: ``str.isdigit`` also takes "²" (which ``int`` refuses) and ``int`` refuses
+more than 4300 digits, each a 500 before."""
 UPLOAD_PATH = r"/api/sessions/[^/]+/uploads/[^/]+/[^/]+"
 """The chunks' route, as a pattern: its bodies may be up to MAX_CHUNK (guards.py)."""
 
@@ -56,7 +59,7 @@ async def _put(request: Request, store: Store, uploads: Uploads) -> Response:
     recording, number = request.path_params["recording"], request.path_params["number"]
     if not RECORDING_ID.fullmatch(recording):
         raise ApiError(400, "bad-message", "a recording id is 8 to 64 characters of A-Z a-z 0-9 _ -")
-    if not number.isdigit() or int(number) >= MAX_CHUNKS:
+    if not CHUNK_NUMBER.fullmatch(number) or int(number) >= MAX_CHUNKS:
         raise ApiError(400, "bad-message", f"a chunk number is 0 to {MAX_CHUNKS - 1}")
     sha = request.headers.get("x-content-sha256", "")
     if not SHA256.fullmatch(sha):

@@ -235,6 +235,9 @@ async def serve_signalling(ws: WebSocket, store: Store, calls: Calls) -> None:
             try:
                 await _act(call, role, msg, conn)
             except ProtocolError as err:
+                if err.close:  # a withdrawn analysis ends the call (docs/signalling.md, Errors)
+                    await conn.fail(err.code, str(err))
+                    break
                 await conn.send({"type": "error", "code": err.code, "message": str(err)})
     finally:
         await call.leave(role, conn)
