@@ -75,6 +75,8 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
     signer = Signer(installation_secret(settings.data))
     restrict_host_addresses(settings.ice_addresses)
     files = StaticFiles(WEB)
+    if not worker:
+        files.warm()  # the pages' files are served by the front only
     page = files.page
 
     async def notice(request: Request) -> Response:

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import time
 
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -67,11 +68,12 @@ class _ReviewApi(CoachGuard):
         """The payload, gzipped where the browser takes it (a 2-hour call: 250 KB, 60 KB gzipped)."""
         gzipped = "gzip" in request.headers.get("accept-encoding", "")
         body = await run_in_threadpool(self._payload, session, gzipped)
-        await run_in_threadpool(self.store.log_access, session, request.state.who, "opened the review")
         headers = dict(HEADERS) | {"Vary": "Accept-Encoding"}
         if gzipped:
             headers["Content-Encoding"] = "gzip"
-        return Response(body, media_type="application/json", headers=headers)
+        # The access log is written once the answer is out: the page waits for the answer only.
+        logged = BackgroundTask(self.store.log_access, session, request.state.who, "opened the review")
+        return Response(body, media_type="application/json", headers=headers, background=logged)
 
     def _payload(self, session: str, gzipped: bool) -> bytes:
         """The payload's JSON, gzipped at level 1 if asked: a few ms for 250 KB (level 5 takes

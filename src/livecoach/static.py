@@ -84,6 +84,15 @@ class StaticFiles:
         headers.append((b"content-type", found.media_type.encode()))
         await _send(send, 200, body, headers, head=scope["method"] == "HEAD")
 
+    def warm(self) -> int:
+        """Read and gzip every file now, so that the first browser to load a page does not wait
+        for it (a page's 30 files at gzip level 9: tens of ms of the server's time). Returns how
+        many files are kept."""
+        for path in self.folder.rglob("*"):
+            if path.is_file():
+                self._file(str(path.relative_to(self.folder)))
+        return len(self._files)
+
     def page(self, name: str):
         """An endpoint answering the page ``name`` (an HTML file in the folder) with its headers."""
         async def endpoint(request: Request) -> Response:
