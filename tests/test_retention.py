@@ -4,12 +4,11 @@ database and its write-ahead log: a deleted session's label, notes and tags leav
 
 from __future__ import annotations
 
-import json
+import asyncio
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -184,3 +183,29 @@ def test_the_access_log_says_who_opened_the_review_and_fetched_files(server):
     assert [(e["who"], e["action"]) for e in entries["entries"]] == [
         ("the coach link", "opened the review"), ("coach coach@example.com", "opened the review")]
     assert all(e["at"] > time.time() - 60 for e in entries["entries"])
+
+
+async def test_a_call_going_on_is_not_deleted_even_unrecorded(tmp_path):
+    from livecoach.live.ice import restrict_host_addresses
+    from livecoach.live.simpeer import SimPeer
+    from liveserver import excerpt
+
+    restrict_host_addresses(["127.0.0.1"])
+    server = Server(tmp_path / "data", workers=0, extra=["--no-recording"])
+    try:
+        session, coach_token, _ = server.new_session()
+        coach = SimPeer(server.url, session, coach_token, str(excerpt("clean", "coach", 5.0, tmp_path)))
+        await coach.join()
+        assert code(call(server, "DELETE", f"/api/sessions/{session}", headers={"Cookie": server.login()})) == (
+            409, "call-running")
+        await coach.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status = call(server, "DELETE", f"/api/sessions/{session}", headers={"Cookie": server.login()})[0]
+            if status == 200:
+                break
+            await asyncio.sleep(0.5)
+        assert status == 200
+    finally:
+        server.stop()
+        restrict_host_addresses([])

@@ -57,9 +57,10 @@ def hash_password(password: str) -> str:
     return _hasher.hash(check_password(password))
 
 
-def add_coach(store: Store, email: str, name: str, password: str) -> Coach:
-    """A new coach (raises AccountError for a bad value, store.CoachExists for a taken email)."""
-    return store.add_coach(normal_email(email), check_name(name), hash_password(password))
+def add_coach(store: Store, email: str, name: str, password: str, only_first: bool = False) -> Coach:
+    """A new coach (raises AccountError for a bad value, store.CoachExists for a taken email, or
+    with ``only_first`` when there is a coach already)."""
+    return store.add_coach(normal_email(email), check_name(name), hash_password(password), only_first)
 
 
 def verify_login(store: Store, email: str, password: str) -> Coach | None:

@@ -125,7 +125,7 @@ class _AuthApi:
             raise ApiError(403, "bad-code", "the setup code is not right (the server printed it when it started)")
         try:
             coach = await run_in_threadpool(accounts.add_coach, self.store, _text(body, "email"),
-                                            _text(body, "name"), _text(body, "password"))
+                                            _text(body, "name"), _text(body, "password"), True)
         except CoachExists:
             raise ApiError(409, "set-up", "this server has a coach already: log in") from None
         await run_in_threadpool(setup_code, self.data, self.store)  # the code is spent

@@ -3,6 +3,8 @@ and who has looked at it (docs/security.md)."""
 
 from __future__ import annotations
 
+import time
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,6 +18,10 @@ from .settings import Settings
 from .store import MAX_SESSION_LABEL, Store
 
 MAX_KEEP_DAYS = 36500
+LIVE_WITHIN_S = 300.0
+"""A call whose participants joined more often than they left, with an event this recent, is
+taken to be going on (the front does not see the workers' calls; one that a killed worker left
+behind stops counting after this long)."""
 
 
 def session_routes(store: Store, storage: FolderStorage, settings: Settings) -> list[Route]:
@@ -28,6 +34,12 @@ def session_routes(store: Store, storage: FolderStorage, settings: Settings) -> 
         Route(f"{base}/retention", api.guarded(api.put_retention), methods=["PUT"]),
         Route(f"{base}/access-log", api.guarded(api.get_access_log), methods=["GET"]),
     ]
+
+
+def _someone_in_the_call(store: Store, session: str) -> bool:
+    events = store.events(session, ("joined", "left", "speech", "presence"))
+    inside = sum(1 if e["kind"] == "joined" else -1 for e in events if e["kind"] in ("joined", "left"))
+    return inside > 0 and bool(events) and events[-1]["wall_time"] > time.time() - LIVE_WITHIN_S
 
 
 class _SessionsApi(CoachGuard):
@@ -57,8 +69,9 @@ class _SessionsApi(CoachGuard):
 
     async def delete(self, request: Request, session: str) -> Response:
         """Every row and file of the session; not while its call is being recorded."""
-        if any(r["state"] == "recording" for r in await run_in_threadpool(self.store.recordings, session)):
-            raise ApiError(409, "call-running", "the call is still being recorded: end it first")
+        recording = any(r["state"] == "recording" for r in await run_in_threadpool(self.store.recordings, session))
+        if recording or await run_in_threadpool(_someone_in_the_call, self.store, session):
+            raise ApiError(409, "call-running", "the call is still going on: end it first")
         await run_in_threadpool(retention.delete_session, self.store, self.storage, session)
         return json_response({"deleted": session})
 

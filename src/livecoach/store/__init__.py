@@ -301,15 +301,18 @@ class Store:
 
     # -- coaches and their logins --------------------------------------------------------
 
-    def add_coach(self, email: str, name: str, password_hash: str) -> Coach:
+    def add_coach(self, email: str, name: str, password_hash: str, only_first: bool = False) -> Coach:
         """A new coach account (``email`` as given: accounts.py normalises it). The first coach
-        takes over the sessions and settings made before there were accounts."""
+        takes over the sessions and settings made before there were accounts. ``only_first``:
+        raise CoachExists if there is any coach already (the first run's page, atomically)."""
         now = time.time()
         coach = Coach(secrets.token_urlsafe(9), email, name, now, now)
         with self._transaction(write=True) as conn:
             if conn.execute(q.COACH_BY_EMAIL, {"email": email}).first() is not None:
                 raise CoachExists(email)
             first = conn.execute(q.COACH_COUNT).scalar() == 0
+            if only_first and not first:
+                raise CoachExists(email)
             conn.execute(coaches.insert(), {"id": coach.id, "email": email, "name": name, "password_hash": password_hash,
                                             "created_at": now, "password_changed_at": now})
             if first:
