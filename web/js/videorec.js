@@ -65,9 +65,17 @@ export class VideoRecorder {
     const start = Math.max(0, this.sessionNow());
     const recorder = new MediaRecorder(this.stream, { mimeType: this.mime });
     let number = 0;
+    let ended = false;
+    // Every chunk with data, then at `stop` (which comes after the last `dataavailable`) an
+    // empty last chunk that finishes the file. Chromium can fire two `dataavailable` after
+    // stop(), both with the recorder inactive: marking either "last" would finish the file
+    // early and have the other refused.
     recorder.ondataavailable = (e) => {
-      const last = recorder.state === 'inactive';
-      if (e.data.size || last) this.enqueue({ id, number: number++, blob: e.data, start, last });
+      if (!ended && e.data.size) this.enqueue({ id, number: number++, blob: e.data, start, last: false });
+    };
+    recorder.onstop = () => {
+      ended = true;
+      if (number > 0) this.enqueue({ id, number: number++, blob: new Blob([]), start, last: true });
     };
     recorder.onerror = (e) => console.warn('video recording:', e.error ?? e);
     recorder.start(CHUNK_MS);
