@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .media import byte_count
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_MAX_BODY = 16 * 1024
 """Every JSON body of the API is far smaller (the largest, the settings with their tag kinds, a few KB)."""
@@ -106,12 +108,8 @@ class Guards:
 
 def _within(length: str, limit: int) -> bool:
     """Whether a ``Content-Length`` is a number of bytes up to ``limit``: ASCII digits only
-    (``str.isdigit`` also takes "²", which ``int`` refuses), and never ``int`` of thousands of
-    digits (which raises)."""
-    if not (length.isascii() and length.isdigit()):
-        return False
-    digits = length.lstrip("0")
-    return len(digits) <= 18 and int(digits or "0") <= limit
+    (``str.isdigit`` also takes "²", which ``int`` refuses)."""
+    return length.isascii() and length.isdigit() and byte_count(length) <= limit
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -17,7 +17,9 @@ BEYOND = 1 << 64
 """Stands for a position of more digits than any file has bytes (``int`` of thousands of digits raises)."""
 
 
-def _position(digits: str) -> int:
+def byte_count(digits: str) -> int:
+    """A count of bytes written in ASCII digits (the caller has checked they are), as an int;
+    ``BEYOND`` for more digits than any file has bytes (``int`` of thousands of digits raises)."""
     digits = digits.lstrip("0")
     return int(digits or "0") if len(digits) <= 18 else BEYOND
 
@@ -34,13 +36,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
     if not first and not last:
         return None
     if not first:  # the last N bytes
-        length = _position(last)
+        length = byte_count(last)
         if length == 0 or size == 0:  # no last bytes of an empty file (RFC 9110, 14.1.2)
             return "unsatisfiable"
         return max(0, size - length), size - 1
-    start = _position(first)
-    end = min(_position(last), size - 1) if last else size - 1
-    if start >= size or (last and _position(last) < start):
+    start = byte_count(first)
+    end = min(byte_count(last), size - 1) if last else size - 1
+    if start >= size or (last and byte_count(last) < start):
         return "unsatisfiable"
     return start, end
 
