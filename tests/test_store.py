@@ -131,10 +131,12 @@ def run_together(script: str, *args: str, processes: int) -> list[str]:
 
 # -- migrations ---------------------------------------------------------------------------
 
+HEAD = "0006"
+
 
 def test_a_new_database_is_at_the_newest_revision(store):
     head = ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
-    assert head == "0005" and revision_of(store.path) == head
+    assert head == HEAD and revision_of(store.path) == head
 
 
 def test_the_models_match_the_migrations(store):
@@ -165,9 +167,10 @@ def test_a_database_of_the_old_store_is_upgraded_keeping_its_rows(tmp_path):
     make_old_database(path)
     store = Store(path)
     try:
-        assert revision_of(path) == "0005"
+        assert revision_of(path) == HEAD
         session = store.get_session("s1")
         assert (session.label, session.created_at, session.video_recording) == ("Alex", 100.0, True)
+        assert (session.client, session.origin) == ("Alex", "live")  # the label became the client
         assert store.coach_of("s1") == "local"
         assert store.consents("s1") == [("client", 101.0, "the notice")]
         assert store.consent_scopes("s1", "client") == {"analysis", "audio"}
@@ -226,7 +229,7 @@ def test_three_processes_opening_a_database_at_once_all_succeed(tmp_path, old):
     store = Store(path)
     try:
         assert all(store.get_session(i) for i in ids)
-        assert revision_of(path) == "0005"
+        assert revision_of(path) == HEAD
         assert [t["original_session_time"] for t in store.tags("s1")] == ([312.4] if old else [])
     finally:
         store.close()

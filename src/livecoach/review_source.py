@@ -36,8 +36,8 @@ def load_review(store: Store, session: str, link: Callable[[str], str]) -> bytes
 
     head, members = _timeline_part(store, session, recordings)
     rest = assemble(
-        {"id": stored.id, "label": stored.label, "created_at": stored.created_at,
-         "video_recording": stored.video_recording},
+        {"id": stored.id, "label": stored.label, "client": stored.client, "origin": stored.origin,
+         "created_at": stored.created_at, "video_recording": stored.video_recording},
         head, store.tags(session), store.nudges(session), recordings,
         store.coach_settings(store.coach_of(session))["tag_kinds"], media_url,
     )

@@ -61,10 +61,13 @@ class _SessionsApi(CoachGuard):
                 raise bad(f"'label' must be a string of at most {MAX_SESSION_LABEL} characters")
             if not isinstance(video, bool):
                 raise bad("'video_recording' must be true or false")
+            client = body.get("client")
+            if client is not None and (not isinstance(client, str) or len(client) > MAX_SESSION_LABEL):
+                raise bad(f"'client' must be a string of at most {MAX_SESSION_LABEL} characters")
         except ApiError as err:
             return error_response(err)
         new = await run_in_threadpool(
-            lambda: self.store.create_session(label, video_recording=video, coach_id=coach.id))
+            lambda: self.store.create_session(label, video_recording=video, coach_id=coach.id, client=client))
         return json_response({"session": new.id, "coach_url": new.coach_path(), "client_url": new.client_path()}, 201)
 
     async def delete(self, request: Request, session: str) -> Response:

@@ -90,6 +90,8 @@ class StoredSession:
     label: str
     created_at: float
     video_recording: bool
+    client: str = ""
+    origin: str = "live"
 
 
 @dataclass(frozen=True)
@@ -171,11 +173,18 @@ class Store:
 
     # -- sessions ------------------------------------------------------------------------
 
-    def create_session(self, label: str = "", video_recording: bool = True, coach_id: str = LOCAL_COACH) -> NewSession:
+    def create_session(
+        self, label: str = "", video_recording: bool = True, coach_id: str = LOCAL_COACH,
+        client: str | None = None, origin: str = "live", created_at: float | None = None,
+    ) -> NewSession:
+        """A new session. ``client`` defaults to the label (the name a coach gave it until clients
+        had a field of their own); an import passes ``origin="import"`` and the recording's date."""
         new = NewSession(secrets.token_urlsafe(9), secrets.token_urlsafe(32), secrets.token_urlsafe(32))
         with self._transaction(write=True) as conn:
             conn.execute(sessions.insert(), {
-                "id": new.id, "label": label[:MAX_SESSION_LABEL], "created_at": time.time(), "coach_id": coach_id,
+                "id": new.id, "label": label[:MAX_SESSION_LABEL], "coach_id": coach_id,
+                "created_at": time.time() if created_at is None else created_at,
+                "client": (label if client is None else client).strip()[:MAX_SESSION_LABEL], "origin": origin,
                 "coach_token_sha256": _digest(new.coach_token), "client_token_sha256": _digest(new.client_token),
                 "video_recording": video_recording,
             })
@@ -185,6 +194,11 @@ class Store:
         with self._transaction() as conn:
             row = conn.execute(q.SESSION, {"session": session_id}).first()
         return StoredSession(*row) if row else None
+
+    def set_client(self, session_id: str, client: str) -> None:
+        """File the session under another client's name."""
+        with self._transaction(write=True) as conn:
+            conn.execute(q.UPDATE_SESSION, {"session": session_id, "client": client.strip()[:MAX_SESSION_LABEL]})
 
     def set_video_recording(self, session_id: str, on: bool) -> None:
         """Whether the session records video: the coach may change it before the call."""

@@ -25,14 +25,16 @@ _SESSION = bindparam("session")
 
 # -- sessions ----------------------------------------------------------------------------------
 
-SESSION = select(sessions.c.id, sessions.c.label, sessions.c.created_at, sessions.c.video_recording).where(
-    sessions.c.id == _SESSION
+_SESSION_COLUMNS = (
+    sessions.c.id, sessions.c.label, sessions.c.created_at, sessions.c.video_recording, sessions.c.client,
+    sessions.c.origin,
 )
+SESSION = select(*_SESSION_COLUMNS).where(sessions.c.id == _SESSION)
 TOKEN_DIGESTS = select(
     sessions.c.coach_token_sha256, sessions.c.client_token_sha256, sessions.c.created_at, sessions.c.last_activity_at
 ).where(sessions.c.id == _SESSION)
 SESSIONS_OF = (
-    select(sessions.c.id, sessions.c.label, sessions.c.created_at, sessions.c.video_recording)
+    select(*_SESSION_COLUMNS)
     .where(sessions.c.coach_id == bindparam("coach"))
     .order_by(sessions.c.created_at.desc())
 )

@@ -40,11 +40,16 @@ sessions = Table(
     Column("video_recording", Boolean, nullable=False, server_default="1"),
     Column("last_activity_at", Seconds),
     Column("keep_recordings_days", Integer),
+    Column("client", Text, nullable=False, server_default=""),
+    Column("origin", Text, nullable=False, server_default="live"),
+    Index("sessions_by_coach_client", "coach_id", "client", "created_at"),
 )
 """A session: its coach, the digests of its two links' tokens (an empty client digest: the
 coach revoked the invite) and when someone last joined or left its call (the invite expires a
 while after that; null: never, so its creation counts). ``keep_recordings_days``: the coach's
-shorter retention for this session's recordings (null: the installation's)."""
+shorter retention for this session's recordings (null: the installation's). ``client``: the
+name the coach files the session under (sessions of one client group together in the library);
+``origin``: "live" (a call held here) or "import" (a recorded call brought in afterwards)."""
 
 coaches = Table(
     "coaches", metadata,
