@@ -1,6 +1,6 @@
 """The live path replaces a private part of aiortc (live/decoding.py: the receiver's decoder
 queue) to decode audio on the event loop. pyproject.toml pins aiortc to the tested range; this
-test fails if, with the installed aiortc, the replacement does not take effect (decode_inline
+test fails if, with the installed aiortc, the replacements (and the jitter buffer's) do not take effect (decode_inline
 finds nothing to replace, or the frames do not come through it), instead of the server quietly
 running aiortc's slower path without the packets the recording needs."""
 
@@ -14,7 +14,7 @@ from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
 import av
 
-from livecoach.live.decoding import InlineDecoding, decode_inline
+from livecoach.live.decoding import InlineDecoding, PassThroughJitter, decode_inline
 
 
 class Tone(AudioStreamTrack):
@@ -51,10 +51,12 @@ async def test_received_audio_is_decoded_inline_with_its_packets():
         await sender.setRemoteDescription(receiver.localDescription)
         inline, track = await asyncio.wait_for(found, 10)
         assert isinstance(inline, InlineDecoding), "aiortc's decoder queue was not replaced (aiortc changed?)"
+        jitter = getattr(next(t for t in receiver.getTransceivers()).receiver, "_RTCRtpReceiver__jitter_buffer")
+        assert isinstance(jitter, PassThroughJitter), "aiortc's jitter buffer was not replaced (aiortc changed?)"
         frames = [await asyncio.wait_for(track.recv(), 10) for _ in range(25)]
         assert all(f.layout.name == "mono" and f.sample_rate == 48000 for f in frames)
         assert all(isinstance(f.opaque, bytes) and f.opaque for f in frames), "frames without their packets"
-        assert inline.failed == 0
+        assert inline.failed == 0 and jitter.reordered == 0
         assert np.abs(np.concatenate([f.to_ndarray().ravel() for f in frames[5:]])).max() > 4000  # the tone
     finally:
         await sender.close()

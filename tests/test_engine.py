@@ -70,7 +70,10 @@ def test_an_absent_participant_never_talks_and_comes_back_cleanly():
     after = [seg for seg in full.segments()["client"] if seg[0] > 51.0]
     assert before and after
     assert [seg for seg in engine.segments()["client"] if seg[1] < 19.0] == before
-    assert [seg for seg in engine.segments()["client"] if seg[0] > 51.0] == after
+    # after it, to within a frame: the detector's level trackers start again from the absence
+    came_back = [seg for seg in engine.segments()["client"] if seg[0] > 51.0]
+    assert len(came_back) == len(after)
+    assert all(abs(x[0] - y[0]) <= 0.011 and abs(x[1] - y[1]) <= 0.011 for x, y in zip(came_back, after))
 
 
 def test_tracks_of_different_lengths_are_aligned_at_their_start():

@@ -8,7 +8,9 @@ Timing: output is gapless and sample-counted. Container timestamps (pts) are ign
 jumps in them included; media time is the number of samples yielded so far divided by 16 000, as
 in :mod:`livecoach.frames`. Encoder delay and padding are removed where the file records them
 (Opus pre-skip, the LAME header of MP3, the MP4 edit list); AAC's end padding is not, so M4A
-files can come out up to one AAC frame (1024 samples at the file's rate) long.
+files can come out up to one AAC frame (1024 samples at the file's rate) long. Opus read as mono
+is decoded as a live call decodes it (:mod:`livecoach.opus`), so that a file and the same
+packets sent live give the engine the same samples.
 
 Damaged data (behaviour measured with PyAV 18 / FFmpeg 8):
 
@@ -42,6 +44,7 @@ import av.error
 import numpy as np
 
 from livecoach.frames import SAMPLE_RATE
+from livecoach.opus import MonoOpusDecoder, pre_skip
 
 __all__ = ["AudioError", "AudioInfo", "probe", "read_mono", "read_stereo", "write_wav"]
 
@@ -207,13 +210,19 @@ def _decoded_frames(
     container: av.container.InputContainer,
     stream: av.audio.stream.AudioStream,
     on_skip: Callable[[float], None] | None = None,
+    mono: bool = False,
 ) -> Iterator[av.AudioFrame]:
     """Decode the stream frame by frame, skipping packets the decoder rejects.
 
     ``on_skip`` gets the duration in seconds of each skipped packet, so the caller can keep time.
+    ``mono``: the caller mixes to mono anyway, so Opus may go through the live path's decoder.
     """
     at = 0.0  # media time reached, for messages
     good = skipped = 0
+    decode: Callable[[av.Packet], list[av.AudioFrame]] = av.Packet.decode
+    if mono and stream.codec_context.name in ("opus", "libopus"):
+        opus = MonoOpusDecoder(skip=pre_skip(stream.codec_context.extradata))
+        decode = lambda packet: opus.decode(bytes(packet), packet.pts) if packet.size else []  # noqa: E731
     packets = container.demux(stream)
     try:
         while True:
@@ -224,7 +233,7 @@ def _decoded_frames(
             except (av.error.FFmpegError, OSError) as e:
                 raise AudioError(f"{name}: read error at {_clock(at)} ({_why(e)})") from None
             try:
-                frames = packet.decode()
+                frames = decode(packet)
             except av.error.InvalidDataError:
                 if packet.size == 0:  # the final flush: nothing more to lose
                     continue
@@ -396,7 +405,7 @@ def _generate(name: str, chunk: int, stereo: bool) -> Generator:
         def on_skip(seconds: float) -> None:
             gap[0] += seconds
 
-        frames = _decoded_frames(name, container, stream, on_skip)
+        frames = _decoded_frames(name, container, stream, on_skip, mono=not stereo)
         for frame in frames:
             if gap[0]:
                 yield from chunker.push(fill_gap())

@@ -264,11 +264,13 @@ class Call:
             if self._current_tap.get(role) is tap:
                 self.live.set_state(role, MUTED if self.muted[role] else CONNECTED)
 
-        def packet(position48: int, samples: int, data: bytes, peak: int) -> None:
+        def packet(position48: int, samples: int, data: bytes, peak: int, priming: int) -> None:
             if self._current_tap.get(role) is tap:
-                self.recording.packet(role, position48, samples, data, peak)
+                self.recording.packet(role, position48, samples, data, peak, priming)
 
-        def ended(_: asyncio.Task) -> None:
+        def ended(task: asyncio.Task) -> None:
+            if not task.cancelled() and task.exception() is not None:  # a bug: say so, never end quietly
+                log.error("session %s: the %s's audio tap failed", self.live.id, role, exc_info=task.exception())
             if self._current_tap.get(role) is tap:
                 del self._current_tap[role]
                 self.live.set_state(role, ABSENT)

@@ -11,9 +11,13 @@ mono, and a mono decode is half the work of aiortc's stereo one. Each packet's f
 carries the packet itself (``frame.opaque``), so that the recording keeps the audio exactly as
 it was received, without encoding it again.
 
+Audio also skips aiortc's jitter buffer (:class:`PassThroughJitter`): it held every packet 80 ms
+for a playout the tap does not do.
+
 The decoder thread still starts (aiortc starts it), but it only waits for the end of the track
-and then ends it as before. If a future aiortc no longer has the private queue this replaces,
-nothing is replaced and aiortc's own path runs.
+and then ends it as before. If a future aiortc no longer has the private attributes this
+replaces, nothing is replaced and aiortc's own path runs (tests/test_decoding.py checks them
+for the pinned range).
 """
 
 from __future__ import annotations
@@ -21,34 +25,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from fractions import Fraction
 from typing import Any
 
 import av
 from aiortc import RTCRtpReceiver
 from aiortc.codecs import get_decoder
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.utils import uint16_add
 from aiortc.mediastreams import MediaStreamTrack
+
+from ..opus import MonoOpusDecoder
 
 log = logging.getLogger(__name__)
 
 _QUEUE_ATTRIBUTE = "_RTCRtpReceiver__decoder_queue"
-_TIME_BASE = Fraction(1, 48000)
+_JITTER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"
 
 
-class _MonoOpus:
-    """Opus to 48 kHz mono s16 (aiortc's own decoder makes stereo)."""
+class _MonoOpus(MonoOpusDecoder):
+    """aiortc's encoded frames through the decoder a file's Opus goes through (aiortc's own
+    decoder makes stereo, and differs from it by a few units a sample)."""
 
-    def __init__(self) -> None:
-        self.codec = av.CodecContext.create("libopus", "r")
-        self.codec.format = "s16"
-        self.codec.layout = "mono"
-        self.codec.sample_rate = 48000
-
-    def decode(self, encoded_frame) -> list[av.AudioFrame]:
-        packet = av.Packet(encoded_frame.data)
-        packet.pts = encoded_frame.timestamp
-        packet.time_base = _TIME_BASE
-        return self.codec.decode(packet)
+    def decode(self, encoded_frame) -> list[av.AudioFrame]:  # type: ignore[override]
+        return super().decode(encoded_frame.data, encoded_frame.timestamp)
 
 
 
@@ -87,9 +86,35 @@ class InlineDecoding:
         return None
 
 
+class PassThroughJitter:
+    """Stands in for an audio receiver's jitter buffer: each packet goes on at once.
+
+    aiortc's audio jitter buffer holds 4 packets (80 ms) before it releases one, to smooth
+    playout. The tap plays nothing out: it places audio by RTP timestamp and leaves gaps where
+    packets are missing, so the wait bought nothing and cost every live figure 80 ms. An Opus
+    packet is one RTP packet, so each is a whole frame. A packet older than one already passed on
+    (reordered by the network) is dropped: its place is already filled, and the decoder must see
+    packets in order."""
+
+    capacity = 1
+
+    def __init__(self) -> None:
+        self._last: int | None = None  # sequence number of the last packet passed on
+        self.reordered = 0
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        seq = packet.sequence_number
+        if self._last is not None and uint16_add(seq, -self._last) >= 0x8000:
+            self.reordered += 1
+            return False, None
+        self._last = seq
+        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
+
+
 def decode_inline(receiver: RTCRtpReceiver, track: MediaStreamTrack) -> InlineDecoding | None:
-    """Make ``receiver`` decode its audio on the event loop. Call it when the track appears,
-    before the receiver starts (aiortc hands the queue to its thread then)."""
+    """Make ``receiver`` decode its audio on the event loop, each packet as it arrives. Call it
+    when the track appears, before the receiver starts (aiortc hands the queue to its thread
+    then)."""
     output = getattr(track, "_queue", None)
     if track.kind != "audio" or not isinstance(output, asyncio.Queue):
         return None
@@ -97,4 +122,6 @@ def decode_inline(receiver: RTCRtpReceiver, track: MediaStreamTrack) -> InlineDe
         return None
     inline = InlineDecoding(output)
     setattr(receiver, _QUEUE_ATTRIBUTE, inline)
+    if hasattr(receiver, _JITTER_ATTRIBUTE):
+        setattr(receiver, _JITTER_ATTRIBUTE, PassThroughJitter())
     return inline

@@ -16,7 +16,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from ..frames import SAMPLE_RATE
+from ..frames import FRAME_SAMPLES, SAMPLE_RATE
 from .session import LiveSession
 
 log = logging.getLogger(__name__)
@@ -26,8 +26,34 @@ RECORDING_RATE = 48000
 RESYNC_SAMPLES = SAMPLE_RATE // 2
 """Audio placed this far behind its arrival is moved up to it: more than network jitter, less
 than the session's stall limit (1 s)."""
+OPUS_PRIMING = 312
+"""Samples (48 kHz) of encoder priming at the start of an Opus stream: libopus's lookahead
+(6.5 ms), which a file records as its pre-skip and ``livecoach analyze`` skips. RTP carries no
+pre-skip, so the tap skips it here: both paths then give the engine the same samples, on the
+same 10 ms frames."""
 QUEUE_FRAMES = 50
 """Decoded frames (20 ms each) waiting for the tap; beyond this the oldest are dropped."""
+
+
+def on_grid(samples: int, up: bool = True) -> int:
+    """A position on the engine's 10 ms frame grid (the next one, or the nearest).
+
+    A track's audio is placed so that its first sample starts a frame, as a file's first sample
+    does in ``livecoach analyze``, and every move keeps that phase: the engine decides per frame,
+    and on hard audio a few milliseconds of phase changed a talk share by up to 3 points."""
+    if up:
+        return -(-samples // FRAME_SAMPLES) * FRAME_SAMPLES
+    return (samples + FRAME_SAMPLES // 2) // FRAME_SAMPLES * FRAME_SAMPLES
+
+
+def _without_start(frame: av.AudioFrame, samples: int) -> av.AudioFrame | None:
+    """The frame less its first ``samples`` (mono s16, as our Opus decoder makes them)."""
+    if samples >= frame.samples:
+        return None
+    rest = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(frame.to_ndarray()[:, samples:]), format=frame.format.name, layout=frame.layout.name)
+    rest.sample_rate = frame.sample_rate
+    return rest
 
 
 class DropOldestQueue(asyncio.Queue):
@@ -77,12 +103,14 @@ class AudioTap:
         self._pending: list[np.ndarray] = []
         self._pending_samples = 0
         self._pending_at = 0
-        self._packets: list[tuple[int, int, bytes]] = []  # received packets of the pending audio
+        self._packets: list[tuple[int, int, bytes, int]] = []  # received packets of the pending audio
+        self._priming = OPUS_PRIMING  # still to skip at the start of the stream
         self.task: asyncio.Task | None = None
         self.on_start: Callable[[], None] | None = None  # called at the first audio
-        self.on_packet: Callable[[int, int, bytes, int], None] | None = None
+        self.on_packet: Callable[[int, int, bytes, int, int], None] | None = None
         """Gets each received packet (when decoded inline) placed on the session clock:
-        (session sample at 48 kHz, samples, the packet, its sample peak), for the recording."""
+        (session sample at 48 kHz, samples, the packet, its sample peak, the priming it starts
+        with), for the recording."""
 
     def start(self) -> asyncio.Task:
         self.task = asyncio.get_running_loop().create_task(self.run(), name=f"tap-{self.session.id}-{self.role}")
@@ -108,25 +136,34 @@ class AudioTap:
             # Anchored at arrival (the frame just finished playing at the sender), but never
             # before what the session has already filled for this participant.
             arrival = self.session.clock_samples() - frame.samples * SAMPLE_RATE // rate
-            self._position = max(arrival, self.session.cursor(self.role))
+            self._position = on_grid(max(arrival, self.session.cursor(self.role)))
             if self.on_start is not None:
                 self.on_start()
         else:
             if frame.pts is not None and self._next_pts is not None and frame.pts > self._next_pts + frame.samples // 2:
                 # packets were lost or dropped: leave the gap, so later speech keeps its time
                 self._hand_over()
-                self._position += (frame.pts - self._next_pts) * SAMPLE_RATE // rate
+                self._position += on_grid((frame.pts - self._next_pts) * SAMPLE_RATE // rate, up=False)
             arrival = self.session.clock_samples() - frame.samples * SAMPLE_RATE // rate
             if arrival - self._position > RESYNC_SAMPLES:
                 # The sender delivered less audio than time passed (a starved browser, a clock
                 # running slow): back onto the session clock, leaving a gap, before the session
                 # counts this participant as stalled and drops all that follows.
                 self._hand_over()
-                self._position = arrival
+                self._position = on_grid(arrival)
         if frame.pts is not None:
             self._next_pts = frame.pts + frame.samples
+        primed = 0
+        if self._priming and frame.opaque is not None and rate == RECORDING_RATE:  # Opus from our decoder
+            primed = min(self._priming, frame.samples)
+            self._priming -= primed
         if self.on_packet is not None and frame.opaque is not None and rate == RECORDING_RATE:
-            self._packets.append((self._position * (RECORDING_RATE // SAMPLE_RATE), frame.samples, frame.opaque))
+            self._packets.append(
+                (self._position * (RECORDING_RATE // SAMPLE_RATE) - primed, frame.samples, frame.opaque, primed))
+        if primed:
+            frame = _without_start(frame, primed)
+            if frame is None:
+                return
         for out in self._resampler.resample(frame):
             samples = out.to_ndarray().reshape(-1)
             if not self._pending:
@@ -145,6 +182,6 @@ class AudioTap:
             if self._packets:
                 # One level for the batch's packets (40 ms): the strip has 100 ms bins.
                 peak = max(int(audio.max()), -int(audio.min())) if audio.size else 0
-                for position, samples, packet in self._packets:
-                    self.on_packet(position, samples, packet, peak)
+                for position, samples, packet, primed in self._packets:
+                    self.on_packet(position, samples, packet, peak, primed)
         self._packets.clear()

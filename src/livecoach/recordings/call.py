@@ -101,15 +101,16 @@ class CallRecording:
 
     # -- audio -----------------------------------------------------------------------------
 
-    def packet(self, role: str, position48: int, samples: int, packet: bytes, peak: int) -> None:
+    def packet(self, role: str, position48: int, samples: int, packet: bytes, peak: int, priming: int = 0) -> None:
         """A received Opus packet of ``role`` whose first sample is at session sample
-        ``position48`` (48 kHz), with its sample peak."""
+        ``position48`` (48 kHz), with its sample peak; ``priming``: the packet is a stream's
+        first, and starts with that many samples of encoder priming."""
         if self.paused or self.problem or role not in self.consented:
             return
         try:
             recorder = self._recorders.get(role)
             if recorder is None:
-                recorder = self._recorders[role] = AudioRecorder(self._storage, self.id, role, position48)
+                recorder = self._recorders[role] = AudioRecorder(self._storage, self.id, role, position48, priming)
                 self._unsaved.append(recorder.info)
             recorder.add(position48, samples, packet, peak)
         except OSError as err:

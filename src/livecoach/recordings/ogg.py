@@ -73,9 +73,10 @@ class OggOpusWriter:
     time stays the session's.
     """
 
-    def __init__(self, serial: int, channels: int = 1) -> None:
+    def __init__(self, serial: int, channels: int = 1, pre_skip: int = 0) -> None:
         self.serial = serial
         self.channels = channels
+        self.pre_skip = pre_skip  # samples of encoder priming at the start, which players skip
         self.granule = 0  # 48 kHz samples in every packet added so far
         self._sequence = 0
         self._pending: list[bytes] = []
@@ -83,7 +84,7 @@ class OggOpusWriter:
 
     def headers(self) -> bytes:
         """The two header pages; they come first in the file."""
-        return self._page([opus_head(self.channels)], 0, _BOS) + self._page([opus_tags()], 0, 0)
+        return self._page([opus_head(self.channels, self.pre_skip)], 0, _BOS) + self._page([opus_tags()], 0, 0)
 
     def add(self, packet: bytes, samples: int) -> bytes:
         """Buffer one packet of ``samples`` (48 kHz); returns a full page if one was completed."""

@@ -56,25 +56,34 @@ class RecordingFile:
     participant: str
     name: str
     peaks_name: str
-    start48: int
+    start48: int  # session sample (48 kHz) of the first packet's first sample
+    pre_skip: int = 0  # samples of encoder priming at the start of the first packet
     gaps: list[list[float]] = field(default_factory=list)
     bytes: int = 0
     dropped_packets: int = 0
 
     @property
     def start_s(self) -> float:
-        return self.start48 / OPUS_RATE
+        """Session time of the file's time 0, which follows the pre-skip."""
+        return (self.start48 + self.pre_skip) / OPUS_RATE
+
+
+def new_audio_id(participant: str) -> str:
+    """A new audio recording's id, the stem of its files (``<id>.webm``, ``<id>.peaks``)."""
+    return f"{participant}-audio-{secrets.token_hex(4)}"
 
 
 class AudioRecorder:
     """Writes one participant's packets into ``<id>.ogg`` and their levels into ``<id>.peaks``."""
 
-    def __init__(self, storage: FolderStorage, session: str, participant: str, start48: int) -> None:
-        rid = f"{participant}-audio-{secrets.token_hex(4)}"
-        self.info = RecordingFile(rid, participant, f"{rid}.ogg", f"{rid}.peaks", start48)
+    def __init__(self, storage: FolderStorage, session: str, participant: str, start48: int, pre_skip: int = 0) -> None:
+        """``pre_skip``: the first packet starts with that much encoder priming (the tap left it
+        out of the analysis), so players skip it, and the file's time 0 is the analysis's."""
+        rid = new_audio_id(participant)
+        self.info = RecordingFile(rid, participant, f"{rid}.ogg", f"{rid}.peaks", start48, pre_skip)
         self.session = session
         self._storage = storage
-        self._ogg = OggOpusWriter(serial=secrets.randbits(32))
+        self._ogg = OggOpusWriter(serial=secrets.randbits(32), pre_skip=pre_skip)
         self._file: BinaryIO = storage.create(session, self.info.name)
         self._peaks_file: BinaryIO = storage.create(session, self.info.peaks_name)
         self._peaks = bytearray()  # finished 100 ms bins not yet written
@@ -88,7 +97,7 @@ class AudioRecorder:
 
     @property
     def duration_s(self) -> float:
-        return self._ogg.granule / OPUS_RATE
+        return max(0, self._ogg.granule - self.info.pre_skip) / OPUS_RATE
 
     def add(self, position48: int, samples: int, packet: bytes, peak: int) -> None:
         """A packet of ``samples`` whose first sample is at session sample ``position48``."""

@@ -1,0 +1,55 @@
+"""Opus decoded one way on every path: a live call's packets and a recorded file's.
+
+The engine's decisions are made on 10 ms frames, and on hard audio (a quiet talker under noise
+and echo) they hang on the last bit of a sample: FFmpeg's own Opus decoder and libopus differ by
+a few units, and the same packets decoded by both gave talk shares 1-2 points apart. So a live
+track and an Opus file read for analysis go through this one decoder: libopus, mono, 16-bit,
+48 kHz. A file's pre-skip (the encoder's 6.5 ms of priming) is skipped here; a live stream has
+none to read, and the tap skips the same 312 samples itself (live/tap.py ``OPUS_PRIMING``).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+
+OPUS_RATE = 48000
+_TIME_BASE = Fraction(1, OPUS_RATE)
+
+
+def pre_skip(extradata: bytes | None) -> int:
+    """The pre-skip of an OpusHead (RFC 7845 5.1: bytes 10-11, little-endian); 0 without one."""
+    head = bytes(extradata or b"")
+    return int.from_bytes(head[10:12], "little") if head.startswith(b"OpusHead") and len(head) >= 12 else 0
+
+
+class MonoOpusDecoder:
+    """Opus packets to 48 kHz mono s16 frames (a stereo stream is mixed down by libopus), less
+    the first ``skip`` samples."""
+
+    def __init__(self, skip: int = 0) -> None:
+        self.skip = skip
+        self.codec = av.CodecContext.create("libopus", "r")
+        self.codec.format = "s16"
+        self.codec.layout = "mono"
+        self.codec.sample_rate = OPUS_RATE
+
+    def decode(self, data: bytes, pts: int | None = None) -> list[av.AudioFrame]:
+        packet = av.Packet(data)
+        packet.pts = pts
+        packet.time_base = _TIME_BASE
+        frames = self.codec.decode(packet)
+        while self.skip and frames:
+            first = frames[0]
+            if self.skip >= first.samples:
+                self.skip -= first.samples
+                frames = frames[1:]
+                continue
+            rest = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(first.to_ndarray()[:, self.skip:]), format="s16", layout="mono")
+            rest.sample_rate = OPUS_RATE
+            frames = [rest, *frames[1:]]
+            self.skip = 0
+        return frames
