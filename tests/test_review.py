@@ -52,8 +52,8 @@ def test_the_payload_has_exactly_the_documented_fields():
     assert set(p) == {"version", "session", "segments", "silences", "overlaps", "tags", "nudges", "pauses",
                       "interruptions", "samples", "recordings", "summary", "tag_kinds"}
     assert p["version"] == 1
-    assert p["session"] == {"id": "sess-1", "label": "Alex", "created_at": 1795000000.0, "duration_s": 35.0,
-                            "state": "ended", "video_recording": False}
+    assert p["session"] == {"id": "sess-1", "label": "Alex", "client": "Alex", "origin": "live",
+                            "created_at": 1795000000.0, "duration_s": 35.0, "state": "ended", "video_recording": False}
     assert set(p["summary"]) == {"metrics", "quarters", "longest_silences", "longest_turns"}
     assert p["tag_kinds"] == KINDS
 

@@ -131,7 +131,7 @@ def run_together(script: str, *args: str, processes: int) -> list[str]:
 
 # -- migrations ---------------------------------------------------------------------------
 
-HEAD = "0006"
+HEAD = "0007"
 
 
 def test_a_new_database_is_at_the_newest_revision(store):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from .store import Coach, Store
+from .store import LOCAL_COACH, Coach, Store
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
@@ -74,6 +74,22 @@ def verify_login(store: Store, email: str, password: str) -> Coach | None:
     except (VerificationError, InvalidHashError):
         return None
     return found[0] if found else None
+
+
+def owner_of_new_session(store: Store, email: str | None, option: str = "--coach") -> str:
+    """The coach a session made from the command line belongs to: the one named by ``email``, or
+    the only coach (the local coach while there is none). Raises AccountError when there is no
+    such coach, or several and none is named (with ``option``, the command's way to name one)."""
+    coaches = store.coaches()
+    if email:
+        wanted = normal_email(email)
+        chosen = [c for c in coaches if c.email == wanted]
+        if not chosen:
+            raise AccountError(f"there is no coach {email}")
+        return chosen[0].id
+    if len(coaches) > 1:
+        raise AccountError(f"there are several coaches: say whose session it is with {option} EMAIL")
+    return coaches[0].id if coaches else LOCAL_COACH
 
 
 def verify_password(store: Store, coach_id: str, password: str) -> bool:

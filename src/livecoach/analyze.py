@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,10 @@ CHUNK_SECONDS = 10.0
 """Audio is fed in blocks this long: large blocks keep per-call overhead low, and the engine
 gives the same result for any block size."""
 
+Observer = Callable[[np.ndarray | None, np.ndarray | None], None]
+"""Sees each block of (coach, client) samples as the engine gets it (None: that track has ended),
+so that an import keeps the audio and shows progress from the very pass that analyses it."""
+
 
 @dataclass
 class Analysis:
@@ -33,20 +37,23 @@ class Analysis:
     couplings_db: dict[str, float]
 
 
-def analyze_tracks(coach: str | os.PathLike, client: str | os.PathLike, config: EngineConfig | None = None) -> Analysis:
+def analyze_tracks(
+    coach: str | os.PathLike, client: str | os.PathLike, config: EngineConfig | None = None,
+    observe: Observer | None = None,
+) -> Analysis:
     """Analyse a coach's and a client's recording (any format PyAV reads), aligned at their start."""
     if _same_file(coach, client):
         raise AudioError(f"{coach}: the same recording is given for coach and client")
     for path in (coach, client):
         probe(path)
     pairs = itertools.zip_longest(read_mono(coach, CHUNK_SECONDS), read_mono(client, CHUNK_SECONDS))
-    return _run(pairs, {COACH: str(coach), CLIENT: str(client)}, _file_id(coach), config)
+    return _run(pairs, {COACH: str(coach), CLIENT: str(client)}, file_id(coach), config, observe)
 
 
-def analyze_stereo(path: str | os.PathLike, config: EngineConfig | None = None) -> Analysis:
+def analyze_stereo(path: str | os.PathLike, config: EngineConfig | None = None, observe: Observer | None = None) -> Analysis:
     """Analyse one stereo recording: left channel the coach, right channel the client."""
     sources = {COACH: f"{path} (left)", CLIENT: f"{path} (right)"}
-    return _run(read_stereo(path, CHUNK_SECONDS), sources, _file_id(path), config)
+    return _run(read_stereo(path, CHUNK_SECONDS), sources, file_id(path), config, observe)
 
 
 def _run(
@@ -54,6 +61,7 @@ def _run(
     sources: dict[str, str],
     file_id: str,
     config: EngineConfig | None,
+    observe: Observer | None = None,
 ) -> Analysis:
     engine = Engine((COACH, CLIENT), config)
     received = {COACH: 0, CLIENT: 0}
@@ -62,6 +70,8 @@ def _run(
             if chunk is not None and chunk.size:
                 engine.push(who, chunk)
                 received[who] += chunk.size
+        if observe is not None:
+            observe(coach_chunk, client_chunk)
     for who, n in received.items():
         if n == 0:
             raise AudioError(f"{sources[who]}: the recording has no audio")
@@ -80,8 +90,9 @@ def _run(
     )
 
 
-def _file_id(path: str | os.PathLike) -> str:
-    """A file's name without extension, with no spaces (RTTM fields are space-separated)."""
+def file_id(path: str | os.PathLike) -> str:
+    """A file's name without extension, with no spaces (RTTM fields are space-separated): how RTTM
+    names the session, here and in the export of an imported session."""
     return Path(path).stem.replace(" ", "_") or "session"
 
 

@@ -21,8 +21,11 @@ from starlette.websockets import WebSocket
 from . import consent
 from .auth_api import auth_routes, setup_code
 from .coach_api import bearer_token, coach_routes
+from .exports_api import export_routes
 from .guards import Guards
 from .http_protocol import TimedH11Protocol
+from .import_api import IMPORT_FILE_PATH, MAX_IMPORT_FILE, import_routes
+from .library_api import REPORT_TEXT_MAX_BODY, REPORT_TEXT_PATH, library_routes
 from .live.call import Calls
 from .live.ice import restrict_host_addresses
 from .live.signalling import serve_indicators, serve_signalling
@@ -155,6 +158,8 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
             Route("/s/{session}/join", page("client.html")),
             Route("/s/{session}/sidebar", page("sidebar.html")),
             Route("/s/{session}/review", page("review.html")),
+            Route("/s/{session}/report", page("report.html")),
+            Route("/library", page("library.html")),
             Route("/login", page("login.html")),
             Route("/setup", page("setup.html")),
             *auth_routes(store, settings.data),
@@ -163,13 +168,18 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
             *coach_routes(store),
             *review_routes(store, storage, signer),
             *upload_routes(store, storage),
+            *library_routes(store, WEB),
+            *export_routes(store),
+            *import_routes(store, storage, settings),
             Route("/healthz", health),
             WebSocketRoute("/ws/signal", signal),
             WebSocketRoute("/ws/indicators", indicators),
             Mount("/static", files, name="static"),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(Guards, body_limits=[(UPLOAD_PATH, MAX_CHUNK + 1024)],
+        middleware=[Middleware(Guards, body_limits=[(UPLOAD_PATH, MAX_CHUNK + 1024),
+                                                    (REPORT_TEXT_PATH, REPORT_TEXT_MAX_BODY),
+                                                    (IMPORT_FILE_PATH, MAX_IMPORT_FILE)],
                                allowed_origins=settings.allowed_origins)],
     )
     app.state.store = store

@@ -7,6 +7,7 @@ import sys
 
 from pathlib import Path
 
+from . import exports_cli, library_cli
 from .ingest import AudioError
 from .settings import days_or_none, add_server_arguments, env_default, settings_from
 
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                        metavar="D", help="delete whole sessions D days after their call was last active")
     for command in (delete, erase, purge):
         command.add_argument("--data", default=env_default("data", "data"), help="data folder (default ./data)")
+    library_cli.add_parsers(sub)
+    exports_cli.add_parsers(sub)
 
     args = parser.parse_args(argv)
     if args.command == "analyze":
@@ -84,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         return _coach(args)
     if args.command in ("delete", "erase", "purge"):
         return _retention(args)
+    if args.command in library_cli.COMMANDS:
+        return library_cli.run(args)
+    if args.command in exports_cli.COMMANDS:
+        return exports_cli.run(args)
     return 2
 
 
@@ -162,22 +169,15 @@ def _new_session(args: argparse.Namespace) -> int:
 
     base = (args.url or env_default("url", "http://127.0.0.1:8080")).rstrip("/")
     from . import accounts
-    from .store import LOCAL_COACH
 
     store = Store(Path(args.data) / "livecoach.sqlite3")
     try:
-        coaches = store.coaches()
-        if args.coach:
-            chosen = [c for c in coaches if c.email == accounts.normal_email(args.coach)]
-            if not chosen:
-                print(f"livecoach: there is no coach {args.coach}", file=sys.stderr)
-                return 1
-        elif len(coaches) > 1:
-            print("livecoach: there are several coaches: say whose session it is with --coach EMAIL", file=sys.stderr)
+        try:
+            owner = accounts.owner_of_new_session(store, args.coach)
+        except accounts.AccountError as err:
+            print(f"livecoach: {err}", file=sys.stderr)
             return 1
-        else:
-            chosen = coaches
-        new = store.create_session(args.label, coach_id=chosen[0].id if chosen else LOCAL_COACH)
+        new = store.create_session(args.label, coach_id=owner)
     finally:
         store.close()
     print(f"session   {new.id}")

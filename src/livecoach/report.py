@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from .analyze import Analysis
-from .timeline import CLIENT, COACH
+from .timeline import CLIENT, COACH, Timeline
 
 SCHEMA = "livecoach.analysis/1"
 
@@ -28,10 +28,14 @@ def to_json(analysis: Analysis) -> str:
 
 def to_rttm(analysis: Analysis, file_id: str | None = None) -> str:
     """One ``SPEAKER`` line per segment, in time order, the standard diarisation format."""
-    fid = file_id or analysis.file_id
+    return timeline_rttm(analysis.timeline, file_id or analysis.file_id)
+
+
+def timeline_rttm(timeline: Timeline, file_id: str) -> str:
+    """A timeline's segments as RTTM: the same lines for an analysed file and a stored session."""
     lines = [
-        f"SPEAKER {fid} 1 {s.start:.3f} {s.duration:.3f} <NA> <NA> {s.participant} <NA> <NA>"
-        for s in analysis.timeline.all_segments()
+        f"SPEAKER {file_id} 1 {s.start:.3f} {s.duration:.3f} <NA> <NA> {s.participant} <NA> <NA>"
+        for s in timeline.all_segments()
     ]
     return "\n".join(lines) + ("\n" if lines else "")
 

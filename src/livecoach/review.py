@@ -54,9 +54,8 @@ def build_timeline_part(events: list[dict], samples: list, recordings: list[dict
     """What the review draws from the event log and the samples: the costly part of the payload
     (timeline, metrics), which an ended session keeps unchanged; ``assemble`` makes the rest. Its
     ``TIMELINE_HEAD`` fields go into the payload's ``session``, the others are payload fields."""
-    segments = _segments(events)
-    duration = _duration(segments, events, samples, recordings, now)
-    timeline = build_timeline(segments, duration)
+    timeline = session_timeline(events, samples, recordings, now)
+    duration = timeline.end
     silences = [s for s in timeline.silences if s.duration >= SILENCE_SHOWN_S]
     return {
         "duration_s": _r(duration),
@@ -64,7 +63,7 @@ def build_timeline_part(events: list[dict], samples: list, recordings: list[dict
         "segments": {p: [[_r(s.start), _r(s.end)] for s in timeline.segments[p]] for p in ROLES},
         "silences": _spans(silences),
         "overlaps": _spans(timeline.overlaps),
-        "pauses": _pauses(events),
+        "pauses": recording_pauses(events),
         "interruptions": sorted(_r(e["session_time"]) for e in _timed(events) if e["kind"] == "interrupted"),
         "samples": _samples(samples),
         "summary": {
@@ -78,6 +77,13 @@ def build_timeline_part(events: list[dict], samples: list, recordings: list[dict
             ],
         },
     }
+
+
+def session_timeline(events: list[dict], samples: list, recordings: list[dict], now: float | None = None) -> Timeline:
+    """A stored session's timeline: its speech events' segments up to its end (the last sample,
+    event or recording's end). The review and the exports (exports.py) both read a session so."""
+    segments = _segments(events)
+    return build_timeline(segments, _duration(segments, events, samples, recordings, now))
 
 
 def assemble(
@@ -97,6 +103,8 @@ def assemble(
         "session": {
             "id": session["id"],
             "label": session.get("label", ""),
+            "client": session.get("client", session.get("label", "")),
+            "origin": session.get("origin", "live"),
             "created_at": _r(session.get("created_at")),
             "duration_s": head["duration_s"],
             "state": head["state"],
@@ -153,7 +161,7 @@ def _spans(intervals: Iterable[Interval]) -> list[list[float]]:
     return [[_r(i.start), _r(i.end)] for i in intervals]
 
 
-def _pauses(events: list[dict]) -> list[list[float | None]]:
+def recording_pauses(events: list[dict]) -> list[list[float | None]]:
     """The coach's recording pauses, from ``recording`` events (state on / paused / off): a pause
     runs from "paused" to the next "on". One still open at the end has a null end, also across an
     "off" (the recording ended while paused). Events per participant repeat the same pause: a

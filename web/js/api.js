@@ -13,7 +13,7 @@ export class Api {
   request(method, path, body) {
     const init = {
       method,
-      headers: { Authorization: `Bearer ${this.token}` },
+      headers: this.token ? { Authorization: `Bearer ${this.token}` } : {}, // none: the coach's login
       cache: 'no-store',
       signal: AbortSignal.timeout(TIMEOUT_MS),
     };

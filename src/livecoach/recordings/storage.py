@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,9 @@ from typing import BinaryIO
 NAME = re.compile(r"[A-Za-z0-9_-]{1,80}(\.[a-z0-9]{1,8}){0,2}")
 SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
 READ_BLOCK = 64 * 1024
+STAGING = re.compile(r"(import|upload)-[0-9a-f]{16}")
+"""A folder of work in progress beside the sessions' folders: an import's files while it is
+uploaded or analysed. Never a session's id (those are 12 characters), so never shown as one."""
 
 
 class StorageError(Exception):
@@ -121,3 +125,46 @@ class FolderStorage:
 
     def delete_session(self, session: str) -> None:
         shutil.rmtree(self._folder(session), ignore_errors=True)
+
+    # -- staging: an import's files before they are a session's ------------------------------
+
+    def new_staging(self, kind: str) -> str:
+        """A new, empty staging folder for an import's files (``kind``: "import" or "upload");
+        its name is used like a session's with every method here."""
+        name = f"{kind}-{secrets.token_hex(8)}"
+        if not STAGING.fullmatch(name):
+            raise ValueError(f"not a kind of staging folder: {kind!r}")
+        self._ensure_folder(name)
+        return name
+
+    def move_session(self, staging: str, session: str) -> None:
+        """A staging folder's files become the session's, all at once (one rename)."""
+        if not STAGING.fullmatch(staging):
+            raise ValueError(f"not a staging folder: {staging[:80]!r}")
+        target = self._folder(session)
+        if target.exists():
+            raise StorageError(f"session {session} has files already")
+        try:
+            os.rename(self._folder(staging), target)
+        except OSError as err:
+            raise StorageError(f"cannot move {staging} to {session}: {err.strerror}") from None
+
+    def staging(self) -> list[tuple[str, float]]:
+        """The staging folders there are, each with when it last changed (wall clock)."""
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return []
+        out = []
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False) and STAGING.fullmatch(entry.name):
+                try:
+                    out.append((entry.name, entry.stat().st_mtime))
+                except FileNotFoundError:
+                    pass
+        return sorted(out)
+
+    def free_bytes(self) -> int:
+        """Bytes free on the recordings' disk (for a new user, as ``df`` shows)."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return shutil.disk_usage(self.root).free

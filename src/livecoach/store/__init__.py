@@ -39,6 +39,8 @@ from .schema import (
     recordings,
     review_cache,
     session_events,
+    session_figures,
+    session_reports,
     sessions,
     tags,
 )
@@ -94,6 +96,15 @@ class StoredSession:
     origin: str = "live"
 
 
+class LibraryRow(NamedTuple):
+    """A session as the library lists it: its kept figures (None: never built) and what its figures
+    would be built from now (``inputs``: they are stale when it differs from what they were built from)."""
+
+    session: StoredSession
+    figures: dict[str, Any] | None
+    inputs: str
+
+
 @dataclass(frozen=True)
 class NewSession:
     """A session just created, with the only copies of its secrets that will ever exist."""
@@ -104,6 +115,10 @@ class NewSession:
 
     def coach_path(self) -> str:
         return f"/s/{self.id}/coach#{self.coach_token}"
+
+    def review_path(self) -> str:
+        """The coach's review of the session (an imported call's only page)."""
+        return f"/s/{self.id}/review#{self.coach_token}"
 
     def client_path(self) -> str:
         return client_path(self.id, self.client_token)
@@ -269,7 +284,8 @@ class Store:
 
     def erase_participant(self, session_id: str, role: str) -> list[dict[str, Any]]:
         """A participant's recordings' rows go (returned, for their files); for the client, also
-        the session's label and the tags' notes, which name or describe them. The speech
+        the session's label and client name, the tags' notes and the report's text, which name or
+        describe them. The speech
         segments, figures and tags' times stay: they say nothing of who the person is."""
         with self._transaction(write=True) as conn:
             rows = [_recording_dict(r) for r in conn.execute(q.RECORDINGS, {"session": session_id}).all()]
@@ -277,8 +293,9 @@ class Store:
             for r in gone:
                 conn.execute(q.DELETE_RECORDING, {"session": session_id, "id": r["id"]})
             if role == "client":
-                conn.execute(q.UPDATE_SESSION, {"session": session_id, "label": ""})
+                conn.execute(q.UPDATE_SESSION, {"session": session_id, "label": "", "client": ""})
                 conn.execute(q.CLEAR_NOTES, {"session": session_id})
+                conn.execute(q.CLEAR_REPORT_TEXT, {"session": session_id})
             conn.execute(q.DELETE_REVIEW_CACHE, {"session": session_id})
         with self._lock:
             database.forget(self._conn)
@@ -613,6 +630,52 @@ class Store:
             conn.execute(upsert, {"session_id": session_id, "fingerprint": fingerprint, "body": body,
                                   "built_at": time.time()})
 
+    # -- library -------------------------------------------------------------------------
+
+    def library_rows(self, coach_id: str | None = None, session_id: str | None = None) -> list[LibraryRow]:
+        """The coach's sessions (every coach's with None; one session with ``session_id``), newest
+        first, each with its kept figures and what its figures would be built from now."""
+        if session_id is not None:
+            statement, params = q.LIBRARY_ONE, {"session": session_id}
+        elif coach_id is not None:
+            statement, params = q.LIBRARY_OF, {"coach": coach_id}
+        else:
+            statement, params = q.LIBRARY_ALL, {}
+        with self._transaction() as conn:
+            rows = conn.execute(statement, params).all()
+        return [_library_row(row) for row in rows]
+
+    def keep_figures(self, session_id: str, fingerprint: str, figures: dict[str, Any]) -> None:
+        """Keep (or replace) the session's library figures, built from what ``fingerprint`` names;
+        ``figures`` has every column of ``session_figures`` but the session and fingerprint."""
+        values = dict(figures, tag_counts=json.dumps(figures["tag_counts"], sort_keys=True))
+        with self._transaction(write=True) as conn:
+            upsert = database.insert(conn, session_figures)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[session_figures.c.session_id],
+                set_={c.name: upsert.excluded[c.name] for c in q.FIGURES_COLUMNS},
+            )
+            conn.execute(upsert, {"session_id": session_id, "fingerprint": fingerprint, "built_at": time.time(),
+                                  **values})
+
+    def report_text(self, session_id: str) -> dict[str, Any]:
+        """The coach's summary and next steps for the session's report (empty if never written)."""
+        with self._transaction() as conn:
+            row = conn.execute(q.REPORT_TEXT, {"session": session_id}).first()
+        return _as_dict(row) if row else {"summary": "", "next_steps": "", "updated_at": None}
+
+    def set_report_text(self, session_id: str, summary: str, next_steps: str) -> dict[str, Any]:
+        with self._transaction(write=True) as conn:
+            upsert = database.insert(conn, session_reports)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=[session_reports.c.session_id],
+                set_={"summary": upsert.excluded.summary, "next_steps": upsert.excluded.next_steps,
+                      "updated_at": upsert.excluded.updated_at},
+            )
+            conn.execute(upsert, {"session_id": session_id, "summary": summary, "next_steps": next_steps,
+                                  "updated_at": time.time()})
+            return _as_dict(conn.execute(q.REPORT_TEXT, {"session": session_id}).one())
+
     # -- recordings ----------------------------------------------------------------------
 
     def create_recording(
@@ -681,9 +744,77 @@ class Store:
         row = conn.execute(q.RECORDING, {"session": session_id, "recording": recording_id}).first()
         return _recording_dict(row) if row else None
 
+    # -- exports and imports ---------------------------------------------------------------
+
+    def consent_records(self, session_id: str) -> list[dict[str, Any]]:
+        """Each consent as given, oldest first: ``role``, ``accepted_at``, ``notice`` and the
+        ``scopes`` it covered (a list)."""
+        with self._transaction() as conn:
+            rows = conn.execute(q.CONSENT_RECORDS, {"session": session_id}).all()
+        return [_as_dict(row) | {"scopes": json.loads(row.scopes)} for row in rows]
+
+    def session_coach(self, session_id: str) -> Coach | None:
+        """The coach account the session belongs to (None: made before there were accounts)."""
+        with self._transaction() as conn:
+            row = conn.execute(q.SESSION_COACH, {"session": session_id}).first()
+        return Coach(*row) if row else None
+
+    def add_imported_call(
+        self, session_id: str, events: list[tuple[float, float | None, str, str | None, dict]],
+        samples: list[IndicatorSample], recording_rows: list[dict[str, Any]],
+    ) -> None:
+        """An imported call's event log, indicator samples and finished recordings, in one
+        transaction, so a session has all of them or none. Its invite is revoked (nobody joins a
+        call that is over) and its retention runs from now, not from the recording's date."""
+        now = time.time()
+        events_rows = [
+            {"session_id": session_id, "wall_time": wall, "session_time": t, "kind": kind, "participant": who,
+             "data": json.dumps(data)}
+            for wall, t, kind, who, data in events
+        ]
+        samples_rows = [
+            {"session_id": session_id, "session_time": x.session_time, "speaking": json.dumps(x.speaking),
+             "share_session": x.share_session, "share_window": x.share_window, "current_silence": x.current_silence}
+            for x in samples
+        ]
+        for row in recording_rows:
+            if row["kind"] not in RECORDING_KINDS or row["state"] not in RECORDING_STATES:
+                raise ValueError(f"not a finished recording: {row['kind']!r}, {row['state']!r}")
+        files = [
+            dict(row, session_id=session_id, gaps=json.dumps(row.get("gaps", [])), created_at=now, updated_at=now,
+                 finished_at=now)
+            for row in recording_rows
+        ]
+        with self._transaction(write=True) as conn:
+            conn.execute(q.IMPORTED_SESSION, {"session": session_id, "now": now})
+            for table, rows in ((session_events, events_rows), (indicator_samples, samples_rows), (recordings, files)):
+                if rows:
+                    conn.execute(table.insert(), rows)
+
 
 def _as_dict(row: Row) -> dict[str, Any]:
     return dict(row._mapping)
+
+
+_FIGURE_NAMES = [c.name for c in q.FIGURES_COLUMNS]
+
+
+def _library_row(row: Row) -> LibraryRow:
+    """A row of ``q.LIBRARY_*``: the session's columns, its figures' (all null when none are
+    kept), then ``q.FIGURES_INPUTS``."""
+    row = tuple(row)  # plain tuple slices: a thousand rows are read per library answer
+    head = q.LIBRARY_HEAD
+    session = StoredSession(*row[:head])
+    values = dict(zip(_FIGURE_NAMES, row[head:head + len(_FIGURE_NAMES)]))
+    figures = None
+    if values["fingerprint"] is not None:
+        figures = values | {"tag_counts": json.loads(values["tag_counts"]), "live": bool(values["live"]),
+                            "recorded": bool(values["recorded"])}
+    events, samples, recordings_n, recordings_at, tags_n, created, updated, undone, nudges_n = row[
+        head + len(_FIGURE_NAMES):]
+    inputs = (f"events@{events};samples@{samples};recordings={recordings_n}@{recordings_at};"
+              f"tags={tags_n}@{created},{updated},{undone};nudges={nudges_n}")
+    return LibraryRow(session, figures, inputs)
 
 
 def _recording_dict(row: Row) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from .schema import (
     recordings,
     review_cache,
     session_events,
+    session_figures,
+    session_reports,
     sessions,
     tags,
 )
@@ -157,7 +159,8 @@ CACHED_REVIEW = select(review_cache.c.fingerprint, review_cache.c.body).where(re
 
 # -- deletion, retention and the access log ----------------------------------------------------
 
-SESSION_TABLES = (access_log, review_cache, recordings, indicator_samples, nudges, tags, session_events, consents)
+SESSION_TABLES = (access_log, review_cache, session_figures, session_reports, recordings, indicator_samples, nudges,
+                  tags, session_events, consents)
 """Every table with a session's rows, in an order that deletes them before their session."""
 DELETE_SESSION_ROWS = [t.delete().where(t.c.session_id == _SESSION) for t in SESSION_TABLES]
 DELETE_SESSION = sessions.delete().where(sessions.c.id == _SESSION)
@@ -169,4 +172,60 @@ ACCESS_LOG = (
     select(access_log.c.at, access_log.c.who, access_log.c.action, access_log.c.detail)
     .where(access_log.c.session_id == _SESSION)
     .order_by(access_log.c.at)
+)
+
+# -- library -------------------------------------------------------------------------------------
+
+
+def _of_the_session(table, aggregate):
+    """An aggregate over one session's rows of ``table``, as a column of a query on ``sessions``
+    (a correlated subquery: with the table's index on its session, a seek, not a scan)."""
+    return select(aggregate).where(table.c.session_id == sessions.c.id).scalar_subquery()
+
+
+FIGURES_INPUTS = (
+    _of_the_session(session_events, func.max(session_events.c.wall_time)),
+    _of_the_session(indicator_samples, func.max(indicator_samples.c.session_time)),
+    _of_the_session(recordings, func.count()),
+    _of_the_session(recordings, func.max(recordings.c.updated_at)),
+    _of_the_session(tags, func.count()),
+    _of_the_session(tags, func.max(tags.c.created_at)),
+    _of_the_session(tags, func.max(tags.c.updated_at)),
+    _of_the_session(tags, func.max(tags.c.deleted_at)),
+    _of_the_session(nudges, func.count()),
+)
+"""What a session's figures are built from, in a few numbers that change whenever it does: the
+latest event and sample (a call adds them), the recordings' count and last change, the tags'
+count and their last creation, change and undoing, and the nudges' count."""
+FIGURES_COLUMNS = [c for c in session_figures.c if c.name != "session_id"]
+LIBRARY_HEAD = len(_SESSION_COLUMNS)
+"""A library row's first columns are a ``StoredSession``'s; then ``FIGURES_COLUMNS``, then ``FIGURES_INPUTS``."""
+_LIBRARY = (
+    select(*_SESSION_COLUMNS, *FIGURES_COLUMNS, *FIGURES_INPUTS)
+    .select_from(sessions.outerjoin(session_figures, session_figures.c.session_id == sessions.c.id))
+    .order_by(sessions.c.created_at.desc(), sessions.c.id)
+)
+LIBRARY_OF = _LIBRARY.where(sessions.c.coach_id == bindparam("coach"))
+LIBRARY_ALL = _LIBRARY
+LIBRARY_ONE = _LIBRARY.where(sessions.c.id == _SESSION)
+REPORT_TEXT = select(session_reports.c.summary, session_reports.c.next_steps, session_reports.c.updated_at).where(
+    session_reports.c.session_id == _SESSION)
+CLEAR_REPORT_TEXT = session_reports.update().where(session_reports.c.session_id == _SESSION).values(
+    summary="", next_steps="")
+
+# -- exports and imports ---------------------------------------------------------------------------
+
+CONSENT_RECORDS = (
+    select(consents.c.role, consents.c.accepted_at, consents.c.notice, consents.c.scopes)
+    .where(consents.c.session_id == _SESSION)
+    .order_by(consents.c.accepted_at)
+)
+SESSION_COACH = (
+    select(*_COACH)
+    .join_from(sessions, coaches, sessions.c.coach_id == coaches.c.id)
+    .where(sessions.c.id == _SESSION)
+)
+IMPORTED_SESSION = (
+    sessions.update().where(sessions.c.id == _SESSION)
+    .values(client_token_sha256="", last_activity_at=bindparam("now"))
 )

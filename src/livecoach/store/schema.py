@@ -187,3 +187,42 @@ access_log = Table(
 )
 """Who opened a session's review, or downloaded a recording or clip of it, and when: shown to
 the coach. ``who`` is "coach" (the coach link) or "coach:<id>" (a login)."""
+
+session_figures = Table(
+    "session_figures", metadata,
+    Column("session_id", Text, ForeignKey("sessions.id"), primary_key=True),
+    Column("fingerprint", Text, nullable=False),
+    Column("built_at", Seconds, nullable=False),
+    Column("live", Boolean, nullable=False),
+    Column("duration_s", Seconds, nullable=False),
+    Column("talk_coach_s", Seconds, nullable=False),
+    Column("talk_client_s", Seconds, nullable=False),
+    Column("talk_share_coach", Seconds),  # a fraction, stored as the same double
+    Column("median_wait_s", Seconds),
+    Column("waits", Integer, nullable=False),
+    Column("filled_silences", Integer, nullable=False),
+    Column("longest_silence_s", Seconds, nullable=False),
+    Column("long_silences", Integer, nullable=False),
+    Column("longest_turn_coach_s", Seconds, nullable=False),
+    Column("longest_turn_client_s", Seconds, nullable=False),
+    Column("interruptions_coach", Integer, nullable=False),
+    Column("interruptions_client", Integer, nullable=False),
+    Column("switches", Integer, nullable=False),
+    Column("nudges", Integer, nullable=False),
+    Column("tag_counts", Text, nullable=False, server_default="{}"),
+    Column("recorded", Boolean, nullable=False),
+)
+"""A session's figures for the coach's library and trends (library.py), kept so that a library of
+a thousand sessions is one query, not a thousand timelines. Computed by the review's own timeline
+and metrics code; ``fingerprint`` names what they were built from (library.fingerprint), and a
+different one means they are stale. ``tag_counts`` is a JSON object: tag kind id to count;
+``live``: built while the session's recording was still being written."""
+
+session_reports = Table(
+    "session_reports", metadata,
+    Column("session_id", Text, ForeignKey("sessions.id"), primary_key=True),
+    Column("summary", Text, nullable=False, server_default=""),
+    Column("next_steps", Text, nullable=False, server_default=""),
+    Column("updated_at", Seconds, nullable=False),
+)
+"""What the coach writes on a session's report: their summary and the next steps."""

@@ -16,8 +16,8 @@ export const request = () => Promise.all([loadReview(api), api.get('/settings')]
 const early = globalThis.livecoachEarly;
 const sentEarly = early && early.path === location.pathname && early.token === link.token;
 
-/** The first request, the inline script's or started here; null when the link is not complete
- * (main.js says so). */
-export const first = !(link.session && link.token) ? null
+/** The first request, the inline script's or started here; null when the link names no session
+ * (main.js says so). Without a token (opened from the library) the coach's login answers. */
+export const first = !link.session ? null
   : sentEarly ? Promise.all([loadReview(api, early.review), api.receive(early.settings)])
     : request();

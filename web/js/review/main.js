@@ -36,7 +36,7 @@ async function start(pending = request()) {
   const status = $('review-status');
   const problem = $('problem');
   problem.hidden = true;
-  if (!link.session || !link.token) return fail({ text: BROKEN_LINK });
+  if (!link.session) return fail({ text: BROKEN_LINK });
   status.hidden = false;
   const [review, settings] = await pending;
   if (!review.ok) return fail(review);
