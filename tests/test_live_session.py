@@ -2,6 +2,7 @@
 
 import asyncio
 
+import av
 import numpy as np
 import pytest
 
@@ -96,13 +97,20 @@ def test_the_clock_runs_on_when_nobody_sends_audio():
     session.tick()
     assert session.session_time == pytest.approx(5.0, abs=0.011)
     session.set_state("coach", CONNECTED)  # connected but silent on the network: a stall
-    clock.t += 3.0
+    sub = session.hub.subscribe()
+    clock.t += 0.3
     session.tick()
-    assert session.session_time == pytest.approx(7.0, abs=0.011)
+    assert session.shown_state("coach") == "connected"
+    clock.t += 2.7
+    session.tick()
+    assert session.session_time == pytest.approx(7.9, abs=0.011)  # it waits 0.1 s for them
     assert session.state("client") == ABSENT
+    assert session.shown_state("coach") == "no-audio" and session.snapshot()["participants"]["coach"] == "no-audio"
+    presence = [m for m in asyncio.run(sub.take()) if m["type"] == "presence"]
+    assert [(m["participant"], m["state"]) for m in presence] == [("coach", "no-audio")]
 
 
-def test_events_and_snapshots_carry_session_time_and_sequence():
+def test_events_and_snapshots_carry_session_time_in_the_order_they_were_made():
     clock = Clock()
     session = LiveSession("s", clock=clock)
     sub = session.hub.subscribe(session.snapshot())
@@ -110,26 +118,44 @@ def test_events_and_snapshots_carry_session_time_and_sequence():
     session.set_state("client", CONNECTED)
     play(session, clock, {r: track("clean", r)[: 16000 * 12] for r in ("coach", "client")})
     session.hub.snapshot(session.snapshot())
-    batch = asyncio.run(sub.next_batch())
+    batch = asyncio.run(sub.take())
     kinds = [m["type"] for m in batch]
-    assert kinds[-1] == "snapshot" and "speech" in kinds and "silence" in kinds and "presence" in kinds
-    assert [m["seq"] for m in batch] == sorted(m["seq"] for m in batch)
+    # the first snapshot was out of date once the last was made: only the newest is left, last
+    assert kinds.count("snapshot") == 1 and kinds[-1] == "snapshot"
+    assert "speech" in kinds and "silence" in kinds and "presence" in kinds
     assert all("session_time" in m for m in batch)
+    decided = [m["session_time"] for m in batch]
+    assert decided == sorted(decided)  # never older state after newer
     starts = [m for m in batch if m["type"] == "speech" and m["state"] == "start"]
     assert all(0 < m["session_time"] - m["start"] <= 0.1 + 1e-6 for m in starts)
 
 
-def test_a_slow_reader_keeps_only_the_latest_snapshot_and_a_bounded_queue():
+def test_a_reader_that_keeps_up_gets_every_event_and_the_latest_snapshot():
     hub = IndicatorHub()
     sub = hub.subscribe()
     for i in range(500):
         hub.event({"type": "speech", "n": i})
         hub.snapshot({"type": "snapshot", "n": i})
-    batch = asyncio.run(sub.next_batch())
+    batch = asyncio.run(sub.take())
+    # events beyond the bound are dropped oldest first (and counted); one snapshot, the newest
     assert len(batch) == MAX_PENDING_EVENTS + 1
-    assert batch[-1]["n"] == 499 and batch[-1]["type"] == "snapshot"
-    assert batch[0]["n"] == 500 - MAX_PENDING_EVENTS
-    assert sub.dropped == 500 - MAX_PENDING_EVENTS
+    assert batch[-1] == {"type": "snapshot", "n": 499}
+    assert [m["n"] for m in batch[:-1]] == list(range(500 - MAX_PENDING_EVENTS, 500))
+    assert sub.coalesced == 500 - MAX_PENDING_EVENTS
+
+
+def test_a_reader_that_is_behind_gets_the_newest_snapshot_instead_of_a_backlog():
+    hub = IndicatorHub()
+    sub = hub.subscribe()
+    sub.behind = True  # what deliver() sets while the last messages have not left
+    for i in range(500):
+        hub.event({"type": "speech", "n": i})
+        hub.snapshot({"type": "snapshot", "n": i})
+    hub.event({"type": "pong", "id": 1})  # an answer is never dropped
+    hub.event({"type": "speech", "n": 500})
+    batch = asyncio.run(sub.take())
+    assert batch == [{"type": "snapshot", "n": 499}, {"type": "pong", "id": 1}, {"type": "speech", "n": 500}]
+    assert sub.coalesced == 500
 
 
 def test_the_decoded_frame_queue_keeps_the_newest_and_counts_what_it_dropped():
@@ -175,11 +201,11 @@ def test_a_nudge_reaches_the_coach_and_the_store_and_the_timeline_is_stored(tmp_
     session.set_state("client", MUTED)  # there, but silent: quiet from the moment they joined
     speak_alone(session, clock, track("clean", "coach")[: 16000 * 15])
 
-    nudges = [m for m in asyncio.run(sub.next_batch()) if m["type"] == "nudge"]
+    nudges = [m for m in asyncio.run(sub.take()) if m["type"] == "nudge"]
     assert len(nudges) == 1
     sent = nudges[0]
     assert (sent["kind"], sent["text"]) == ("client_quiet", "Invite them in")
-    assert 10.0 <= sent["session_time"] <= 10.3 and sent["seq"] > 0
+    assert 10.0 <= sent["session_time"] <= 10.3
     assert store.nudges(sid) == [{"id": sent["id"], "kind": "client_quiet", "text": "Invite them in",
                                   "session_time": sent["session_time"], "dismissed_at": None}]
     assert session.snapshot()["nudge"] == {k: sent[k] for k in ("id", "kind", "text", "session_time")}
@@ -307,3 +333,50 @@ async def test_a_sender_slower_than_real_time_stays_on_the_clock_and_in_the_anal
     assert max(lags) < 0.6  # never more than the resync limit behind its arrival
     assert session.dropped_seconds("coach") < 0.5  # nothing (or next to nothing) dropped as late
     assert session.received_seconds("coach") == pytest.approx(24.0, abs=0.5)
+
+
+def test_a_stalled_participant_shows_as_no_audio_and_holds_nobody_up():
+    """The client's packets stop for 3 s without a mute, then come back (their RTP timestamps
+    ran on, as a sender's do across a network outage): the client is "no-audio" within 1 s,
+    the coach's audio is decided at most 0.1 s (plus the tap's 40 ms batch) behind the clock
+    meanwhile, and the client's audio after the gap lands where it belongs (within 20 ms)."""
+    from livecoach.live.tap import AudioTap
+
+    clock = Clock()
+    session = LiveSession("s", clock=clock)
+    sub = session.hub.subscribe()
+    taps = {}
+    for role in ("coach", "client"):
+        session.set_state(role, CONNECTED)
+        taps[role] = AudioTap(session, role, track=None)
+    speech = {role: track("clean", role) for role in ("coach", "client")}
+
+    def frame(role: str, n: int):
+        chunk = np.repeat(speech[role][n * 320:(n + 1) * 320], 3)  # 48 kHz, sample-and-hold is enough
+        f = av.AudioFrame.from_ndarray(chunk[None, :], format="s16", layout="mono")
+        f.sample_rate, f.pts = 48000, n * 960
+        return f
+
+    stall = range(250, 400)  # packets 5 s to 8 s of the client's stream
+    behind, no_audio_at, client_first_after = [], None, None
+    for n in range(600):  # 12 s
+        clock.t += 0.020
+        taps["coach"]._take(frame("coach", n))
+        if n not in stall:
+            taps["client"]._take(frame("client", n))
+            if n == stall.stop:
+                client_first_after = taps["client"]._pending_at
+        if n % 12 == 0:
+            session.tick()
+        if n in stall:
+            behind.append(session.clock_samples() / 16000 - session.session_time)
+            if no_audio_at is None and session.shown_state("client") == "no-audio":
+                no_audio_at = (n - stall.start) * 0.020
+    assert no_audio_at is not None and no_audio_at <= 1.0
+    assert max(behind[5:]) <= 0.1 + 0.04 + 0.02  # stall limit, the tap's batch, one packet
+    # after the gap, the client's audio is placed by its timestamps: 3 s after where it stopped
+    anchor = taps["coach"]._position - 600 * 320  # where both streams' sample 0 sits (same arrival)
+    assert abs(client_first_after - (anchor + stall.stop * 320)) <= 0.020 * 16000
+    assert session.shown_state("client") == "connected"
+    states = [m["state"] for m in asyncio.run(sub.take()) if m["type"] == "presence" and m["participant"] == "client"]
+    assert states[-2:] == ["no-audio", "connected"]

@@ -40,6 +40,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from . import jsontext
+from .live.backpressure import drain_waiter
+from .live.indicators import Mailbox, deliver
 from .live.signalling import HELLO_TIMEOUT, payload
 from .settings import Settings
 from .store import Store
@@ -188,7 +190,7 @@ class WorkerPool:
                 return
             try:
                 await upstream.send(data)
-                await _pipe(ws, upstream)
+                await _pipe(ws, upstream, indicators=path == "/ws/indicators")
             finally:
                 await upstream.close()
         finally:
@@ -196,16 +198,23 @@ class WorkerPool:
                 self.closed(worker, session_id)
 
 
-async def _pipe(ws: WebSocket, upstream: ClientConnection) -> None:
-    """Messages both ways until either side ends; the other side is then closed too."""
+async def _pipe(ws: WebSocket, upstream: ClientConnection, indicators: bool = False) -> None:
+    """Messages both ways until either side ends; the other side is then closed too.
+
+    The indicator stream is read from the worker as fast as it comes and goes to the browser
+    through a mailbox (live/indicators.py), as the worker itself would send it: a slow coach
+    window then gets the newest state from here too, not a backlog kept in this process."""
 
     async def down() -> None:
         with contextlib.suppress(ConnectionClosed):
-            async for message in upstream:
-                if isinstance(message, bytes):
-                    await ws.send_bytes(message)
-                else:
-                    await ws.send_text(message)
+            if indicators:
+                await _indicators_down(ws, upstream)
+            else:
+                async for message in upstream:
+                    if isinstance(message, bytes):
+                        await ws.send_bytes(message)
+                    else:
+                        await ws.send_text(message)
         code = upstream.close_code
         if code in (None, 1005, 1006, 1015):  # the worker went away without a closing handshake
             code = 1012  # service restart: the browser reconnects
@@ -229,6 +238,25 @@ async def _pipe(ws: WebSocket, upstream: ClientConnection) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _indicators_down(ws: WebSocket, upstream: ClientConnection) -> None:
+    box = Mailbox()
+    waiter = drain_waiter(ws)
+    if waiter is None:
+        log.warning("the indicator stream's transport is out of reach: a slow reader gets a backlog")
+    sender = asyncio.get_running_loop().create_task(deliver(box, ws.send_text, waiter))
+    try:
+        async for message in upstream:
+            try:
+                box.offer(json.loads(message))
+            except (ValueError, TypeError, AttributeError):
+                log.warning("a worker sent an indicator message that is not a JSON object")
+    finally:
+        box.close()
+        await asyncio.wait([sender], timeout=1.0)  # what is pending (an error, say) still goes
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)  # a browser gone first is no error
 
 
 def _session_of(data: str | bytes) -> str | None:

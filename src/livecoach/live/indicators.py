@@ -1,78 +1,128 @@
 """Fan-out of a session's indicator messages to the coach's connections, never waiting for them.
 
-Each subscriber keeps only the latest snapshot and a short queue of events: a slow or stalled
-coach connection costs at most that much memory and never slows the analysis. The format is
-documented in docs/indicators.md.
+Each connection has a :class:`Mailbox`: the messages made for it and not yet sent, in the order
+they were made. A connection that keeps up gets every message. One that falls behind (its bytes
+have not left the server when the next message is due, see ``backpressure.py``) gets the newest
+state instead of a backlog: a snapshot made while it is behind replaces everything still waiting,
+since it carries the whole state those messages changed. So a slow or stalled coach connection
+costs at most one snapshot and a short queue of events, never slows the analysis, and is never
+more than a snapshot interval behind when it reads. Each connection numbers what it sends
+itself (``seq``, without gaps); the format is documented in docs/indicators.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 MAX_PENDING_EVENTS = 64
+"""Events kept for a connection that is behind before the oldest are dropped (a snapshot
+replaces them all anyway, at least 4 times a second)."""
+
+SNAPSHOT, EVENT, REPLY = "snapshot", "event", "reply"
+"""What a message is to a mailbox: the whole state, a change, or an answer to the reader (a
+pong, an error), which is never dropped."""
 
 
-class Subscriber:
-    """One coach connection's mailbox."""
+def kind_of(message: dict[str, Any]) -> str:
+    kind = message.get("type")
+    if kind == "snapshot":
+        return SNAPSHOT
+    return REPLY if kind in ("pong", "error") else EVENT
+
+
+class Mailbox:
+    """One coach connection's pending messages."""
 
     def __init__(self) -> None:
-        self.events: deque[dict[str, Any]] = deque(maxlen=MAX_PENDING_EVENTS)
-        self.snapshot: dict[str, Any] | None = None
-        self.wake = asyncio.Event()
-        self.dropped = 0
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._wake = asyncio.Event()
+        self._closed = False
+        self.behind = False
+        """Set while the connection's last messages have not left: a new snapshot then replaces
+        whatever is still waiting."""
+        self.coalesced = 0  # events left out since the last message sent
 
-    def offer_event(self, message: dict[str, Any]) -> None:
-        if len(self.events) == self.events.maxlen:
-            self.dropped += 1
-        self.events.append(message)
-        self.wake.set()
+    def offer(self, message: dict[str, Any]) -> None:
+        kind = kind_of(message)
+        if kind == SNAPSHOT:
+            # An older snapshot waiting is out of date: it goes. Events go too if the connection
+            # is behind: the snapshot carries the state they changed.
+            dropped = (SNAPSHOT, EVENT) if self.behind else (SNAPSHOT,)
+            self.coalesced += sum(k == EVENT for k, _ in self._pending) if self.behind else 0
+            self._pending = [(k, m) for k, m in self._pending if k not in dropped]
+        elif kind == EVENT and sum(k == EVENT for k, _ in self._pending) >= MAX_PENDING_EVENTS:
+            oldest = next(i for i, (k, _) in enumerate(self._pending) if k == EVENT)
+            del self._pending[oldest]
+            self.coalesced += 1
+        self._pending.append((kind, message))
+        self._wake.set()
 
-    def offer_snapshot(self, message: dict[str, Any]) -> None:
-        self.snapshot = message
-        self.wake.set()
+    def close(self) -> None:
+        """No more messages: what is pending is still delivered."""
+        self._closed = True
+        self._wake.set()
 
-    async def next_batch(self) -> list[dict[str, Any]]:
-        """Wait for something new; return the pending events, then the latest snapshot."""
-        await self.wake.wait()
-        self.wake.clear()
-        batch = list(self.events)
-        self.events.clear()
-        if self.snapshot is not None:
-            batch.append(self.snapshot)
-            self.snapshot = None
+    async def take(self) -> list[dict[str, Any]] | None:
+        """Wait for messages; all pending ones, oldest first (None once closed and empty)."""
+        while not self._pending:
+            if self._closed:
+                return None
+            await self._wake.wait()
+            self._wake.clear()
+        batch = [m for _, m in self._pending]
+        self._pending.clear()
         return batch
 
 
+async def deliver(
+    mailbox: Mailbox,
+    send: Callable[[str], Awaitable[None]],
+    drained: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Send what the mailbox gets, numbered for this connection, until it is closed.
+
+    ``drained`` waits until what was sent has left (backpressure.py); while it waits, the mailbox
+    is ``behind``. The first message after a coalescing says how many events were left out."""
+    seq = 0
+    while (batch := await mailbox.take()) is not None:
+        for message in batch:
+            seq += 1
+            extra = {"seq": seq}
+            if mailbox.coalesced:
+                extra["coalesced"], mailbox.coalesced = mailbox.coalesced, 0
+            await send(json.dumps({**message, **extra}))
+        if drained is not None:
+            mailbox.behind = True
+            try:
+                await drained()
+            finally:
+                mailbox.behind = False
+
+
 class IndicatorHub:
-    """Numbers every message of a session and hands it to each subscriber."""
+    """Hands each message of a session to every coach connection's mailbox."""
 
     def __init__(self) -> None:
-        self.subscribers: set[Subscriber] = set()
-        self.seq = 0
+        self.subscribers: set[Mailbox] = set()
 
-    def subscribe(self, first_snapshot: dict[str, Any] | None = None) -> Subscriber:
+    def subscribe(self, first_snapshot: dict[str, Any] | None = None) -> Mailbox:
         """A new mailbox; ``first_snapshot`` goes to it at once, so a new window is never blank."""
-        sub = Subscriber()
-        self.subscribers.add(sub)
+        box = Mailbox()
+        self.subscribers.add(box)
         if first_snapshot is not None:
-            sub.offer_snapshot(self._stamp(first_snapshot))
-        return sub
+            box.offer(first_snapshot)
+        return box
 
-    def unsubscribe(self, sub: Subscriber) -> None:
-        self.subscribers.discard(sub)
+    def unsubscribe(self, box: Mailbox) -> None:
+        self.subscribers.discard(box)
+        box.close()
 
     def event(self, message: dict[str, Any]) -> None:
-        message = self._stamp(message)
-        for sub in self.subscribers:
-            sub.offer_event(message)
+        for box in self.subscribers:
+            box.offer(message)
 
     def snapshot(self, message: dict[str, Any]) -> None:
-        message = self._stamp(message)
-        for sub in self.subscribers:
-            sub.offer_snapshot(message)
-
-    def _stamp(self, message: dict[str, Any]) -> dict[str, Any]:
-        self.seq += 1
-        return {**message, "seq": self.seq}
+        self.event(message)

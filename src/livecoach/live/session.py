@@ -34,11 +34,15 @@ from .indicators import IndicatorHub
 
 log = logging.getLogger(__name__)
 
-ABSENT, CONNECTED, MUTED = "absent", "connected", "muted"
+ABSENT, CONNECTED, MUTED, NO_AUDIO = "absent", "connected", "muted", "no-audio"
 METRICS_INTERVAL = 1.0
 """Full metrics in snapshots are at most this old (and fresh after every speech event)."""
-STALL_SECONDS = 1.0
-"""A connected participant whose audio is this far behind the clock is filled as absent."""
+STALL_SECONDS = 0.1
+"""A connected participant whose audio is this far behind the clock is filled as absent, so
+that the other's figures wait at most this long for them. Audio that arrives later than this
+(network jitter beyond 100 ms) is dropped and counted."""
+NO_AUDIO_SECONDS = 0.5
+"""A connected participant from whom no audio has come for this long is shown as "no-audio"."""
 STORE_INTERVAL = 1.0
 """Seconds (wall clock) between the store exchanges: samples and events written, settings and
 dismissals read. Short, so that a worker that dies loses at most about a second of the timeline."""
@@ -50,6 +54,8 @@ class _Audio:
     cursor: int = 0  # samples handed to the engine (audio, silence fill and absence)
     received: int = 0  # samples of real audio placed
     dropped: int = 0  # samples of real audio that came too late to be placed
+    heard_at: int = 0  # session sample (by the wall clock) when audio last came
+    silent: bool = False  # connected, but no audio for NO_AUDIO_SECONDS: shown as "no-audio"
 
 
 class LiveSession:
@@ -101,12 +107,20 @@ class LiveSession:
     def state(self, role: str) -> str:
         return self._audio[role].state
 
+    def shown_state(self, role: str) -> str:
+        """What the coach sees: the state, or "no-audio" for a connected participant whose audio
+        has stopped coming."""
+        audio = self._audio[role]
+        return NO_AUDIO if audio.state == CONNECTED and audio.silent else audio.state
+
     def set_state(self, role: str, state: str) -> None:
         """A participant joined, left, muted or unmuted."""
         audio = self._audio[role]
         if audio.state == state:
             return
         audio.state = state
+        audio.silent = False
+        audio.heard_at = self.clock_samples()
         self._fill_absent()
         self.hub.event(self._message("presence", participant=role, state=state))
         self.log("presence", role, state=state)
@@ -147,7 +161,11 @@ class LiveSession:
             self._push(role, np.zeros(gap, dtype=np.int16))
         self._push(role, samples)
         audio.received += samples.size
+        audio.heard_at = self.clock_samples()
+        if audio.silent:
+            self._set_silent(role, False)
         self._fill_absent()
+        self._fill_stalled(audio.heard_at)
 
     def cursor(self, role: str) -> int:
         """The session sample up to which this participant's audio (or absence) is placed."""
@@ -159,10 +177,29 @@ class LiveSession:
 
     def tick(self) -> None:
         """Let session time run on for those who send nothing: absent or muted participants,
-        and connected ones whose audio has stalled."""
+        and connected ones whose audio has stalled (shown as "no-audio" after a while)."""
         now = self.clock_samples()
         for role, audio in self._audio.items():
-            self._absent_until(role, now if audio.state != CONNECTED else now - int(STALL_SECONDS * SAMPLE_RATE))
+            if audio.state != CONNECTED:
+                self._absent_until(role, now)
+            elif not audio.silent and now - audio.heard_at > NO_AUDIO_SECONDS * SAMPLE_RATE:
+                self._set_silent(role, True)
+        self._fill_stalled(now)
+
+    def _fill_stalled(self, now: int) -> None:
+        """Connected participants whose audio is more than STALL_SECONDS behind the clock are
+        filled as absent up to there: checked at every placement, so that one participant's
+        stalled network delays the other's figures by at most that."""
+        edge = now - int(STALL_SECONDS * SAMPLE_RATE)
+        for role, audio in self._audio.items():
+            if audio.state == CONNECTED and audio.cursor < edge:
+                self._absent_until(role, edge)
+
+    def _set_silent(self, role: str, silent: bool) -> None:
+        self._audio[role].silent = silent
+        state = self.shown_state(role)
+        self.hub.event(self._message("presence", participant=role, state=state))
+        self.log("presence", role, state=state)
 
     def _fill_absent(self) -> None:
         """Absent and muted participants keep pace with the furthest audio received."""
@@ -216,7 +253,7 @@ class LiveSession:
         return self._message(
             "snapshot",
             speaking=speaking,
-            participants={role: a.state for role, a in self._audio.items()},
+            participants={role: self.shown_state(role) for role in self._audio},
             topology=self.topology,
             metrics=metrics | {"current_silence": self._current_silence(speaking)},
             nudge=nudge.to_dict() if nudge else None,

@@ -17,7 +17,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .. import consent, jsontext
 from ..store import Store
+from .backpressure import drain_waiter
 from .call import Calls, other
+from .indicators import deliver
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +113,14 @@ class _Connection:
         self.closed = False
 
     async def send(self, message: dict[str, Any]) -> None:
+        await self.send_text(json.dumps(message))
+
+    async def send_text(self, text: str) -> None:
         if self.closed:
             return
         async with self._send_lock:
             try:
-                await self.ws.send_text(json.dumps(message))
+                await self.ws.send_text(text)
             except (WebSocketDisconnect, RuntimeError, OSError):
                 self.closed = True
 
@@ -283,19 +288,23 @@ async def _act(call, role: str, msg: dict[str, Any], conn: _Connection) -> None:
 
 
 async def serve_indicators(ws: WebSocket, store: Store, calls: Calls) -> None:
+    """The coach's indicator stream: the session's messages through this connection's mailbox,
+    so that a slow reader gets the newest state, not a backlog (live/indicators.py)."""
     conn, who = await _opened(ws, store, coach_only=True)
     if who is None:
         return
     call = calls.open(who[0])
-    hub = call.live.hub
-    sub = hub.subscribe(call.live.snapshot())
+    live = call.live
+    box = live.hub.subscribe(live.snapshot())
 
-    async def pump() -> None:
-        while not conn.closed:
-            for message in await sub.next_batch():
-                await conn.send(message)
+    async def send(text: str) -> None:
+        if not conn.closed:
+            await conn.send_text(text)
 
-    sender = asyncio.get_running_loop().create_task(pump())
+    waiter = drain_waiter(ws)
+    if waiter is None:
+        log.warning("the indicator stream's transport is out of reach: a slow reader gets a backlog")
+    sender = asyncio.get_running_loop().create_task(deliver(box, send, waiter))
     try:
         while not conn.closed:
             try:
@@ -303,13 +312,17 @@ async def serve_indicators(ws: WebSocket, store: Store, calls: Calls) -> None:
                 if msg is None:
                     break
                 if msg["type"] == "ping":
-                    await conn.send({"type": "pong", "id": msg.get("id")})
+                    box.offer({"type": "pong", "id": msg.get("id"), "session_time": round(live.session_time, 3)})
             except ProtocolError as err:
+                box.offer({"type": "error", "code": err.code, "message": str(err),
+                           "session_time": round(live.session_time, 3)})
                 if err.close:
-                    await conn.fail(err.code, str(err))
                     break
     finally:
-        sender.cancel()
-        hub.unsubscribe(sub)
+        live.hub.unsubscribe(box)  # what is pending (an error, say) still goes, then the sender ends
+        try:
+            await asyncio.wait_for(sender, 1.0)
+        except (TimeoutError, asyncio.CancelledError):
+            sender.cancel()
         call.subscriber_left()
         await conn.close()
