@@ -52,7 +52,7 @@ export class Figures {
       const el = this.el(`${who}-state`);
       const state = s.participants[who] ?? 'absent';
       el.dataset.state = state;
-      setText(el, state);
+      setText(el, state === 'no-audio' ? 'no audio' : state);
     }
     if (s.topology) {
       setText(this.el('topology'), s.topology);
