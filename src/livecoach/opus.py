@@ -43,13 +43,18 @@ class MonoOpusDecoder:
         frames = self.codec.decode(packet)
         while self.skip and frames:
             first = frames[0]
-            if self.skip >= first.samples:
-                self.skip -= first.samples
-                frames = frames[1:]
-                continue
-            rest = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(first.to_ndarray()[:, self.skip:]), format="s16", layout="mono")
-            rest.sample_rate = OPUS_RATE
-            frames = [rest, *frames[1:]]
-            self.skip = 0
+            rest = without_start(first, min(self.skip, first.samples))
+            self.skip -= first.samples - (rest.samples if rest is not None else 0)
+            frames = ([rest] if rest is not None else []) + frames[1:]
         return frames
+
+
+def without_start(frame: av.AudioFrame, samples: int) -> av.AudioFrame | None:
+    """The frame less its first ``samples`` (None if nothing is left); packed formats only, as
+    this decoder makes them."""
+    if samples >= frame.samples:
+        return None
+    rest = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(frame.to_ndarray()[:, samples:]), format=frame.format.name, layout=frame.layout.name)
+    rest.sample_rate = frame.sample_rate
+    return rest

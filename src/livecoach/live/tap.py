@@ -17,6 +17,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ..frames import FRAME_SAMPLES, SAMPLE_RATE
+from ..opus import without_start
 from .session import LiveSession
 
 log = logging.getLogger(__name__)
@@ -45,16 +46,6 @@ def on_grid(samples: int, up: bool = True) -> int:
     if up:
         return -(-samples // FRAME_SAMPLES) * FRAME_SAMPLES
     return (samples + FRAME_SAMPLES // 2) // FRAME_SAMPLES * FRAME_SAMPLES
-
-
-def _without_start(frame: av.AudioFrame, samples: int) -> av.AudioFrame | None:
-    """The frame less its first ``samples`` (mono s16, as our Opus decoder makes them)."""
-    if samples >= frame.samples:
-        return None
-    rest = av.AudioFrame.from_ndarray(
-        np.ascontiguousarray(frame.to_ndarray()[:, samples:]), format=frame.format.name, layout=frame.layout.name)
-    rest.sample_rate = frame.sample_rate
-    return rest
 
 
 class DropOldestQueue(asyncio.Queue):
@@ -162,7 +153,7 @@ class AudioTap:
             self._packets.append(
                 (self._position * (RECORDING_RATE // SAMPLE_RATE) - primed, frame.samples, frame.opaque, primed))
         if primed:
-            frame = _without_start(frame, primed)
+            frame = without_start(frame, primed)
             if frame is None:
                 return
         for out in self._resampler.resample(frame):
