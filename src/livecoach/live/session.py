@@ -38,9 +38,10 @@ ABSENT, CONNECTED, MUTED, NO_AUDIO = "absent", "connected", "muted", "no-audio"
 METRICS_INTERVAL = 1.0
 """Full metrics in snapshots are at most this old (and fresh after every speech event)."""
 STALL_SECONDS = 0.1
-"""A connected participant whose audio is this far behind the clock is filled as absent, so
-that the other's figures wait at most this long for them. Audio that arrives later than this
-(network jitter beyond 100 ms) is dropped and counted."""
+"""A connected participant from whom no audio has come for this long is filled as absent up to
+this far behind the clock, so that the other's figures wait at most this long for them. Their
+audio that then comes (a burst after a network hiccup) is dropped as late and counted; audio
+that keeps coming, only late (a slow sender), is waited for."""
 NO_AUDIO_SECONDS = 0.5
 """A connected participant from whom no audio has come for this long is shown as "no-audio"."""
 STORE_INTERVAL = 1.0
@@ -187,12 +188,12 @@ class LiveSession:
         self._fill_stalled(now)
 
     def _fill_stalled(self, now: int) -> None:
-        """Connected participants whose audio is more than STALL_SECONDS behind the clock are
-        filled as absent up to there: checked at every placement, so that one participant's
-        stalled network delays the other's figures by at most that."""
+        """Connected participants from whom nothing has come for STALL_SECONDS are filled as
+        absent up to that far behind the clock: checked at every placement, so that one
+        participant's stalled network delays the other's figures by at most that."""
         edge = now - int(STALL_SECONDS * SAMPLE_RATE)
         for role, audio in self._audio.items():
-            if audio.state == CONNECTED and audio.cursor < edge:
+            if audio.state == CONNECTED and audio.heard_at < edge and audio.cursor < edge:
                 self._absent_until(role, edge)
 
     def _set_silent(self, role: str, silent: bool) -> None:

@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 
 RECORDING_RATE = 48000
 """Opus's clock, on which the recording places packets."""
-RESYNC_SAMPLES = int(0.08 * SAMPLE_RATE)
-"""Audio placed this far behind its arrival is moved up to it: more than ordinary network
-jitter, less than the session's stall limit (0.1 s, after which the other participant's figures
-stop waiting for it and late audio is dropped)."""
+RESYNC_SAMPLES = SAMPLE_RATE // 2
+"""Audio placed this far behind its arrival is moved up to it: more than network jitter (a
+late burst keeps its place by its timestamps, so the two tracks stay aligned), yet soon enough
+that a sender whose clock runs slow stays on the session clock."""
 OPUS_PRIMING = 312
 """Samples (48 kHz) of encoder priming at the start of an Opus stream: libopus's lookahead
 (6.5 ms), which a file records as its pre-skip and ``livecoach analyze`` skips. RTP carries no
