@@ -6,6 +6,9 @@ requested length and written as one 16 kHz WAV per participant (or Ogg/Opus with
 Each analysis runs in a child process so its peak memory is its own; a 1-minute session is
 measured beside it to show that memory does not grow with length beyond the segment lists.
 
+Beside it, the bare pipeline (decode both tracks, webrtcvad on every frame) is timed the same
+way, for the cost rule: analyze may take at most 1.5 times as long.
+
 Usage: scripts/bench_analyze.py [--minutes 60] [--codec wav|opus] [--repeat 3]
 The last line printed is JSON.
 """
@@ -41,6 +44,33 @@ print(json.dumps({"wall_s": wall, "cpu_s": cpu, "audio_s": result.duration,
                   "segments": sum(len(s) for s in result.timeline.segments.values()),
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
+
+BASELINE = r"""
+import json, resource, sys, time
+from itertools import repeat
+import numpy as np
+import _webrtcvad, webrtcvad
+from livecoach.ingest import read_mono
+from livecoach.analyze import CHUNK_SECONDS
+t0, c0 = time.perf_counter(), time.process_time()
+frames = 0
+for path in sys.argv[1:3]:
+    vad = webrtcvad.Vad(2)
+    rest = np.zeros(0, np.int16)
+    for chunk in read_mono(path, CHUNK_SECONDS):
+        x = np.concatenate((rest, chunk))
+        n = x.size // 160
+        raw = memoryview(x[: n * 160].tobytes())
+        rest = x[n * 160 :]
+        flags = list(map(_webrtcvad.process, repeat(vad._vad), repeat(16000),
+                         [raw[i * 320 : (i + 1) * 320] for i in range(n)], repeat(160)))
+        frames += n
+wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "audio_s": frames / 200, "segments": 0,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+"""The bare pipeline the cost rule compares with: decode both tracks and run webrtcvad on every
+10 ms frame, nothing else (``audio_s`` here is the two tracks' total)."""
 
 
 def write_session(folder: Path, seconds: float, codec: str) -> dict[str, Path]:
@@ -81,12 +111,12 @@ def _to_opus(wav_path: Path) -> Path:
     return target
 
 
-def measure(tracks: dict[str, Path], repeat: int) -> dict:
+def measure(tracks: dict[str, Path], repeat: int, child: str = CHILD) -> dict:
     runs = []
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     for _ in range(repeat):
         done = subprocess.run(
-            [sys.executable, "-c", CHILD, str(tracks["coach"]), str(tracks["client"])],
+            [sys.executable, "-c", child, str(tracks["coach"]), str(tracks["client"])],
             capture_output=True, text=True, env=env, check=True,
         )
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -114,6 +144,10 @@ def main() -> int:
                 f"{minutes:5g} min {args.codec}: {r['cpu_s']:.2f} s CPU ({r['x_realtime_cpu']:.0f}x real time), "
                 f"{r['wall_s']:.2f} s wall, peak {r['peak_rss_mb']:.0f} MB, {r['segments']} segments"
             )
+            if minutes == args.minutes:
+                base = measure(tracks, args.repeat, BASELINE)
+                print(f"{minutes:5g} min {args.codec}: decode + webrtcvad alone {base['cpu_s']:.2f} s CPU, "
+                      f"analyze / bare = {r['cpu_s'] / base['cpu_s']:.2f}")
     long, short = results[f"{args.minutes:g}min"], results["1min"]
     summary = {
         "benchmark": "analyze",
@@ -125,6 +159,8 @@ def main() -> int:
         "peak_rss_mb": long["peak_rss_mb"],
         "peak_rss_mb_1min": short["peak_rss_mb"],
         "segments": long["segments"],
+        "bare_decode_vad_cpu_s": base["cpu_s"],
+        "ratio_to_bare": round(long["cpu_s"] / base["cpu_s"], 3),
         "runs": results,
     }
     print(json.dumps(summary))
