@@ -214,8 +214,8 @@ def make_hard(coach: np.ndarray, client: np.ndarray, index: int) -> tuple[np.nda
 
 
 def prepare_audio(calls: int, seconds: float, folder: Path, source: str, hard: bool = False) -> list[dict]:
-    """One excerpt pair per call (fixtures and offsets rotate), files and offline onsets cached.
-    The offline analysis reads the very files the peers play."""
+    """One excerpt pair per call (fixtures and offsets rotate), the files cached. The offline
+    analysis reads the very files the peers play."""
     from livecoach.analyze import analyze_tracks
     from livecoach.ingest import read_mono, write_wav
     from livecoach.scoring import silences
@@ -244,24 +244,17 @@ def prepare_audio(calls: int, seconds: float, folder: Path, source: str, hard: b
                 (write_opus if source == "opus" else write_wav)(tmp, excerpts[who])
                 tmp.rename(path)
         files = {who: str(path) for who, path in paths.items()}
-        onsets_path = folder / f"{stem}-offline.json"
-        if onsets_path.exists():
-            offline = json.loads(onsets_path.read_text())
-        else:
-            result = analyze_tracks(files["coach"], files["client"])
-            spans = [(s.start, s.end) for segs in result.timeline.segments.values() for s in segs]
-            offline = {
-                "segments": {role: [[round(s.start, 3), round(s.end, 3)] for s in segs]
-                             for role, segs in result.timeline.segments.items()},
-                "talk_share_coach": result.metrics.talk_share_coach,
-                "long_silences": [[round(a, 3), round(b, 3)] for a, b in silences(spans, result.duration)
-                                  if b - a >= 2.0 and a > 0 and b < result.duration],
-            }
-            onsets_path.write_text(json.dumps(offline))
+        # analysed afresh each run (a second or two): a cached result would outlive a change of the engine
+        result = analyze_tracks(files["coach"], files["client"])
+        spans = [(s.start, s.end) for segs in result.timeline.segments.values() for s in segs]
+        offline = {
+            "segments": {role: [[round(s.start, 3), round(s.end, 3)] for s in segs]
+                         for role, segs in result.timeline.segments.items()},
+            "talk_share_coach": result.metrics.talk_share_coach,
+            "long_silences": [[round(a, 3), round(b, 3)] for a, b in silences(spans, result.duration)
+                              if b - a >= 2.0 and a > 0 and b < result.duration],
+        }
         out.append({"index": i, "fixture": name, "offset": offset, "files": files, "segments": offline["segments"],
-                    # file time f is at f + priming in the decoded audio (livecoach.opus keeps the
-                    # encoder's 312-sample pre-skip, as a live stream has it)
-                    "priming": 312 / 48000 if source == "opus" else 0.0,
                     "offline": offline, "noise": HARD_NOISES[i % len(HARD_NOISES)] if hard else None})
     return out
 
@@ -847,8 +840,8 @@ def analyse_call(spec: dict, peers: dict, msgs: list, seconds: float, tail: floa
                 unmatched += 1
                 continue
             hit.add(j)
-            lat.append(t - (origin + offline[j] - spec["priming"]))
-            lat_live.append(t - (origin + f_live - spec["priming"]))
+            lat.append(t - (origin + offline[j]))
+            lat_live.append(t - (origin + f_live))
             detect.append(m["session_time"] - m["start"])
             if session_at_t0 is not None:
                 naive.append(t - (t0 + m["start"] - session_at_t0))

@@ -162,11 +162,17 @@ class LiveSession:
             self._push(role, np.zeros(gap, dtype=np.int16))
         self._push(role, samples)
         audio.received += samples.size
+        self.heard(role)
+        self._fill_absent()
+        self._fill_stalled(audio.heard_at)
+
+    def heard(self, role: str) -> None:
+        """Audio of the participant arrived (a packet, before the tap batches it): they are not
+        stalled, whatever its place on the clock."""
+        audio = self._audio[role]
         audio.heard_at = self.clock_samples()
         if audio.silent:
             self._set_silent(role, False)
-        self._fill_absent()
-        self._fill_stalled(audio.heard_at)
 
     def cursor(self, role: str) -> int:
         """The session sample up to which this participant's audio (or absence) is placed."""

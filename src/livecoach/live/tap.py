@@ -121,6 +121,7 @@ class AudioTap:
 
     def _take(self, frame: av.AudioFrame) -> None:
         rate = frame.sample_rate
+        self.session.heard(self.role)
         if self.queue is not None and self.queue.dropped_samples:
             self.session.count_dropped(self.role, self.queue.dropped_samples * SAMPLE_RATE // rate)
             self.queue.dropped_samples = 0
