@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import accounts
-from .coach_api import ApiError, bad, error_response, json_response, read_object
+from .coach_api import ApiError, answering_errors, bad, error_response, json_response, read_object
 from .logins import clear_login_cookie, logged_in_coach, login_token, set_login_cookie
 from .store import Coach, CoachExists, Store
 
@@ -63,15 +63,13 @@ class _AuthApi:
 
     @staticmethod
     def wrap(handler):
-        async def endpoint(request: Request) -> Response:
+        async def accounts_checked(request: Request) -> Response:
             try:
                 return await handler(request)
-            except ApiError as err:
-                return error_response(err)
             except accounts.AccountError as err:
-                return error_response(bad(str(err)))
+                raise bad(str(err)) from None
 
-        return endpoint
+        return answering_errors(accounts_checked)
 
     async def login(self, request: Request) -> Response:
         body = await read_object(request)

@@ -117,6 +117,18 @@ def error_response(err: ApiError) -> Response:
     return json_response({"error": {"code": err.code, "message": str(err)}}, err.status)
 
 
+def answering_errors(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """A request handler whose ``ApiError`` becomes its JSON error answer."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApiError as err:
+            return error_response(err)
+
+    return endpoint
+
+
 class _CoachApi(CoachGuard):
 
     # -- tags ----------------------------------------------------------------------------

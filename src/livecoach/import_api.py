@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .coach_api import ApiError, bad, error_response, json_response, read_object
+from .coach_api import ApiError, answering_errors, bad, json_response, read_object
 from .logins import logged_in_coach
 from .recordings.storage import FolderStorage
 from .settings import Settings
@@ -113,15 +113,7 @@ class Imports:
         self._slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task] = set()
 
-    @staticmethod
-    def wrap(handler):
-        async def endpoint(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ApiError as err:
-                return error_response(err)
-
-        return endpoint
+    wrap = staticmethod(answering_errors)
 
     async def _coach(self, request: Request) -> Coach:
         coach = await logged_in_coach(self.store, request)
