@@ -242,10 +242,7 @@ async def _pipe(ws: WebSocket, upstream: ClientConnection, indicators: bool = Fa
 
 async def _indicators_down(ws: WebSocket, upstream: ClientConnection) -> None:
     box = Mailbox()
-    waiter = drain_waiter(ws)
-    if waiter is None:
-        log.warning("the indicator stream's transport is out of reach: a slow reader gets a backlog")
-    sender = asyncio.get_running_loop().create_task(deliver(box, ws.send_text, waiter))
+    sender = asyncio.get_running_loop().create_task(deliver(box, ws.send_text, drain_waiter(ws)))
     try:
         async for message in upstream:
             try:

@@ -18,6 +18,7 @@ found, nothing waits and the stream behaves as before.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import struct
 import time
@@ -25,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.websockets import WebSocket
+
+log = logging.getLogger(__name__)
 
 POLL_S = 0.02
 WINDOW_SLACK = 4096
@@ -90,6 +93,7 @@ def drain_waiter(ws: WebSocket) -> Callable[[], Awaitable[None]] | None:
     transport is out of reach."""
     transport = transport_of(ws)
     if transport is None:
+        log.warning("the indicator stream's transport is out of reach: a slow reader gets a backlog")
         return None
     first = tcp_queues(transport.get_extra_info("socket"))
     widest = first[1] if first else 0  # the reader's window before anything was sent

@@ -301,10 +301,7 @@ async def serve_indicators(ws: WebSocket, store: Store, calls: Calls) -> None:
         if not conn.closed:
             await conn.send_text(text)
 
-    waiter = drain_waiter(ws)
-    if waiter is None:
-        log.warning("the indicator stream's transport is out of reach: a slow reader gets a backlog")
-    sender = asyncio.get_running_loop().create_task(deliver(box, send, waiter))
+    sender = asyncio.get_running_loop().create_task(deliver(box, send, drain_waiter(ws)))
     try:
         while not conn.closed:
             try:
