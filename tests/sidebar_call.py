@@ -91,6 +91,24 @@ RECORD_INPUT = """
 
 NOW_MS = "() => performance.timeOrigin + performance.now()"
 
+def live_nudge(url: str, session: str, token: str, within_s: float = 3.0) -> dict | None:
+    """The nudge the live call has standing, as a new coach connection's snapshots tell it: the
+    first snapshot without one within ``within_s``, or the last one seen."""
+    from websockets.sync.client import connect
+
+    nudge = None
+    with connect(url.replace("http", "ws") + "/ws/indicators", origin=url.rstrip("/")) as ws:
+        ws.send(json.dumps({"type": "hello", "session": session, "token": token}))
+        end = time.time() + within_s
+        while time.time() < end:
+            msg = json.loads(ws.recv(timeout=within_s))
+            if msg["type"] == "snapshot":
+                nudge = msg["nudge"]
+                if nudge is None:
+                    break
+    return nudge
+
+
 READ_SIDEBAR = """
 () => {
   const q = (id) => document.querySelector(`[data-testid="${id}"]`);
@@ -403,6 +421,7 @@ def run(args: argparse.Namespace, out: dict) -> None:
                     coach.page.keyboard.press("Escape")
                     coach.page.wait_for_timeout(300)
                     out["nudge_after_escape"] = coach.page.evaluate(READ_SIDEBAR)["nudge"]
+                    out["live_nudge_after_escape"] = live_nudge(server.url, session, coach_token)
                     wait_until(coach.page, lambda: any(n.get("dismissed_at") is not None
                                                        for n in api("GET", "/nudges")[1].get("nudges", [])), 10)
                     out["nudges"] = api("GET", "/nudges")[1]

@@ -210,8 +210,7 @@ def test_a_nudge_reaches_the_coach_and_the_store_and_the_timeline_is_stored(tmp_
                                   "session_time": sent["session_time"], "dismissed_at": None}]
     assert session.snapshot()["nudge"] == {k: sent[k] for k in ("id", "kind", "text", "session_time")}
 
-    store.dismiss_nudge(sid, sent["id"], 14.0)  # the coach's dismissal, through the API's process
-    asyncio.run(session.exchange_with_store())
+    session.nudger.dismiss(sent["id"])  # the coach's dismissal, as the indicator stream hands it over
     assert session.snapshot()["nudge"] is None
 
     asyncio.run(session.stop())

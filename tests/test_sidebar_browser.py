@@ -128,6 +128,7 @@ def test_a_nudge_shows_and_escape_dismisses_it(call):
         "no talk-balance nudge within 15 s of the coach's threshold being lowered to 60 % over 5 s of speech, "
         f"with the coach at 90 % (the server sends nudges: docs/sidebar.md)\n{why}")
     assert call["nudge_after_escape"] is None, why
+    assert call["live_nudge_after_escape"] is None, why  # the live call dropped it: told over the websocket
     nudges = call["nudges"]["nudges"]
     assert len(nudges) == 1 and nudges[0]["kind"] == "talk_balance" and nudges[0]["dismissed_at"] is not None, why
 

@@ -23,8 +23,8 @@ export class Nudges {
     this.box = root.querySelector('[data-testid="nudge"]');
     this.text = root.querySelector('[data-testid="nudge-text"]');
     this.about = root.querySelector('[data-testid="nudge-about"]');
-    // The live call learns of a dismissal within 5 s; until then snapshots still carry the
-    // nudge. Its id is never shown again, also after a reload.
+    // The live call learns of a dismissal over the indicator stream (it may still be in a
+    // snapshot or two). Its id is never shown again, also after a reload.
     this.dismissed = new Set(this.load());
     this.current = null;
     addEventListener('storage', (e) => {
@@ -43,6 +43,7 @@ export class Nudges {
   render() {
     const n = this.stream.nudge;
     const now = this.stream.sessionNow();
+    if (n && n.id && (this.dismissed.has(n.id) || this.queue.has('dismiss', n.id))) this.stream.dismissLive(n.id);
     const standing = n && n.id && !this.dismissed.has(n.id) && !this.queue.has('dismiss', n.id)
       && (now === null || now - n.session_time < this.settings.showSeconds);
     this.current = standing ? n : null;

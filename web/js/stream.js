@@ -50,11 +50,19 @@ export class IndicatorStream {
     for (const fn of this.handlers.get(type) ?? []) fn(arg);
   }
 
+  // A dismissed nudge still standing in the live call: told over this stream, once a connection
+  // (the outbox records it over HTTP; this is what makes the live call drop it at once).
+  dismissLive(id) {
+    if (!this.channel || this.sentDismissals.has(id)) return;
+    if (this.channel.send({ type: 'dismiss', id })) this.sentDismissals.add(id);
+  }
+
   open() {
     const channel = new Channel('/ws/indicators', { type: 'hello', session: this.session, token: this.token });
     this.channel = channel;
+    this.sentDismissals = new Set();
     channel
-      .on('open', () => this.setLink('connecting'))
+      .on('open', () => { this.sentDismissals.clear(); this.setLink('connecting'); })
       .on('reconnecting', () => this.setLink('reconnecting'))
       .on('error', (m) => {
         if (!m.final) return;

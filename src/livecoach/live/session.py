@@ -10,8 +10,8 @@ is dropped and counted rather than let the analysis fall behind real time.
 
 With a store, the session also keeps what the review needs: nudges as they fire, and one
 indicator sample per second of session time, written in batches from a worker thread so that the
-event loop never waits for SQLite. The same exchange reloads the coach's settings and learns of
-a dismissed nudge, once a second.
+event loop never waits for SQLite. The same exchange reloads the coach's settings once a second.
+A dismissed nudge comes over the coach's indicator websocket (signalling.serve_indicators).
 """
 
 from __future__ import annotations
@@ -317,31 +317,26 @@ class LiveSession:
         self.hub.event(self._message("nudge", at=nudge.session_time, id=nudge.id, kind=nudge.kind, text=nudge.text))
 
     async def exchange_with_store(self) -> None:
-        """Write the buffered samples; reload the coach's settings; learn whether the standing
-        nudge was dismissed. The database work runs in a worker thread."""
+        """Write the buffered samples; reload the coach's settings. The database work runs in a
+        worker thread."""
         if self._store is None:
             return
         self._stored_at = self._clock()
         samples, self._samples = self._samples, []
         events, self._events = self._events, []
-        standing = self.nudger.standing(self.engine.now)
         try:
-            settings, dismissed = await asyncio.to_thread(self._store_io, samples, events, standing)
+            settings = await asyncio.to_thread(self._store_io, samples, events)
         except Exception:  # the database is shared: a failed exchange must not end the call's analysis
             log.exception("session %s: store exchange failed (%d samples, %d events lost)",
                           self.id, len(samples), len(events))
             return
         self.nudger.rules = NudgeRules.from_settings(settings["nudges"])
-        if dismissed:
-            self.nudger.dismiss(standing.id)
 
-    def _store_io(self, samples: list[IndicatorSample], events: list, standing: Nudge | None) -> tuple[dict, bool]:
+    def _store_io(self, samples: list[IndicatorSample], events: list) -> dict:
         store = self._store
         store.add_indicator_samples(self.id, samples)
         store.log_events(self.id, events)
-        settings = store.coach_settings(store.coach_of(self.id))
-        stored = store.nudge(self.id, standing.id) if standing else None
-        return settings, bool(stored and stored["dismissed_at"] is not None)
+        return store.coach_settings(store.coach_of(self.id))
 
     def _exchange_if_due(self) -> None:
         if self._store is None or self._clock() - self._stored_at < STORE_INTERVAL:

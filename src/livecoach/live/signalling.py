@@ -93,6 +93,9 @@ def parse(text: str | bytes) -> dict[str, Any]:
             raise _bad(f"'scopes' lists some of {', '.join(consent.SCOPES)}")
     elif kind == "ping":
         _need(msg, "id", (str, int, float), optional=True)
+    elif kind == "dismiss":
+        if len(_need(msg, "id", str)) > 64:
+            raise _bad("'id' is a nudge's id")
     elif kind not in ("direct-failed", "leave"):
         raise _bad(f"unknown message type '{kind[:40]}'")
     return msg
@@ -267,6 +270,8 @@ async def _act(call, role: str, msg: dict[str, Any], conn: _Connection) -> None:
                                                      "the call", close=True)
     elif kind == "direct-failed":
         await call.relay()
+    elif kind == "dismiss":
+        raise ProtocolError("bad-message", "a nudge is dismissed on the coach's indicator stream")
     elif msg.get("to") == "peer":
         forwarded = {k: v for k, v in msg.items() if k != "to"} | {"from": "peer"}
         if not await call.send_to(other(role), forwarded):
@@ -310,6 +315,8 @@ async def serve_indicators(ws: WebSocket, store: Store, calls: Calls) -> None:
                     break
                 if msg["type"] == "ping":
                     box.offer({"type": "pong", "id": msg.get("id"), "session_time": round(live.session_time, 3)})
+                elif msg["type"] == "dismiss":  # the coach's click, straight to the live call
+                    live.nudger.dismiss(msg["id"])
             except ProtocolError as err:
                 box.offer({"type": "error", "code": err.code, "message": str(err),
                            "session_time": round(live.session_time, 3)})
