@@ -229,7 +229,7 @@ def test_a_nudge_reaches_the_coach_and_the_store_and_the_timeline_is_stored(tmp_
 
 
 async def test_the_running_session_picks_up_changed_settings_within_the_store_interval(tmp_path):
-    from livecoach.live.session import STORE_INTERVAL
+    from livecoach.live.storing import STORE_INTERVAL
     from livecoach.store import Store
 
     store = Store(tmp_path / "db.sqlite3")

@@ -8,10 +8,9 @@ are filled as absent, so the other participant's audio is decided without waitin
 and a muted microphone never accumulates talk time. Audio that arrives too late to be placed
 is dropped and counted rather than let the analysis fall behind real time.
 
-With a store, the session also keeps what the review needs: nudges as they fire, and one
-indicator sample per second of session time, written in batches from a worker thread so that the
-event loop never waits for SQLite. The same exchange reloads the coach's settings once a second.
-A dismissed nudge comes over the coach's indicator websocket (signalling.serve_indicators).
+With a store, the session also keeps what the review needs (storing.py): its events, nudges as
+they fire and one indicator sample per second of session time. A dismissed nudge comes over the
+coach's indicator websocket (signalling.serve_indicators).
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from ..nudges import Nudge, Nudger, NudgeRules
 from ..store import IndicatorSample, Store
 from ..timeline import ROLES
 from .indicators import IndicatorHub
+from .storing import SessionWriter
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,6 @@ audio that then comes (a burst after a network hiccup) is dropped as late and co
 that keeps coming, only late (a slow sender), is waited for."""
 NO_AUDIO_SECONDS = 0.5
 """A connected participant from whom no audio has come for this long is shown as "no-audio"."""
-STORE_INTERVAL = 1.0
-"""Seconds (wall clock) between the store exchanges: samples and events written, settings and
-dismissals read. Short, so that a worker that dies loses at most about a second of the timeline."""
 
 
 @dataclass
@@ -79,16 +76,12 @@ class LiveSession:
         self._audio = {role: _Audio() for role in ROLES}
         self._speaking: frozenset[str] = frozenset()
         self._last_end: dict[str, float] = {}  # each participant's last speech end
-        self._store = store
-        self._events: list[tuple[float, float, str, str | None, dict]] = []  # not yet written
+        self._writer = SessionWriter(store, session_id, clock, self._new_settings) if store is not None else None
         self._ticker: asyncio.Task | None = None
         self._metrics: dict | None = None  # the last full metrics, and when they were computed
         self._metrics_at = -1.0
         self.nudger = Nudger()
-        self._samples: list[IndicatorSample] = []  # not yet written
         self._sampled_second = -1
-        self._stored_at = float("-inf")  # wall clock of the last store exchange
-        self._exchange: asyncio.Task | None = None
         self.recording: dict = {"state": "off", "audio": [], "problem": None}
         """The recording's status (recordings/call.py), as the coach's sidebar shows it."""
 
@@ -297,52 +290,27 @@ class LiveSession:
         if nudge is not None:
             self._send_nudge(nudge)
         present = any(a.state != ABSENT for a in self._audio.values())
-        if self._store is not None and present and int(now) > self._sampled_second:
+        if self._writer is not None and present and int(now) > self._sampled_second:
             self._sampled_second = int(now)
             speaking = sorted(self.engine.speaking())
-            self._samples.append(IndicatorSample(
+            self._writer.sample(IndicatorSample(
                 round(now, 3), speaking, metrics["talk_share_coach"], metrics["window_talk_share_coach"],
                 self._current_silence(speaking),
             ))
 
     def _send_nudge(self, nudge: Nudge) -> None:
-        """Stored first, so that the coach can dismiss it as soon as it is shown; written here and
-        not batched because it is rare (one a minute at most). The coach gets it even if the
-        database fails."""
-        if self._store is not None:
-            try:
-                self._store.add_nudge(self.id, nudge.id, nudge.kind, nudge.text, nudge.session_time)
-            except Exception:
-                log.exception("session %s: nudge %s not stored", self.id, nudge.id)
+        """Stored first, so that the coach can dismiss it as soon as it is shown."""
+        if self._writer is not None:
+            self._writer.nudge(nudge)
         self.hub.event(self._message("nudge", at=nudge.session_time, id=nudge.id, kind=nudge.kind, text=nudge.text))
 
     async def exchange_with_store(self) -> None:
-        """Write the buffered samples; reload the coach's settings. The database work runs in a
-        worker thread."""
-        if self._store is None:
-            return
-        self._stored_at = self._clock()
-        samples, self._samples = self._samples, []
-        events, self._events = self._events, []
-        try:
-            settings = await asyncio.to_thread(self._store_io, samples, events)
-        except Exception:  # the database is shared: a failed exchange must not end the call's analysis
-            log.exception("session %s: store exchange failed (%d samples, %d events lost)",
-                          self.id, len(samples), len(events))
-            return
+        """Write what is buffered and read the coach's settings now (storing.py)."""
+        if self._writer is not None:
+            await self._writer.exchange()
+
+    def _new_settings(self, settings: dict) -> None:
         self.nudger.rules = NudgeRules.from_settings(settings["nudges"])
-
-    def _store_io(self, samples: list[IndicatorSample], events: list) -> dict:
-        store = self._store
-        store.add_indicator_samples(self.id, samples)
-        store.log_events(self.id, events)
-        return store.coach_settings(store.coach_of(self.id))
-
-    def _exchange_if_due(self) -> None:
-        if self._store is None or self._clock() - self._stored_at < STORE_INTERVAL:
-            return
-        if self._exchange is None or self._exchange.done():
-            self._exchange = asyncio.get_running_loop().create_task(self.exchange_with_store())
 
     def dropped_seconds(self, role: str) -> float:
         return self._audio[role].dropped / SAMPLE_RATE
@@ -356,8 +324,8 @@ class LiveSession:
     def log(self, kind: str, participant: str | None, **data) -> None:
         """Keep an event of the session's timeline for the store's next exchange: a write per
         event would hold the loop."""
-        if self._store is not None:
-            self._events.append((time.time(), self.engine.now, kind, participant, data))
+        if self._writer is not None:
+            self._writer.event(self.engine.now, kind, participant, data)
 
     # -- running -------------------------------------------------------------------------
 
@@ -373,7 +341,8 @@ class LiveSession:
                 self.observe()
                 if self.hub.subscribers:
                     self.hub.snapshot(self.snapshot())
-                self._exchange_if_due()
+                if self._writer is not None:
+                    self._writer.exchange_if_due()
             except Exception:  # a bug here must not end the call's analysis
                 log.exception("session %s: indicator tick failed", self.id)
             await asyncio.sleep(interval)
@@ -387,6 +356,5 @@ class LiveSession:
             except asyncio.CancelledError:
                 pass
             self._ticker = None
-        if self._exchange is not None:
-            await self._exchange
-        await self.exchange_with_store()
+        if self._writer is not None:
+            await self._writer.close()

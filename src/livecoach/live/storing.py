@@ -1,0 +1,82 @@
+"""What a live session keeps for the review, written without holding the event loop.
+
+Timeline events and one indicator sample per second of session time are buffered and written in
+batches from a worker thread about once a second (``STORE_INTERVAL``), so that the loop never
+waits for SQLite and a worker that dies loses at most about a second of the timeline. The same
+exchange reads the coach's settings back, so that a change made in the sidebar reaches the live
+call's nudge rules. A nudge is written at once: it is rare, and the coach may dismiss it as soon
+as it shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from ..nudges import Nudge
+from ..store import IndicatorSample, Store
+
+log = logging.getLogger(__name__)
+
+STORE_INTERVAL = 1.0
+"""Seconds (wall clock) between the store exchanges."""
+
+
+class SessionWriter:
+    """The store's side of one live session. Use it from the event loop."""
+
+    def __init__(self, store: Store, session_id: str, clock: Callable[[], float],
+                 on_settings: Callable[[dict], None]) -> None:
+        self.store = store
+        self.session_id = session_id
+        self._clock = clock
+        self._on_settings = on_settings
+        self._events: list[tuple[float, float, str, str | None, dict]] = []  # not yet written
+        self._samples: list[IndicatorSample] = []  # not yet written
+        self._stored_at = float("-inf")  # wall clock of the last exchange
+        self._exchange: asyncio.Task | None = None
+
+    def event(self, session_time: float, kind: str, participant: str | None, data: dict) -> None:
+        self._events.append((time.time(), session_time, kind, participant, data))
+
+    def sample(self, sample: IndicatorSample) -> None:
+        self._samples.append(sample)
+
+    def nudge(self, nudge: Nudge) -> None:
+        """Written now; the coach gets the nudge even if the database fails."""
+        try:
+            self.store.add_nudge(self.session_id, nudge.id, nudge.kind, nudge.text, nudge.session_time)
+        except Exception:
+            log.exception("session %s: nudge %s not stored", self.session_id, nudge.id)
+
+    def exchange_if_due(self) -> None:
+        if self._clock() - self._stored_at < STORE_INTERVAL:
+            return
+        if self._exchange is None or self._exchange.done():
+            self._exchange = asyncio.get_running_loop().create_task(self.exchange())
+
+    async def exchange(self) -> None:
+        """Write what is buffered and read the coach's settings, in a worker thread."""
+        self._stored_at = self._clock()
+        samples, self._samples = self._samples, []
+        events, self._events = self._events, []
+        try:
+            settings = await asyncio.to_thread(self._io, samples, events)
+        except Exception:  # the database is shared: a failed exchange must not end the call's analysis
+            log.exception("session %s: store exchange failed (%d samples, %d events lost)",
+                          self.session_id, len(samples), len(events))
+            return
+        self._on_settings(settings)
+
+    def _io(self, samples: list[IndicatorSample], events: list) -> dict:
+        self.store.add_indicator_samples(self.session_id, samples)
+        self.store.log_events(self.session_id, events)
+        return self.store.coach_settings(self.store.coach_of(self.session_id))
+
+    async def close(self) -> None:
+        """The last exchange, after any still running."""
+        if self._exchange is not None:
+            await self._exchange
+        await self.exchange()
