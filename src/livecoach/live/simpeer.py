@@ -61,11 +61,15 @@ class SimPeer:
         consent: bool = True,
         start: asyncio.Event | None = None,
         direct_blocked: bool = False,
+        packets: bool = False,
     ) -> None:
+        """``packets``: send an Ogg/Opus file's packets as they are, as a browser's RTP carries
+        its encoder's output (no decoding and encoding again here)."""
         self.ws_url = base_url.replace("http", "ws", 1).rstrip("/") + "/ws/signal"
         self.session = session
         self.token = token
         self.audio_path = audio
+        self.packets = packets
         self.consent = consent
         self.start = start
         self.direct_blocked = direct_blocked  # ignore peer offers, as if a firewall stood between
@@ -97,7 +101,7 @@ class SimPeer:
             self.errors.append(welcome)
             return welcome
         self.role, self.topology = welcome["role"], welcome["topology"]
-        self._player = MediaPlayer(self.audio_path)
+        self._player = MediaPlayer(self.audio_path, decode=not self.packets)
         self._mic = MutableAudio(self._player.audio, self.start)
         self._reader = asyncio.get_running_loop().create_task(self._read())
         await self._offer_server()
