@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from . import consent
+from . import consent, diagnostics
 from .auth_api import auth_routes, setup_code
 from .coach_api import bearer_token, coach_routes
 from .exports_api import export_routes
@@ -192,6 +192,7 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     settings.data.mkdir(parents=True, exist_ok=True)
+    diagnostics.start_if_asked()
     pool = WorkerPool(settings, settings.workers) if settings.workers > 0 else None
     app = create_app(settings, pool)
     calls_run = f"{settings.workers} worker processes" if pool else "this process"
@@ -208,6 +209,10 @@ def serve(settings: Settings) -> None:
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         ws_max_size=1 << 20,
+        # No permessage-deflate: the messages are small JSON (a snapshot is about 1.5 KB, 4 a
+        # second), and each compressed connection holds its own zlib state (about 300 KB, in the
+        # C heap), which churning connections left behind as resident memory.
+        ws_per_message_deflate=False,
         log_level="warning",
         http=TimedH11Protocol,
         timeout_keep_alive=5,

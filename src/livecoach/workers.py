@@ -39,7 +39,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from . import jsontext
+from . import diagnostics, jsontext
 from .live.backpressure import drain_waiter
 from .live.indicators import Mailbox, deliver
 from .live.signalling import HELLO_TIMEOUT, payload
@@ -322,10 +322,11 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=int, default=0)
     args = parser.parse_args(argv)
     settings = Settings.from_json(os.environ["LIVECOACH_WORKER_SETTINGS"])
+    diagnostics.start_if_asked()
     sock = socket.socket(fileno=args.fd)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     app = create_app(settings, worker=True)
-    config = uvicorn.Config(app, ws_max_size=1 << 20, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, ws_max_size=1 << 20, ws_per_message_deflate=False, log_level="warning", lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 
