@@ -397,3 +397,13 @@ def test_the_review_reads_only_the_events_and_sample_columns_it_draws(store):
                                          IndicatorSample(2.0, [], None, None, 1.5)])
     assert store.talk_balance(new.id) == [(1.0, 0.6, 0.7), (2.0, None, None)]
     assert store.talk_balance(new.id)[0].share_window == 0.7
+
+
+def test_a_session_id_never_starts_with_a_dash():
+    """The id is an argument of the command line (livecoach delete ID), where "-x…" reads as an
+    option: one id in 64 did, and the command refused it."""
+    from livecoach.store import new_session_id
+
+    ids = [new_session_id() for _ in range(5000)]
+    assert not any(i.startswith("-") for i in ids)
+    assert len(set(ids)) == 5000 and all(len(i) == 12 for i in ids)

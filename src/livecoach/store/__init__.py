@@ -147,6 +147,14 @@ class IndicatorSample(NamedTuple):
     current_silence: float
 
 
+def new_session_id() -> str:
+    """12 URL-safe characters (72 random bits), never starting with "-": the id is typed as an
+    argument of the command line (``livecoach delete ID``), where a leading "-" reads as an option."""
+    while (session_id := secrets.token_urlsafe(9)).startswith("-"):
+        pass
+    return session_id
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -194,7 +202,7 @@ class Store:
     ) -> NewSession:
         """A new session. ``client`` defaults to the label (the name a coach gave it until clients
         had a field of their own); an import passes ``origin="import"`` and the recording's date."""
-        new = NewSession(secrets.token_urlsafe(9), secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+        new = NewSession(new_session_id(), secrets.token_urlsafe(32), secrets.token_urlsafe(32))
         with self._transaction(write=True) as conn:
             conn.execute(sessions.insert(), {
                 "id": new.id, "label": label[:MAX_SESSION_LABEL], "coach_id": coach_id,
