@@ -103,7 +103,7 @@ def test_the_clock_runs_on_when_nobody_sends_audio():
     assert session.shown_state("coach") == "connected"
     clock.t += 2.7
     session.tick()
-    assert session.session_time == pytest.approx(7.9, abs=0.011)  # it waits 0.1 s for them
+    assert session.session_time == pytest.approx(7.7, abs=0.011)  # it waits 0.3 s for them
     assert session.state("client") == ABSENT
     assert session.shown_state("coach") == "no-audio" and session.snapshot()["participants"]["coach"] == "no-audio"
     presence = [m for m in asyncio.run(sub.take()) if m["type"] == "presence"]
@@ -337,7 +337,7 @@ async def test_a_sender_slower_than_real_time_stays_on_the_clock_and_in_the_anal
 def test_a_stalled_participant_shows_as_no_audio_and_holds_nobody_up():
     """The client's packets stop for 3 s without a mute, then come back (their RTP timestamps
     ran on, as a sender's do across a network outage): the client is "no-audio" within 1 s,
-    the coach's audio is decided at most 0.1 s (plus the tap's 40 ms batch) behind the clock
+    the coach's audio is decided at most 0.3 s (plus the tap's 40 ms batch) behind the clock
     meanwhile, and the client's audio after the gap lands where it belongs (within 20 ms)."""
     from livecoach.live.tap import AudioTap
 
@@ -372,7 +372,7 @@ def test_a_stalled_participant_shows_as_no_audio_and_holds_nobody_up():
             if no_audio_at is None and session.shown_state("client") == "no-audio":
                 no_audio_at = (n - stall.start) * 0.020
     assert no_audio_at is not None and no_audio_at <= 1.0
-    assert max(behind[5:]) <= 0.1 + 0.04 + 0.02  # stall limit, the tap's batch, one packet
+    assert max(behind[5:]) <= 0.3 + 0.04 + 0.02  # stall limit, the tap's batch, one packet
     # after the gap, the client's audio is placed by its timestamps: 3 s after where it stopped
     anchor = taps["coach"]._position - 600 * 320  # where both streams' sample 0 sits (same arrival)
     assert abs(client_first_after - (anchor + stall.stop * 320)) <= 0.020 * 16000
