@@ -629,14 +629,8 @@ class Store:
     def keep_review(self, session_id: str, fingerprint: str, body: bytes) -> None:
         """Keep (or replace) the session's review part built from what ``fingerprint`` names."""
         with self._transaction(write=True) as conn:
-            upsert = database.insert(conn, review_cache)
-            upsert = upsert.on_conflict_do_update(
-                index_elements=[review_cache.c.session_id],
-                set_={"fingerprint": upsert.excluded.fingerprint, "body": upsert.excluded.body,
-                      "built_at": upsert.excluded.built_at},
-            )
-            conn.execute(upsert, {"session_id": session_id, "fingerprint": fingerprint, "body": body,
-                                  "built_at": time.time()})
+            _keep_row(conn, review_cache, {"session_id": session_id, "fingerprint": fingerprint, "body": body,
+                                           "built_at": time.time()})
 
     # -- library -------------------------------------------------------------------------
 
@@ -658,13 +652,8 @@ class Store:
         ``figures`` has every column of ``session_figures`` but the session and fingerprint."""
         values = dict(figures, tag_counts=json.dumps(figures["tag_counts"], sort_keys=True))
         with self._transaction(write=True) as conn:
-            upsert = database.insert(conn, session_figures)
-            upsert = upsert.on_conflict_do_update(
-                index_elements=[session_figures.c.session_id],
-                set_={c.name: upsert.excluded[c.name] for c in q.FIGURES_COLUMNS},
-            )
-            conn.execute(upsert, {"session_id": session_id, "fingerprint": fingerprint, "built_at": time.time(),
-                                  **values})
+            _keep_row(conn, session_figures, {"session_id": session_id, "fingerprint": fingerprint,
+                                              "built_at": time.time(), **values})
 
     def report_text(self, session_id: str) -> dict[str, Any]:
         """The coach's summary and next steps for the session's report (empty if never written)."""
@@ -674,14 +663,8 @@ class Store:
 
     def set_report_text(self, session_id: str, summary: str, next_steps: str) -> dict[str, Any]:
         with self._transaction(write=True) as conn:
-            upsert = database.insert(conn, session_reports)
-            upsert = upsert.on_conflict_do_update(
-                index_elements=[session_reports.c.session_id],
-                set_={"summary": upsert.excluded.summary, "next_steps": upsert.excluded.next_steps,
-                      "updated_at": upsert.excluded.updated_at},
-            )
-            conn.execute(upsert, {"session_id": session_id, "summary": summary, "next_steps": next_steps,
-                                  "updated_at": time.time()})
+            _keep_row(conn, session_reports, {"session_id": session_id, "summary": summary, "next_steps": next_steps,
+                                              "updated_at": time.time()})
             return _as_dict(conn.execute(q.REPORT_TEXT, {"session": session_id}).one())
 
     # -- recordings ----------------------------------------------------------------------
@@ -798,6 +781,17 @@ class Store:
             for table, rows in ((session_events, events_rows), (indicator_samples, samples_rows), (recordings, files)):
                 if rows:
                     conn.execute(table.insert(), rows)
+
+
+def _keep_row(conn: Connection, table: Any, values: dict[str, Any]) -> None:
+    """Insert a session's row of ``table`` (keyed by ``session_id``), or replace the columns
+    ``values`` names if it has one (SQLite and PostgreSQL alike)."""
+    upsert = database.insert(conn, table)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[table.c.session_id],
+        set_={name: upsert.excluded[name] for name in values if name != "session_id"},
+    )
+    conn.execute(upsert, values)
 
 
 def _as_dict(row: Row) -> dict[str, Any]:
