@@ -118,6 +118,20 @@ SPLITS = {
     },
 }
 
+def on_spans(rng, n: int, duration: float, first, length, pause) -> tuple[np.ndarray, list[list[float]]]:
+    """A 0/1 mask of ``n`` samples with spans on (lengths drawn from ``length``, seconds) and off
+    between them (``pause``), the first starting within ``first``; and the spans, in seconds."""
+    on = np.zeros(n)
+    pos, spans = float(rng.uniform(*first)), []
+    while pos < duration:
+        span = float(rng.uniform(*length))
+        a, b = int(pos * SR), int(min(pos + span, duration) * SR)
+        on[a:b] = 1.0
+        spans.append([round(pos, 3), round(b / SR, 3)])
+        pos += span + float(rng.uniform(*pause))
+    return on, spans
+
+
 def T(noise: str, snr: float, echo: tuple[float, float] | None = None, background: float | None = None,
       keyboard: float | None = None, agc: bool = False, level: float = 0.0) -> dict:
     """One track's trouble: noise and its SNR (dB); echo of the other participant (gain dB, delay s);
@@ -447,14 +461,7 @@ def build_dialog(src: Sources, split: str, condition: str) -> tuple[dict[str, np
                 [np.arange(int(a * SR), int(b * SR)) for a, b in src.labels(bg_name)])]
             whole = src.audio(bg_name) / max(rms(voiced), 1e-6) * db2amp(level[p] + c["background_db"])
             whole = looped(whole, n, rng)
-            on = np.zeros(n)
-            pos, spans = float(rng.uniform(0.0, 4.0)), []
-            while pos < duration:
-                length = float(rng.uniform(3.0, 8.0))
-                a, b = int(pos * SR), int(min(pos + length, duration) * SR)
-                on[a:b] = 1.0
-                spans.append([round(pos, 3), round(b / SR, 3)])
-                pos += length + float(rng.uniform(1.0, 4.0))
+            on, spans = on_spans(rng, n, duration, first=(0.0, 4.0), length=(3.0, 8.0), pause=(1.0, 4.0))
             fade = np.convolve(on, np.ones(160) / 160, mode="same")  # 10 ms edges
             bg = whole * fade
             x += bg
@@ -470,14 +477,7 @@ def build_dialog(src: Sources, split: str, condition: str) -> tuple[dict[str, np
             kb = kb[: kb.size // 2] if spec["noise_half"] == 0 else kb[kb.size // 2 :]
             kb = looped(kb, n, rng)
             kb *= db2amp(level[p] + c["keyboard_db"]) / max(rms(kb), 1e-12)
-            on = np.zeros(n)
-            pos, spans = float(rng.uniform(0, 2)), []
-            while pos < duration:
-                length = float(rng.uniform(2.0, 6.0))
-                a, b = int(pos * SR), int(min(pos + length, duration) * SR)
-                on[a:b] = 1.0
-                spans.append([round(pos, 3), round(b / SR, 3)])
-                pos += length + float(rng.uniform(1.0, 5.0))
+            on, spans = on_spans(rng, n, duration, first=(0, 2), length=(2.0, 6.0), pause=(1.0, 5.0))
             x += kb * on
             track_info["keyboard_spans"] = spans
         if c["agc"]:
