@@ -136,7 +136,15 @@ HEAD = "0007"
 
 def test_a_new_database_is_at_the_newest_revision(store):
     head = ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
-    assert head == HEAD and revision_of(store.path) == head
+    assert head == HEAD == migrate.head() and revision_of(store.path) == head
+
+
+def test_a_store_at_the_newest_revision_opens_without_loading_alembic(tmp_path):
+    """Alembic is most of a command's start: a database already at the head does without it."""
+    Store(tmp_path / "db.sqlite3").close()
+    probe = "import sys; from livecoach.store import Store; Store(sys.argv[1]).close(); print('alembic' in sys.modules)"
+    opened = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "db.sqlite3")], capture_output=True, text=True)
+    assert opened.returncode == 0 and opened.stdout.strip() == "False", opened.stderr
 
 
 def test_the_models_match_the_migrations(store):
