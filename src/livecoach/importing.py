@@ -2,9 +2,11 @@
 right the client) become a session like a live one (docs/exports.md).
 
 One pass over the audio does it all. The engine is ``livecoach analyze``'s own run (analyze.py),
-so the session's figures are the analysis's to the last digit; the same blocks of samples are
-encoded as each participant's recording (Opus in WebM, with its duration and seek index, like a
-finished live recording) and measured for its level strip. Then the session is stored the way a
+so the session's figures are the analysis's to the last digit. Beside it, in a thread per
+participant, each participant's recording is made: their own file's audio packets copied as they
+are when Chromium plays the codec (recordings/formats.py; an hour's copy takes about a second),
+else, and for the channels of a stereo file, the samples the engine heard as lossless FLAC; the
+same samples give the level strip. Then the session is stored the way a
 live call stores it: a ``speech`` event per segment, one indicator sample per second, ``joined``
 and ``left``, the recordings' rows; and an ``imported`` event that names the files.
 
@@ -44,6 +46,8 @@ from .ingest import AudioError, probe
 from .metrics import share, talk_time
 from .recordings.ogg import OPUS_RATE
 from .recordings.recorder import PEAK_SAMPLES, new_audio_id, peak_byte
+from .recordings.finalise import MediaError, keep_audio
+from .recordings.formats import FLAC, Container, Keeping, keeping
 from .recordings.storage import FolderStorage, StorageError
 from .report import clock
 from .retention import delete_session
@@ -54,12 +58,6 @@ MAX_LENGTH_DIFFERENCE_S = 10.0
 MAX_LENGTH_DIFFERENCE = 0.10
 """Two tracks of one call last about as long: they may differ by 10 s, or by 10% of the longer
 one if that is more. Beyond that they are taken for recordings of different calls."""
-OPUS_BITRATE = 24_000
-OPUS_COMPLEXITY = 0
-"""Speech at 16 kHz (what the engine hears) in Opus at 24 kbit/s: about 11 MB an hour per
-participant. Encoding is most of an import's work: complexity 0 encodes one track at about 330x
-real time on this machine, 5 at 120x, 10 at 80x, and the decoded speech differs little (waveform
-SNR 9.8 dB at 0, 10.4 at 5, 10.6 at 10, on the clean fixture)."""
 PEAK_BIN = PEAK_SAMPLES * SAMPLE_RATE // OPUS_RATE
 """The level strip's 100 ms, in 16 kHz samples."""
 STALE_STAGING_S = 24 * 3600.0
@@ -219,96 +217,64 @@ def check_lengths(files: CallFiles, lengths: dict[str, float]) -> None:
 # -- the one pass: analysis, recordings, level strips ---------------------------------------------
 
 
-class _OpusTrack:
-    """One participant's audio, as it is analysed, into ``<id>.webm`` (Opus; its duration and seek
-    index written at the end, before the media, as finalise.remux_to_webm does for a live call)
-    and its level strip ``<id>.peaks`` (one byte per 100 ms, recorder.peak_byte).
+class _Track:
+    """One participant's recording, made in a thread of its own while the engine analyses, and
+    its level strip ``<id>.peaks`` (one byte per 100 ms, recorder.peak_byte) from the audio as
+    the engine hears it. ``add`` is given each block of that audio; ``close`` finishes both
+    files and gives the recording's row (store.add_imported_call)."""
 
-    Encoding is most of an import's work, and PyAV lets go of the GIL while libopus runs: each
-    track is encoded in a thread of its own while the engine analyses, a few blocks behind it."""
-
-    QUEUE_BLOCKS = 3
-
-    def __init__(self, storage: FolderStorage, folder: str, participant: str) -> None:
-        self.storage, self.folder, self.participant = storage, folder, participant
+    def __init__(self, storage: FolderStorage, folder: str, participant: str, container: Container) -> None:
+        self.storage, self.folder, self.participant, self.container = storage, folder, participant, container
         self.id = new_audio_id(participant)
-        self.name, self.peaks_name = f"{self.id}.webm", f"{self.id}.peaks"
+        self.name = f"{self.id}.{container.extension}"
         self.samples = 0  # handed in so far
         self._bin_peak, self._bin_fill = 0, 0
-        self._peaks = storage.create(folder, self.peaks_name)
-        try:
-            self._out = av.open(str(storage.writer_path(folder, self.name)), "w", format="webm",
-                                options={"cues_to_front": "1"})
-            self._stream = self._out.add_stream("libopus", rate=SAMPLE_RATE)
-            ctx = self._stream.codec_context
-            ctx.layout = "mono"
-            ctx.bit_rate = OPUS_BITRATE
-            ctx.options = {"application": "voip", "compression_level": str(OPUS_COMPLEXITY)}
-        except BaseException:
-            self._peaks.close()
-            raise
-        self._blocks: queue.Queue[np.ndarray | None] = queue.Queue(self.QUEUE_BLOCKS)
+        self._peaks = storage.create(folder, f"{self.id}.peaks")
         self._failed: BaseException | None = None
         self._stopping = False
-        self._thread = threading.Thread(target=self._encode_all, name=f"import-{participant}", daemon=True)
-        self._thread.start()
+        self._thread = threading.Thread(target=self._run, name=f"import-{participant}", daemon=True)
 
     def add(self, samples: np.ndarray) -> None:
         self._raise_failure()
-        self._blocks.put(samples)
         self.samples += samples.size
+        self._peaks.write(self._levels(samples))
 
     def close(self) -> dict:
-        """Finish both files; the recording's row (store.add_imported_call)."""
-        self._blocks.put(None)
+        self._finish()
         self._thread.join()
         self._raise_failure()
-        self.storage.seal(self.folder, self.name)
+        if self._bin_fill:
+            self._peaks.write(bytes((peak_byte(self._bin_peak),)))
+        self._peaks.close()
         return {"id": self.id, "participant": self.participant, "kind": "audio", "name": self.name,
-                "media_type": "audio/webm", "start_s": 0.0, "duration_s": round(self.samples / SAMPLE_RATE, 3),
+                "media_type": self.container.media_type, "start_s": 0.0,
+                "duration_s": round(self.samples / SAMPLE_RATE, 3),
                 "bytes": self.storage.size(self.folder, self.name), "state": "finished", "gaps": []}
 
     def abandon(self) -> None:
         """Stop at once; the files are left to the caller to delete."""
         self._stopping = True
-        while self._thread.is_alive():
-            try:
-                self._blocks.put(None, timeout=0.1)
-            except queue.Full:
-                continue
-            self._thread.join()
+        self._finish()
+        self._thread.join()
+        self._peaks.close()
+
+    def _run(self) -> None:
+        try:
+            self._write()
+        except BaseException as err:  # said by the next add or close, in the importing thread
+            self._failed = err
+            self._stopping = True
+
+    def _write(self) -> None:
+        """Write the recording (in the thread)."""
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Tell the thread that no more audio comes."""
 
     def _raise_failure(self) -> None:
         if self._failed is not None:
             raise self._failed
-
-    def _encode_all(self) -> None:
-        encoded = 0
-        try:
-            while (samples := self._blocks.get()) is not None and not self._stopping:
-                frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-                frame.sample_rate = SAMPLE_RATE
-                frame.pts = encoded
-                for packet in self._stream.encode(frame):
-                    self._out.mux(packet)
-                encoded += samples.size
-                self._peaks.write(self._levels(samples))
-            if not self._stopping:
-                for packet in self._stream.encode(None):
-                    self._out.mux(packet)
-                if self._bin_fill:
-                    self._peaks.write(bytes((peak_byte(self._bin_peak),)))
-        except BaseException as err:  # said by the next add or close, in the importing thread
-            self._failed = err
-            self._stopping = True
-            while self._blocks.get() is not None:  # unblock a waiting add: it sees the failure next
-                pass
-        finally:
-            for close in (self._out.close, self._peaks.close):
-                try:
-                    close()
-                except Exception as err:
-                    self._failed = self._failed or err
 
     def _levels(self, samples: np.ndarray) -> bytes:
         """The level bytes of the 100 ms bins these samples complete."""
@@ -331,6 +297,70 @@ class _OpusTrack:
         return bytes(out)
 
 
+class _KeptTrack(_Track):
+    """A participant's own file whose codec Chromium plays (formats.KEPT_CODECS): the file as it
+    is, or its audio packets copied into a new file, at the speed of the disk."""
+
+    def __init__(self, storage: FolderStorage, folder: str, participant: str, source: Path, kept: Keeping) -> None:
+        super().__init__(storage, folder, participant, kept.container)
+        self.source, self.as_is = source, kept.as_is
+        self._thread.start()
+
+    def _write(self) -> None:
+        stopped = lambda: self._stopping  # noqa: E731
+        if self.as_is:
+            self.storage.copy_in(self.source, self.folder, self.name, stopped)
+        else:
+            keep_audio(self.source, self.storage, self.folder, self.name, self.container, stopped)
+
+
+class _FlacTrack(_Track):
+    """Audio that is kept as lossless FLAC of what the engine heard (16 kHz mono): a file whose
+    codec Chromium does not play, or one channel of a stereo file. The encoder runs a few blocks
+    behind the engine (PyAV lets go of the GIL while it encodes)."""
+
+    QUEUE_BLOCKS = 3
+
+    def __init__(self, storage: FolderStorage, folder: str, participant: str) -> None:
+        super().__init__(storage, folder, participant, FLAC)
+        self._blocks: queue.Queue[np.ndarray | None] = queue.Queue(self.QUEUE_BLOCKS)
+        self._thread.start()
+
+    def add(self, samples: np.ndarray) -> None:
+        super().add(samples)
+        self._blocks.put(samples)
+
+    def _finish(self) -> None:
+        while self._thread.is_alive():
+            try:
+                self._blocks.put(None, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _write(self) -> None:
+        try:
+            with av.open(str(self.storage.writer_path(self.folder, self.name)), "w", format=FLAC.muxer) as out:
+                stream = out.add_stream("flac", rate=SAMPLE_RATE)
+                stream.codec_context.layout = "mono"
+                encoded = 0
+                while (samples := self._blocks.get()) is not None and not self._stopping:
+                    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+                    frame.sample_rate = SAMPLE_RATE
+                    frame.pts = encoded
+                    out.mux(stream.encode(frame))
+                    encoded += samples.size
+                if not self._stopping:
+                    out.mux(stream.encode(None))
+        except BaseException:
+            self._stopping = True
+            raise
+        finally:
+            while self._stopping and self._blocks.get() is not None:  # unblock a waiting add
+                pass
+        self.storage.seal(self.folder, self.name)
+
+
 def _peak(samples: np.ndarray) -> int:
     return int(np.abs(samples.astype(np.int32)).max()) if samples.size else 0
 
@@ -339,10 +369,10 @@ def _analyse_and_record(
     storage: FolderStorage, staging: str, files: CallFiles, expected: float | None, progress: Progress | None,
     config: EngineConfig | None,
 ) -> tuple[Analysis, list[dict]]:
-    tracks: dict[str, _OpusTrack] = {}
+    tracks: dict[str, _Track] = {}
     try:
         for role in ROLES:
-            tracks[role] = _writing(lambda: _OpusTrack(storage, staging, role))
+            tracks[role] = _writing(lambda: _track(storage, staging, files, role))
         total = expected * SAMPLE_RATE if expected else None
 
         def observe(coach: np.ndarray | None, client: np.ndarray | None) -> None:
@@ -365,11 +395,21 @@ def _analyse_and_record(
         raise
 
 
+def _track(storage: FolderStorage, staging: str, files: CallFiles, role: str) -> _Track:
+    """A participant's own file is kept as it is when Chromium plays it; otherwise, and for a
+    channel of a stereo file, what the engine heard is kept as FLAC."""
+    if files.stereo is None:
+        kept = keeping(files.path(role))
+        if kept is not None:
+            return _KeptTrack(storage, staging, role, files.path(role), kept)
+    return _FlacTrack(storage, staging, role)
+
+
 def _writing(action: Callable[[], T]) -> T:
     """A step that writes the recordings: a failure of the disk is the import's, in one line."""
     try:
         return action()
-    except (OSError, StorageError, av.error.FFmpegError) as err:
+    except (OSError, StorageError, MediaError, av.error.FFmpegError) as err:
         raise ImportFailed(f"cannot write the recordings: {getattr(err, 'strerror', None) or _first_line(err)}") from None
 
 

@@ -21,6 +21,7 @@ from .coach_api import HEADERS, ApiError, CoachGuard, bad, json_response, read_o
 from .media import ranged_response
 from .recordings.clips import audio_clip, video_clip
 from .recordings.finalise import MediaError
+from .recordings.formats import media_type as audio_media_type
 from .recordings.storage import NAME, FolderStorage
 from .review_source import load_review
 from .signing import Signer
@@ -30,7 +31,6 @@ CLIP_BEFORE_S, CLIP_AFTER_S = 30.0, 15.0
 MAX_CLIP_SIDE_S = 300.0
 FINISHED = ("finished", "interrupted")
 ACCESS_LOG_GAP_S = 600.0
-MEDIA_TYPES = {"webm": "audio/webm", "ogg": "audio/ogg", "peaks": "application/octet-stream"}
 
 
 def review_routes(store: Store, storage: FolderStorage, signer: Signer) -> list[Route]:
@@ -129,7 +129,7 @@ class _ReviewApi(CoachGuard):
         if _from_the_start(request.headers.get("range")) and self._first_in_a_while(session, name):
             await run_in_threadpool(self.store.log_access, session, "a signed link", "fetched a file", name)
         video = name.startswith(("video-", "clip-video-"))
-        media_type = "video/webm" if video else MEDIA_TYPES.get(name.rsplit(".", 1)[-1], "application/octet-stream")
+        media_type = "video/webm" if video else audio_media_type(name)
         return ranged_response(size, media_type, request.headers.get("range"),
                                lambda a, b: self.storage.read_range(session, name, a, b),
                                {"Cache-Control": "private, max-age=3600"})

@@ -9,11 +9,14 @@ muxer writes the duration and the cues when it can seek in its output.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Callable
 
 import av
 
 from ..store import Store
+from .formats import WEBM, Container
 from .ogg import valid_length
 from .storage import FolderStorage, StorageError
 
@@ -27,20 +30,37 @@ class MediaError(Exception):
 def remux_to_webm(storage: FolderStorage, session: str, source: str, target: str) -> float:
     """Copy every packet of ``source`` into a new WebM ``target``; returns its duration (s).
 
-    The seek index (Cues) goes before the media (``cues_to_front``): a browser opening the file
-    reads it with the header in its first request, instead of asking for the file's end first
-    and then coming back (a round trip less before the first sound, and before the first seek)."""
-    out_path = storage.writer_path(session, target)
+    The seek index (Cues) goes before the media (formats.WEBM): a browser opening the file reads
+    it with the header in its first request, instead of asking for the file's end first and then
+    coming back (a round trip less before the first sound, and before the first seek)."""
+    return _remux(str(storage.path(session, source)), storage, session, target, WEBM, ("audio", "video"))
+
+
+def keep_audio(source: str | os.PathLike, storage: FolderStorage, folder: str, target: str, container: Container,
+               stopped: Callable[[], bool] = lambda: False) -> float:
+    """Copy the packets of the first audio stream of ``source`` (a file of the user's, e.g. an
+    imported call's) into a new ``target`` in ``container``; returns its duration (s). Anything
+    else the file holds (video, other audio) is left out. ``stopped`` is asked before each packet:
+    True ends the copy, leaving the file unfinished for the caller to delete."""
+    return _remux(os.fspath(source), storage, folder, target, container, ("audio",), first_only=True, stopped=stopped)
+
+
+def _remux(source: str, storage: FolderStorage, folder: str, target: str, container: Container,
+           kinds: tuple[str, ...], first_only: bool = False, stopped: Callable[[], bool] = lambda: False) -> float:
+    out_path = storage.writer_path(folder, target)
+    name = os.path.basename(source)
     try:
-        with av.open(str(storage.path(session, source))) as inp:
-            streams = [s for s in inp.streams if s.type in ("audio", "video")]
+        with av.open(source) as inp:
+            streams = [s for s in inp.streams if s.type in kinds][: 1 if first_only else None]
             if not streams:
-                raise MediaError(f"{source} holds no audio or video")
-            with av.open(str(out_path), "w", format="webm", options={"cues_to_front": "1"}) as out:
+                raise MediaError(f"{name} holds no {' or '.join(kinds)}")
+            with av.open(str(out_path), "w", format=container.muxer, options=dict(container.options)) as out:
                 mapping = {s.index: out.add_stream_from_template(s) for s in streams}
                 end, copied = 0.0, 0
                 try:
                     for packet in inp.demux(streams):
+                        if stopped():
+                            break
                         if packet.dts is None or packet.size == 0:
                             continue  # the demuxer's end-of-stream marker
                         stream = packet.stream
@@ -53,11 +73,11 @@ def remux_to_webm(storage: FolderStorage, session: str, source: str, target: str
                     # A recording cut off by a closed tab or a killed writer: keep all before the cut.
                     if not copied:
                         raise
-                    log.warning("%s/%s: copied up to a damaged end (%s)", session, source, err)
+                    log.warning("%s/%s: copied up to a damaged end (%s)", folder, name, err)
     except av.FFmpegError as err:
-        storage.delete(session, target)
-        raise MediaError(f"{source}: {err}") from None
-    storage.seal(session, target)
+        storage.delete(folder, target)
+        raise MediaError(f"{name}: {err}") from None
+    storage.seal(folder, target)
     return end
 
 

@@ -11,13 +11,14 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 NAME = re.compile(r"[A-Za-z0-9_-]{1,80}(\.[a-z0-9]{1,8}){0,2}")
 SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
 READ_BLOCK = 64 * 1024
+COPY_BLOCK = 4 * 1024 * 1024
 STAGING = re.compile(r"(import|upload)-[0-9a-f]{16}")
 """A folder of work in progress beside the sessions' folders: an import's files while it is
 uploaded or analysed. Never a session's id (those are 12 characters), so never shown as one."""
@@ -68,6 +69,15 @@ class FolderStorage:
         """A path to write a new file at (by PyAV), with the folder made and the mode set after."""
         self._ensure_folder(session)
         return self.path(session, name)
+
+    def copy_in(self, source: str | os.PathLike, session: str, name: str,
+                stopped: Callable[[], bool] = lambda: False) -> None:
+        """Copy a file of the user's (an imported call's) in as ``name``, a block at a time;
+        ``stopped`` is asked before each block: True leaves the copy unfinished for the caller
+        to delete."""
+        with open(source, "rb") as inp, self.create(session, name) as out:
+            while (block := inp.read(COPY_BLOCK)) and not stopped():
+                out.write(block)
 
     def seal(self, session: str, name: str) -> None:
         """Make a file written by another library readable by the server's user only."""
