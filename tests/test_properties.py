@@ -267,7 +267,14 @@ FRAMES = st.one_of(
     invalid_messages().map(json.dumps), valid_messages().map(lambda m: json.dumps(m, ensure_ascii=False).encode()),
     st.integers(MAX_MESSAGE_BYTES - 40, MAX_MESSAGE_BYTES + 40).map(
         lambda n: json.dumps({"type": "ping", "id": "x" * n})),
+    st.tuples(st.sampled_from("é€😀"), st.integers(-20, 20)).map(  # characters of 2, 3, 4 bytes near the limit
+        lambda c: json.dumps({"type": "ping", "id": c[0] * (MAX_MESSAGE_BYTES // len(c[0].encode()) - 20 + c[1])},
+                             ensure_ascii=False)),
 )
+
+
+def size(frame: str | bytes) -> int:
+    return len(frame if isinstance(frame, bytes) else frame.encode("utf-8", "surrogatepass"))
 
 
 @PURE
@@ -278,10 +285,10 @@ def test_signalling_parse_gives_a_known_message_or_a_protocol_error(frame: str |
     except ProtocolError as err:
         assert str(err)
         assert err.code in ("bad-message", "too-big")
-        assert (err.code == "too-big") == (len(frame) > MAX_MESSAGE_BYTES) == err.close
+        assert (err.code == "too-big") == (size(frame) > MAX_MESSAGE_BYTES) == err.close
     else:
         assert isinstance(msg, dict) and msg["type"] in KNOWN_TYPES
-        assert len(frame) <= MAX_MESSAGE_BYTES
+        assert size(frame) <= MAX_MESSAGE_BYTES
 
 
 @PURE

@@ -54,9 +54,17 @@ def _tuple(kinds) -> tuple:
     return kinds if isinstance(kinds, tuple) else (kinds,)
 
 
+def utf8_length(text: str | bytes) -> int:
+    """A message's size in bytes, as the limit counts it: a text frame's characters as UTF-8
+    (up to 4 bytes each; a lone surrogate as 3)."""
+    if isinstance(text, bytes) or text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def parse(text: str | bytes) -> dict[str, Any]:
     """One message of the protocol, checked for size, form and its type's fields."""
-    if len(text) > MAX_MESSAGE_BYTES:
+    if utf8_length(text) > MAX_MESSAGE_BYTES:
         raise ProtocolError("too-big", f"messages are at most {MAX_MESSAGE_BYTES} bytes", close=True)
     try:
         msg = jsontext.loads(text)
