@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from . import exports_cli, library_cli
+from .cli_arguments import add_call_files, add_data, call_files_mistake
 from .ingest import AudioError
 from .settings import days_or_none, add_server_arguments, env_default, settings_from
 
@@ -21,10 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     analyze = sub.add_parser("analyze", help="analyse a recorded session", description=(
         "Analyse a recorded 1:1 session: either one file per participant, or one stereo file "
         "(left channel the coach, right channel the client)."))
-    source = analyze.add_mutually_exclusive_group(required=True)
-    source.add_argument("--coach", metavar="AUDIO", help="the coach's recording (needs --client)")
-    source.add_argument("--stereo", metavar="FILE", help="a stereo recording: left coach, right client")
-    analyze.add_argument("--client", metavar="AUDIO", help="the client's recording (with --coach)")
+    add_call_files(analyze)
     analyze.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     analyze.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
 
@@ -34,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     session = sub.add_parser("session", help="manage sessions")
     session_sub = session.add_subparsers(dest="session_command", required=True)
     new = session_sub.add_parser("new", help="create a session and print its two links")
-    new.add_argument("--data", default=env_default("data", "data"), help="data folder (default ./data)")
+    add_data(new)
     new.add_argument("--label", default="", help="a name for the session, e.g. the client's")
     new.add_argument("--url", default=None, help="the server's public base URL (default http://127.0.0.1:8080)")
     new.add_argument("--coach", metavar="EMAIL", help="whose session it is (needed when there are several coaches)")
@@ -49,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     password.add_argument("email")
     listing = coach_sub.add_parser("list", help="list the coaches")
     for command in (add, password, listing):
-        command.add_argument("--data", default=env_default("data", "data"), help="data folder (default ./data)")
+        add_data(command)
     for command in (add, password):
         command.add_argument("--password-stdin", action="store_true",
                              help="read the password from the first line of standard input (for scripts)")
@@ -65,16 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     purge.add_argument("--keep-sessions-days", type=float, default=days_or_none(env_default("keep-sessions-days")),
                        metavar="D", help="delete whole sessions D days after their call was last active")
     for command in (delete, erase, purge):
-        command.add_argument("--data", default=env_default("data", "data"), help="data folder (default ./data)")
+        add_data(command)
     library_cli.add_parsers(sub)
     exports_cli.add_parsers(sub)
 
     args = parser.parse_args(argv)
+    if args.command in ("analyze", "import") and (mistake := call_files_mistake(args)) is not None:
+        parser.error(mistake)
     if args.command == "analyze":
-        if args.coach and not args.client:
-            parser.error("--coach needs --client (or use --stereo)")
-        if args.client and not args.coach:
-            parser.error("--client needs --coach (or use --stereo)")
         return _analyze(args)
     if args.command == "serve":
         from .app import serve as run_server

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from .cli_arguments import add_call_files, add_data
 from .settings import env_default
 
 COMMANDS = ("export", "import")
@@ -34,10 +35,7 @@ def add_parsers(sub: Any) -> None:
         "Analyse a recorded call (one file per participant, or one stereo file: left the coach, right the "
         "client; any format FFmpeg opens), keep its audio as the session's recordings, and store it as a "
         "session like a live one: its review, exports and report."))
-    source = call.add_mutually_exclusive_group(required=True)
-    source.add_argument("--coach", metavar="AUDIO", help="the coach's recording (needs --client)")
-    source.add_argument("--stereo", metavar="FILE", help="a stereo recording: left the coach, right the client")
-    call.add_argument("--client", metavar="AUDIO", help="the client's recording (with --coach)")
+    add_call_files(call)
     call.add_argument("--label", required=True, help="a name for the session, e.g. the client's")
     call.add_argument("--client-name", metavar="NAME", help="the client the session is filed under (default: the label)")
     call.add_argument("--owner", metavar="EMAIL", help="whose session it is (needed when there are several coaches)")
@@ -49,7 +47,7 @@ def add_parsers(sub: Any) -> None:
     call.add_argument("--progress", choices=("auto", "bar", "none"), default="auto",
                       help="a progress bar on standard error (auto: when it is a terminal)")
     for command in (export, call):
-        command.add_argument("--data", default=env_default("data", "data"), help="data folder (default ./data)")
+        add_data(command)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,10 +143,6 @@ def _import(args: argparse.Namespace) -> int:
     from .report import clock
     from .store import Store
 
-    if args.coach and not args.client:
-        return _fail("--coach needs --client (or use --stereo)", 2)
-    if args.client and not args.coach:
-        return _fail("--client needs --coach (or use --stereo)", 2)
     try:
         created_at = _when(args.date)
     except ValueError as err:

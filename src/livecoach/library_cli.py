@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .settings import env_default
+from .cli_arguments import add_data
 
 COMMANDS = ("sessions", "report")
 
@@ -32,7 +32,7 @@ def add_parsers(sub: Any) -> None:
         "leave these parts out, comma-separated: notes, nudges, behaviour, tags, summary, next_steps "
         "(a copy to share with the client)"))
     for command in (sessions, report):
-        command.add_argument("--data", default=env_default("data", "data"), help="data folder (default ./data)")
+        add_data(command)
 
 
 def run(args: argparse.Namespace) -> int:
