@@ -1,6 +1,6 @@
 """An imported call keeps its own audio (recordings/formats.py): a participant's file whose codec
 Chromium plays becomes the recording packet for packet, in a container with its seek index; other
-audio, and each channel of a stereo file, becomes lossless FLAC of what the engine heard. Every
+audio, and each channel of a stereo file, becomes a WAV of what the engine heard. Every
 kept file is then played and seeked by Debian's Chromium from the server, as the replay plays it."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ SOURCES = {
 KEPT_AS = {"aac": ("m4a", "audio/mp4"), "mp3": ("mp3", "audio/mpeg"), "flac": ("flac", "audio/flac"),
            "wav16": ("wav", "audio/wav"), "wav24": ("wav", "audio/wav"), "wavfloat": ("wav", "audio/wav"),
            "opus": ("webm", "audio/webm")}
-"""What each is kept as; the rest (mu-law, which Chromium does not play) becomes FLAC."""
+"""What each is kept as; the rest (mu-law, which Chromium does not play) becomes 16 kHz WAV."""
 
 
 def encode(samples: np.ndarray, path: Path, muxer: str, encoder: str, sample_format: str) -> Path:
@@ -152,22 +152,24 @@ def test_a_video_file_keeps_only_its_audio(imported):
         assert audio_packets(kept) == audio_packets(files[row["participant"]])
 
 
-def test_audio_chromium_does_not_play_is_kept_as_the_engines_lossless_flac(imported):
+def test_audio_chromium_does_not_play_is_kept_as_what_the_engine_heard(imported):
     _, data, sessions = imported
     done, files, rows = sessions["mulaw"]
     for row in rows:
-        assert row["name"].endswith(".flac") and row["media_type"] == "audio/flac"
+        assert row["name"].endswith(".wav") and row["media_type"] == "audio/wav"
         kept = data / "recordings" / done.session.id / row["name"]
         assert np.array_equal(decoded(kept), decoded(files[row["participant"]]))
+        with av.open(str(kept)) as media:
+            assert media.streams.audio[0].codec_context.name == "pcm_s16le" and media.streams.audio[0].rate == SAMPLE_RATE
 
 
-def test_each_channel_of_a_stereo_file_is_kept_as_lossless_flac(imported):
+def test_each_channel_of_a_stereo_file_is_kept_as_what_the_engine_heard(imported):
     _, data, sessions = imported
     done, files, rows = sessions["stereo"]
     coach, client = (np.concatenate(c) for c in zip(*read_stereo(files["stereo"]), strict=True))
     heard = {"coach": coach, "client": client}
     for row in rows:
-        assert row["media_type"] == "audio/flac"
+        assert row["media_type"] == "audio/wav"
         kept = data / "recordings" / done.session.id / row["name"]
         assert np.array_equal(decoded(kept), heard[row["participant"]])
 

@@ -5,8 +5,8 @@ One pass over the audio does it all. The engine is ``livecoach analyze``'s own r
 so the session's figures are the analysis's to the last digit. Beside it, in a thread per
 participant, each participant's recording is made: their own file's audio packets copied as they
 are when Chromium plays the codec (recordings/formats.py; an hour's copy takes about a second),
-else, and for the channels of a stereo file, the samples the engine heard as lossless FLAC; the
-same samples give the level strip. Then the session is stored the way a
+else, and for the channels of a stereo file, the samples the engine heard as WAV; the same
+samples give the level strip. Then the session is stored the way a
 live call stores it: a ``speech`` event per segment, one indicator sample per second, ``joined``
 and ``left``, the recordings' rows; and an ``imported`` event that names the files.
 
@@ -25,11 +25,11 @@ import bisect
 import json
 import math
 import os
-import queue
 import signal
 import sys
 import threading
 import time
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +47,7 @@ from .metrics import share, talk_time
 from .recordings.ogg import OPUS_RATE
 from .recordings.recorder import PEAK_SAMPLES, new_audio_id, peak_byte
 from .recordings.finalise import MediaError, keep_audio
-from .recordings.formats import FLAC, Container, Keeping, keeping
+from .recordings.formats import WAV, Container, Keeping, keeping
 from .recordings.storage import FolderStorage, StorageError
 from .report import clock
 from .retention import delete_session
@@ -218,10 +218,11 @@ def check_lengths(files: CallFiles, lengths: dict[str, float]) -> None:
 
 
 class _Track:
-    """One participant's recording, made in a thread of its own while the engine analyses, and
-    its level strip ``<id>.peaks`` (one byte per 100 ms, recorder.peak_byte) from the audio as
-    the engine hears it. ``add`` is given each block of that audio; ``close`` finishes both
-    files and gives the recording's row (store.add_imported_call)."""
+    """One participant's recording, made while the engine analyses, and its level strip
+    ``<id>.peaks`` (one byte per 100 ms, recorder.peak_byte) from the audio as the engine hears
+    it. ``add`` is given each block of that audio; ``close`` finishes both files and gives the
+    recording's row (store.add_imported_call); ``abandon`` stops at once, leaving the files to
+    the caller to delete."""
 
     def __init__(self, storage: FolderStorage, folder: str, participant: str, container: Container) -> None:
         self.storage, self.folder, self.participant, self.container = storage, folder, participant, container
@@ -230,19 +231,13 @@ class _Track:
         self.samples = 0  # handed in so far
         self._bin_peak, self._bin_fill = 0, 0
         self._peaks = storage.create(folder, f"{self.id}.peaks")
-        self._failed: BaseException | None = None
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=f"import-{participant}", daemon=True)
 
     def add(self, samples: np.ndarray) -> None:
-        self._raise_failure()
         self.samples += samples.size
         self._peaks.write(self._levels(samples))
 
     def close(self) -> dict:
         self._finish()
-        self._thread.join()
-        self._raise_failure()
         if self._bin_fill:
             self._peaks.write(bytes((peak_byte(self._bin_peak),)))
         self._peaks.close()
@@ -252,29 +247,16 @@ class _Track:
                 "bytes": self.storage.size(self.folder, self.name), "state": "finished", "gaps": []}
 
     def abandon(self) -> None:
-        """Stop at once; the files are left to the caller to delete."""
-        self._stopping = True
-        self._finish()
-        self._thread.join()
+        self._stop()
         self._peaks.close()
 
-    def _run(self) -> None:
-        try:
-            self._write()
-        except BaseException as err:  # said by the next add or close, in the importing thread
-            self._failed = err
-            self._stopping = True
-
-    def _write(self) -> None:
-        """Write the recording (in the thread)."""
+    def _finish(self) -> None:
+        """Finish the recording (raises what went wrong in writing it)."""
         raise NotImplementedError
 
-    def _finish(self) -> None:
-        """Tell the thread that no more audio comes."""
-
-    def _raise_failure(self) -> None:
-        if self._failed is not None:
-            raise self._failed
+    def _stop(self) -> None:
+        """Stop writing the recording at once."""
+        raise NotImplementedError
 
     def _levels(self, samples: np.ndarray) -> bytes:
         """The level bytes of the 100 ms bins these samples complete."""
@@ -299,66 +281,64 @@ class _Track:
 
 class _KeptTrack(_Track):
     """A participant's own file whose codec Chromium plays (formats.KEPT_CODECS): the file as it
-    is, or its audio packets copied into a new file, at the speed of the disk."""
+    is, or its audio packets copied into a new file, in a thread while the engine analyses (at
+    the speed of the disk: it needs none of the engine's samples)."""
 
     def __init__(self, storage: FolderStorage, folder: str, participant: str, source: Path, kept: Keeping) -> None:
         super().__init__(storage, folder, participant, kept.container)
         self.source, self.as_is = source, kept.as_is
+        self._stopping = False
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._copy, name=f"import-{participant}", daemon=True)
         self._thread.start()
 
-    def _write(self) -> None:
+    def _copy(self) -> None:
         stopped = lambda: self._stopping  # noqa: E731
-        if self.as_is:
-            self.storage.copy_in(self.source, self.folder, self.name, stopped)
-        else:
-            keep_audio(self.source, self.storage, self.folder, self.name, self.container, stopped)
+        try:
+            if self.as_is:
+                self.storage.copy_in(self.source, self.folder, self.name, stopped)
+            else:
+                keep_audio(self.source, self.storage, self.folder, self.name, self.container, stopped)
+        except BaseException as err:  # raised by close, in the importing thread
+            self._failed = err
+
+    def _finish(self) -> None:
+        self._thread.join()
+        if self._failed is not None:
+            raise self._failed
+
+    def _stop(self) -> None:
+        self._stopping = True
+        self._thread.join()
 
 
-class _FlacTrack(_Track):
-    """Audio that is kept as lossless FLAC of what the engine heard (16 kHz mono): a file whose
-    codec Chromium does not play, or one channel of a stereo file. The encoder runs a few blocks
-    behind the engine (PyAV lets go of the GIL while it encodes)."""
-
-    QUEUE_BLOCKS = 3
+class _WavTrack(_Track):
+    """Audio kept as what the engine heard, 16 kHz 16-bit mono WAV: a file whose codec Chromium
+    does not play, or one channel of a stereo file. Lossless and written as it comes: encoding
+    it (FLAC, Opus) cost more than the analysis, since PyAV holds the GIL while it encodes."""
 
     def __init__(self, storage: FolderStorage, folder: str, participant: str) -> None:
-        super().__init__(storage, folder, participant, FLAC)
-        self._blocks: queue.Queue[np.ndarray | None] = queue.Queue(self.QUEUE_BLOCKS)
-        self._thread.start()
+        super().__init__(storage, folder, participant, WAV)
+        try:
+            self._file = storage.create(folder, self.name)
+            self._wav = wave.open(self._file, "wb")
+            self._wav.setnchannels(1)
+            self._wav.setsampwidth(2)
+            self._wav.setframerate(SAMPLE_RATE)
+        except BaseException:
+            self._peaks.close()
+            raise
 
     def add(self, samples: np.ndarray) -> None:
         super().add(samples)
-        self._blocks.put(samples)
+        self._wav.writeframesraw(np.ascontiguousarray(samples, dtype="<i2").tobytes())
 
     def _finish(self) -> None:
-        while self._thread.is_alive():
-            try:
-                self._blocks.put(None, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        self._wav.close()  # writes the lengths into the header
+        self._file.close()
 
-    def _write(self) -> None:
-        try:
-            with av.open(str(self.storage.writer_path(self.folder, self.name)), "w", format=FLAC.muxer) as out:
-                stream = out.add_stream("flac", rate=SAMPLE_RATE)
-                stream.codec_context.layout = "mono"
-                encoded = 0
-                while (samples := self._blocks.get()) is not None and not self._stopping:
-                    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-                    frame.sample_rate = SAMPLE_RATE
-                    frame.pts = encoded
-                    out.mux(stream.encode(frame))
-                    encoded += samples.size
-                if not self._stopping:
-                    out.mux(stream.encode(None))
-        except BaseException:
-            self._stopping = True
-            raise
-        finally:
-            while self._stopping and self._blocks.get() is not None:  # unblock a waiting add
-                pass
-        self.storage.seal(self.folder, self.name)
+    def _stop(self) -> None:
+        self._finish()
 
 
 def _peak(samples: np.ndarray) -> int:
@@ -397,12 +377,12 @@ def _analyse_and_record(
 
 def _track(storage: FolderStorage, staging: str, files: CallFiles, role: str) -> _Track:
     """A participant's own file is kept as it is when Chromium plays it; otherwise, and for a
-    channel of a stereo file, what the engine heard is kept as FLAC."""
+    channel of a stereo file, what the engine heard is kept as WAV."""
     if files.stereo is None:
         kept = keeping(files.path(role))
         if kept is not None:
             return _KeptTrack(storage, staging, role, files.path(role), kept)
-    return _FlacTrack(storage, staging, role)
+    return _WavTrack(storage, staging, role)
 
 
 def _writing(action: Callable[[], T]) -> T:

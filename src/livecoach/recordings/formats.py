@@ -4,7 +4,7 @@ A live call's recordings are Opus in WebM (Ogg while they grow). An imported cal
 audio its files already hold when Chromium plays that codec: the packets are copied into the
 container that suits the codec (with its seek index), never encoded again, so a long import costs
 little more than its analysis and loses nothing of the original. Any other audio is kept as
-lossless FLAC of what the engine heard (16 kHz mono).
+what the engine heard: 16 kHz 16-bit mono WAV.
 """
 
 from __future__ import annotations
