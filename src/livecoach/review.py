@@ -65,6 +65,7 @@ def build_timeline_part(events: list[dict], samples: list, recordings: list[dict
         "overlaps": _spans(timeline.overlaps),
         "pauses": recording_pauses(events),
         "interruptions": sorted(_r(e["session_time"]) for e in _timed(events) if e["kind"] == "interrupted"),
+        "absences": absences(events, duration),
         "samples": _samples(samples),
         "summary": {
             "metrics": compute(timeline).to_dict(),
@@ -159,6 +160,32 @@ def _duration(segments: dict, events: list[dict], samples: list, recordings: lis
 
 def _spans(intervals: Iterable[Interval]) -> list[list[float]]:
     return [[_r(i.start), _r(i.end)] for i in intervals]
+
+
+ABSENT, CONNECTED = "absent", "connected"
+STATE_OF = {"joined": CONNECTED, "left": ABSENT}
+"""The participant's state after each event that changes it (a ``presence`` event names its own)."""
+
+
+def absences(events: list[dict], duration: float) -> dict[str, list[list]]:
+    """Each participant's spans of the call in which nothing of them could be heard, as
+    ``[start, end, state]``: ``absent`` (not in the call: before joining, after leaving, while
+    a killed call was down), ``muted``, or ``no-audio`` (in the call, but their audio stopped
+    coming: a network that dropped). From the ``joined``, ``left`` and ``presence`` events."""
+    out: dict[str, list[list]] = {p: [] for p in ROLES}
+    state, since = dict.fromkeys(ROLES, ABSENT), dict.fromkeys(ROLES, 0.0)
+    for e in sorted(_timed(events), key=lambda e: e["session_time"]):
+        who, new = e.get("participant"), STATE_OF.get(e["kind"]) or (e.get("state") if e["kind"] == "presence" else None)
+        if who not in out or new is None or new == state[who]:
+            continue
+        at = min(float(e["session_time"]), duration)
+        if state[who] != CONNECTED and at > since[who]:
+            out[who].append([_r(since[who]), _r(at), state[who]])
+        state[who], since[who] = new, at
+    for who in ROLES:
+        if state[who] != CONNECTED and duration > since[who]:
+            out[who].append([_r(since[who]), _r(duration), state[who]])
+    return out
 
 
 def recording_pauses(events: list[dict]) -> list[list[float | None]]:
