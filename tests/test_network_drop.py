@@ -10,9 +10,8 @@ import asyncio
 
 import pytest
 
-from liveserver import Server
 from livecoach.live.simpeer import IndicatorReader, SimPeer
-from test_recording_live import review, start_call, wait_for
+from test_recording_live import review, server, start_call, wait_for  # noqa: F401 (server: the fixture)
 
 DROP_AT_S, DROP_S = 8.0, 10.0
 
@@ -31,14 +30,6 @@ class Blackout:
         received, sendto = protocol.datagram_received, protocol.transport.sendto
         protocol.datagram_received = lambda data, addr: None if self.on else received(data, addr)
         protocol.transport.sendto = lambda data, addr=None: None if self.on else sendto(data, addr)
-
-
-@pytest.fixture
-def server(tmp_path):
-    srv = Server(tmp_path / "data", "direct", workers=0)
-    yield srv
-    log = srv.stop()
-    assert "Traceback" not in log, log
 
 
 async def test_a_10_s_network_drop_recovers_and_the_timeline_marks_the_gap(server, tmp_path):
