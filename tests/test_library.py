@@ -142,6 +142,20 @@ def test_the_library_filters_by_client_dates_and_tag_kind(store):
     assert everything["targets"] == {"talk_share_coach_max": 0.65, "wait_min_s": 3.0, "turn_max_s": 90.0}
 
 
+def test_the_list_form_is_the_whole_answer_less_what_the_page_does_not_show(store):
+    made = several(store)
+    whole = library.library(store, LOCAL_COACH, client="Alex")
+    listed = library.library(store, LOCAL_COACH, client="Alex", listed=True)
+    assert [s["id"] for s in listed["sessions"]] == made["Alex"][::-1]
+    assert {k: v for k, v in listed.items() if k != "sessions"} == {k: v for k, v in whole.items() if k != "sessions"}
+    for brief, full in zip(listed["sessions"], whole["sessions"], strict=True):
+        assert set(brief) == {"id", "client", "label", "created_at", "origin", "figures"}
+        assert set(brief["figures"]) == {"live", "duration_s", "talk_share_coach", "median_wait_s", "tags", "tag_count",
+                                         "recorded"}
+        assert brief == {k: v for k, v in full.items() if k in brief} | {
+            "figures": {k: v for k, v in full["figures"].items() if k in brief["figures"]}}
+
+
 def test_the_targets_are_the_coachs_settings(store):
     settings = store.coach_settings(LOCAL_COACH)
     settings["nudges"]["talk_balance"]["share"] = 0.55

@@ -141,6 +141,20 @@ def test_the_library_lists_the_coachs_sessions_with_their_figures(world):
     assert library["pending"] == 0 and library["tag_kinds"][0]["id"] == "breakthrough"
 
 
+def test_the_library_as_its_page_lists_it(world):
+    server, made, cookie, _ = world
+    status, whole = answer(server, "GET", "/api/library?client=Alex", cookie)
+    status_listed, listed = answer(server, "GET", "/api/library?client=Alex&fields=list", cookie)
+    assert status == status_listed == 200
+    assert [s["id"] for s in listed["sessions"]] == [s["id"] for s in whole["sessions"]]
+    first = listed["sessions"][0]
+    assert set(first) == {"id", "client", "label", "created_at", "origin", "figures"}
+    assert first["figures"] == {k: v for k, v in whole["sessions"][0]["figures"].items() if k in first["figures"]}
+    assert "nudges" not in first["figures"] and listed["clients"] == whole["clients"]
+    status, body = answer(server, "GET", "/api/library?fields=all", cookie)
+    assert (status, body["error"]["code"]) == (400, "bad-message") and "fields" in body["error"]["message"]
+
+
 def test_the_librarys_filters(world):
     server, made, cookie, _ = world
 

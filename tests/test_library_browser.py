@@ -1,9 +1,10 @@
 """The library and the report in Chromium (docs/library.md): the library lists every session by
-client, a filter narrows it, a client's trend chart has one point per session, a row opens its
-replay with the coach's login alone, and a report shows its figures and charts, keeps the coach's
-summary, prints to one A4 and one Letter page with nothing past the printable width, and downloads
-a shared copy without the notes. No call is made: the browser runs here directly (these pages use
-no WebRTC), on sessions written through the Store."""
+client (a long one, its first screenful first), a filter narrows it, a client's trend chart has
+one point per session, a row opens its replay with the coach's login alone, and a report shows
+its figures and charts, keeps the coach's summary, prints to one A4 and one Letter page with
+nothing past the printable width, and downloads a shared copy without the notes. No call is
+made: the browser runs here directly (these pages use no WebRTC), on sessions written through
+the Store."""
 
 from __future__ import annotations
 
@@ -201,3 +202,52 @@ def test_a_report_renders_keeps_its_summary_prints_on_one_page_and_shares_a_copy
     page.get_by_test_id("preview").check()
     assert page.locator("[data-part=notes]").first.is_hidden()
     assert page.errors == []
+
+
+def test_a_long_library_shows_its_first_rows_then_every_row_in_order(page, tmp_path):
+    """More sessions than the first screenful (library.js draws 20 at once, then the rest): the
+    first frame holds the first group alone, and then every row comes, by client, newest first;
+    a group not drawn yet is guessed as tall as its rows (its --rows), not as one row."""
+    from livecoach import review_source
+
+    add_coach(tmp_path)
+    store = Store(tmp_path / "livecoach.sqlite3")
+    coach = store.coaches()[0].id
+    made = {}
+    for c, name in enumerate(("Alex", "Blair", "Casey")):
+        made[name] = [make_session(store, coach, name, T0 + i * DAY + c * 3600, seed=100 * c + i, minutes=2, tags=i % 3,
+                                   nudges=0).id for i in range(12)]
+        for session in made[name]:
+            review_source.warm(store, session)
+    store.close()
+    server = Server(tmp_path, workers=0)
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        name, value = login(server, COACH_EMAIL, COACH_PASSWORD).split("=", 1)
+        context.add_cookies([{"name": name, "value": value, "url": server.url}])
+        tab = context.new_page()
+        errors = []
+        tab.on("pageerror", lambda err: errors.append(str(err)))
+        tab.add_init_script("""{  // the groups and their rows when the page marks its first rows drawn
+            const mark = performance.mark.bind(performance);
+            performance.mark = (name, ...more) => {
+                if (name === 'library-drawn') {
+                    globalThis.firstGroups = [...document.querySelectorAll('[data-testid=client-group]')]
+                        .map((g) => [g.dataset.client, g.querySelectorAll('[data-testid=session-row]').length]);
+                }
+                return mark(name, ...more);
+            };
+        }""")
+        tab.goto(server.url + "/library")
+        assert rows(tab) == made["Alex"][::-1] + made["Blair"][::-1] + made["Casey"][::-1]
+        assert tab.evaluate("globalThis.firstGroups") == [["Alex", 12], ["Blair", 8]]
+        marks = tab.evaluate("['library-drawn', 'library-on-screen', 'library-complete']"
+                             ".map((n) => performance.getEntriesByName(n)[0].startTime)")
+        assert marks == sorted(marks)
+        assert tab.get_by_test_id("client-group").evaluate_all(
+            "gs => gs.map((g) => [g.dataset.client, g.style.getPropertyValue('--rows')])") == [
+            ["Alex", "12"], ["Blair", "12"], ["Casey", "12"]]
+        assert errors == []
+    finally:
+        context.close()
+        server.stop()

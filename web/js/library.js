@@ -29,15 +29,16 @@ async function start() {
   $('sessions').addEventListener('click', onClick);
   const sent = early && early.search === location.search ? early.answer : null;
   await load(sent);
-  // What the list does not need waits for it: on a busy machine every request and module
-  // competes with the list's own answer.
+  // What the list does not need waits for every row of it: on a busy machine every request,
+  // module and stylesheet competes with the list's own answer and rows.
   mountImporter();
   me().then((coach) => { if (coach) $('coach-name').textContent = coach.name; });
 }
 
-/** The filters' values as the API's query (dates as the local day's bounds, in epoch seconds). */
+/** The filters' values as the API's query (dates as the local day's bounds, in epoch seconds),
+ * asking for what the list shows alone. */
 function query() {
-  const out = new URLSearchParams();
+  const out = new URLSearchParams({ fields: 'list' });
   const client = $('f-client').value;
   if (client) out.set('client', client);
   if ($('f-from').value) out.set('from', String(localDay($('f-from').value)));
@@ -75,7 +76,8 @@ function writeAddress() {
   if (search !== location.search) history.pushState(null, '', `${location.pathname}${search}`);
 }
 
-/** Ask for the library (or read the answer to a request already sent) and draw it. */
+/** Ask for the library (or read the answer to a request already sent) and draw it; settles when
+ * every row is in (or when another drawing took over). */
 async function load(sent = null) {
   const mine = ++asked;
   const status = $('library-status');
@@ -97,7 +99,7 @@ async function load(sent = null) {
   $('problem').hidden = true;
   pending = answer.pending;
   fillFilters(answer);
-  drawSessions(answer);
+  const drawn = drawSessions(answer);
   const n = answer.sessions.length;
   status.textContent = answer.pending
     ? `Bringing the figures of ${answer.pending} sessions up to date…`
@@ -105,6 +107,7 @@ async function load(sent = null) {
   $('library').setAttribute('aria-busy', 'false');
   if (answer.pending) setTimeout(() => { if (mine === asked) load(); }, PENDING_RETRY_MS);
   drawTrends($('f-client').value);
+  return drawn;
 }
 
 const filtered = () => FILTERS.some((key) => $('filters').elements[key].value);
@@ -134,14 +137,19 @@ function fillFilters(answer) {
 const WHEN = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 const COLUMNS = ['Date', 'Duration', 'Talk balance', 'Median wait', 'Tags', 'Recorded', 'Actions'];
 
-const FIRST_ROWS = 60; // a screenful and more: drawn before the page shows the list
-const CHUNK_ROWS = 250; // the rest, this many per task, so that the page answers meanwhile
+const FIRST_ROWS = 20; // more than a screen holds (a row is 3 to 6 rem tall): drawn before the list is shown
+// The rest, this many per task: a thousand rows are one task of about 70 ms on a 2-core machine.
+// Smaller tasks let the page answer sooner but finish the list later on a busy machine, where
+// each yield gives the cores away (250 a task: every row 0.2 s later).
+const CHUNK_ROWS = 1000;
 let drawing = 0; // the number of the latest drawing: an older one still adding rows stops
 
 /** Every session, grouped by client (by name), newest first within a client. A group is a
  * section of its own whose rendering the browser skips while it is off screen (library.css).
- * The first rows are drawn at once, the others in the tasks after (a thousand sessions are on
- * screen as soon as a screenful); ``data-complete`` on the list says when every row is in. */
+ * The first rows (and their groups) are drawn at once, the others in the tasks after, so that
+ * the first frame lays out a screenful, not a thousand rows; ``data-complete`` on the list says
+ * when every row is in, and so does the promise returned, which also settles when another
+ * drawing takes over. */
 function drawSessions(answer) {
   const mine = ++drawing;
   const list = $('sessions');
@@ -153,52 +161,61 @@ function drawSessions(answer) {
     if (!groups.has(session.client)) groups.set(session.client, []);
     groups.get(session.client).push(session);
   }
-  const sections = [];
-  const queue = []; // [tbody, sessions not yet drawn]
-  for (const [name, sessions] of groups) {
-    if (!sessions.length) continue;
-    const body = h('tbody');
-    queue.push([body, sessions.slice()]);
-    sections.push(h('section', { class: 'client-group', dataset: { testid: 'client-group', client: name } },
-      h('h2', { class: 'group-head' },
-        h('span', { class: 'group-name' }, name || 'No client'),
-        h('span', { class: 'hint' }, ` ${sessions.length} ${sessions.length === 1 ? 'session' : 'sessions'}`),
-        name ? h('button', { type: 'button', class: 'btn small', dataset: { testid: 'show-trends', client: name } }, 'Trends') : null),
-      h('table', { class: 'sessions' }, h('thead', {}, h('tr', {}, COLUMNS.map((c) => h('th', { scope: 'col' }, c)))), body)));
-  }
+  const queue = [...groups].filter(([, sessions]) => sessions.length)
+    .map(([name, sessions]) => ({ name, sessions, drawn: 0, body: null }));
   $('client-names').replaceChildren(...answer.clients.filter((c) => c.name).map((c) => h('option', { value: c.name })));
-  addRows(queue, FIRST_ROWS, labels);
-  list.replaceChildren(...sections);
-  list.hidden = sections.length === 0;
-  if (!sections.length) $('library-status').textContent = filtered() ? 'No session matches these filters.' : 'No session yet.';
-  const more = () => {
-    if (mine !== drawing) return;
-    addRows(queue, CHUNK_ROWS, labels);
-    if (queue.length) {
-      setTimeout(more);
-    } else {
+  list.replaceChildren();
+  list.hidden = queue.length === 0;
+  if (!queue.length) $('library-status').textContent = filtered() ? 'No session matches these filters.' : 'No session yet.';
+  addRows(list, queue, FIRST_ROWS, labels);
+  performance.mark('library-drawn');
+  return new Promise((done) => {
+    const more = () => {
+      if (mine !== drawing) return done();
+      addRows(list, queue, CHUNK_ROWS, labels);
+      if (queue.length) return setTimeout(more);
       list.dataset.complete = 'true';
       performance.mark('library-complete');
-    }
-  };
-  performance.mark('library-drawn');
-  // The first rows go on screen first: the rest after the end of the first frame with them in it
-  // (after its rendering step, the next task), which is the benchmark's "on screen".
-  requestAnimationFrame(() => setTimeout(() => {
-    performance.mark('library-on-screen');
-    more();
-  }));
+      done();
+    };
+    // The first rows go on screen first: the rest after the end of the first frame with them in
+    // it (after its rendering step, the next task), which is the benchmark's "on screen".
+    requestAnimationFrame(() => setTimeout(() => {
+      performance.mark('library-on-screen');
+      more();
+    }));
+  });
 }
 
-/** Up to ``n`` more rows from the queue, in order, each group's at once. */
-function addRows(queue, n, labels) {
+/** Up to ``n`` more rows from the queue, in order; a group's section is made with its first rows. */
+function addRows(list, queue, n, labels) {
+  const sections = [];
   while (n > 0 && queue.length) {
-    const [body, sessions] = queue[0];
-    const part = sessions.splice(0, n);
-    body.append(...part.map((session) => row(session, labels)));
+    const group = queue[0];
+    if (!group.body) {
+      group.body = h('tbody');
+      sections.push(groupSection(group.name, group.sessions.length, group.body));
+    }
+    const part = group.sessions.slice(group.drawn, group.drawn + n);
+    group.body.append(...part.map((session) => row(session, labels)));
+    group.drawn += part.length;
     n -= part.length;
-    if (!sessions.length) queue.shift();
+    if (group.drawn === group.sessions.length) queue.shift();
   }
+  list.append(...sections);
+}
+
+/** A client's section: its heading, and a table whose rows go in ``body``. Its row count sets the
+ * height the browser assumes while the section is off screen and not laid out (library.css). */
+function groupSection(name, count, body) {
+  const section = h('section', { class: 'client-group', dataset: { testid: 'client-group', client: name } },
+    h('h2', { class: 'group-head' },
+      h('span', { class: 'group-name' }, name || 'No client'),
+      h('span', { class: 'hint' }, ` ${count} ${count === 1 ? 'session' : 'sessions'}`),
+      name ? h('button', { type: 'button', class: 'btn small', dataset: { testid: 'show-trends', client: name } }, 'Trends') : null),
+    h('table', { class: 'sessions' }, h('thead', {}, h('tr', {}, COLUMNS.map((c) => h('th', { scope: 'col' }, c)))), body));
+  section.style.setProperty('--rows', String(count));
+  return section;
 }
 
 function chooseClient(name) {
@@ -209,21 +226,24 @@ function chooseClient(name) {
 }
 
 const replayOf = (id) => `/s/${encodeURIComponent(id)}/review`;
+const ROW = $('session-row').content.firstElementChild; // the page's template of a row
+const HINT = h('span', { class: 'hint' });
 
 /** A session's row: the page's template, cloned and filled in (a thousand rows in a few tens of
- * ms; made element by element they took ten times as long). */
+ * ms; made element by element they took ten times as long). Attributes are set as such, not
+ * through properties that parse them (``href``, ``dataset``). */
 function row(session, labels) {
-  const tr = $('session-row').content.firstElementChild.cloneNode(true);
-  const [date, duration, balance, wait, tags, recorded, actions] = tr.children;
+  const tr = ROW.cloneNode(true);
+  const [date, duration, balance, wait, tags, recorded, actions] = tr.cells;
   tr.setAttribute('data-session', session.id);
   tr.setAttribute('data-client', session.client);
   const link = date.firstChild;
-  link.href = replayOf(session.id);
+  link.setAttribute('href', replayOf(session.id));
   link.textContent = WHEN.format(session.created_at * 1000);
   if (session.figures?.live) date.append(h('span', { class: 'pill', dataset: { state: 'live' } }, 'live'));
-  if (session.origin === 'import') date.append(h('span', { class: 'hint' }, ' imported'));
+  if (session.origin === 'import') date.append(hint(' imported'));
   if (session.label && session.label !== session.client) date.append(h('div', { class: 'hint' }, session.label));
-  actions.querySelector('a').href = `/s/${encodeURIComponent(session.id)}/report`;
+  actions.firstChild.firstChild.setAttribute('href', `/s/${encodeURIComponent(session.id)}/report`);
   const f = session.figures;
   if (!f) {
     duration.textContent = pending ? 'figures on their way…' : 'no figures';
@@ -233,26 +253,38 @@ function row(session, labels) {
   duration.textContent = clock(f.duration_s);
   const share = percent(f.talk_share_coach);
   const bar = balance.firstChild;
-  bar.dataset.empty = String(share === null);
-  bar.setAttribute('aria-label', share === null ? 'nobody spoke' : `coach ${share}%, client ${100 - share}%`);
-  bar.style.setProperty('--share', `${share ?? 50}%`);
-  balance.lastChild.textContent = share === null ? 'nobody spoke' : `${share}% · ${100 - share}%`;
+  if (share === null) {
+    bar.setAttribute('data-empty', 'true');
+    bar.setAttribute('aria-label', 'nobody spoke');
+    balance.lastChild.textContent = 'nobody spoke';
+  } else {
+    bar.setAttribute('aria-label', `coach ${share}%, client ${100 - share}%`);
+    bar.style.setProperty('--share', `${share}%`);
+    balance.lastChild.textContent = `${share}% · ${100 - share}%`;
+  }
   wait.textContent = f.median_wait_s === null ? '—' : seconds(f.median_wait_s);
   if (f.tag_count) {
     const chips = document.createElement('ul');
     chips.className = 'tag-chips';
-    for (const [kind, n] of Object.entries(f.tags)) {
+    for (const kind in f.tags) {
       const chip = document.createElement('li');
-      chip.textContent = `${labels[kind] ?? kind} ${n}`;
+      chip.textContent = `${labels[kind] ?? kind} ${f.tags[kind]}`;
       chips.append(chip);
     }
     tags.append(chips);
   } else {
-    tags.append(h('span', { class: 'hint' }, 'none'));
+    tags.append(hint('none'));
   }
   if (f.recorded) recorded.textContent = 'yes';
-  else recorded.append(h('span', { class: 'hint' }, 'no'));
+  else recorded.append(hint('no'));
   return tr;
+}
+
+/** A muted word: the row's "none", "no", "imported". */
+function hint(text) {
+  const span = HINT.cloneNode();
+  span.textContent = text;
+  return span;
 }
 
 /** A click on a row opens its replay, but for its own links, buttons and fields; its Export and
