@@ -50,7 +50,7 @@ EXAMPLE = [
 def test_the_payload_has_exactly_the_documented_fields():
     p = review(EXAMPLE, samples=[sample(35.0)])
     assert set(p) == {"version", "session", "segments", "silences", "overlaps", "tags", "nudges", "pauses",
-                      "interruptions", "samples", "recordings", "summary", "tag_kinds"}
+                      "interruptions", "absences", "samples", "recordings", "summary", "tag_kinds"}
     assert p["version"] == 1
     assert p["session"] == {"id": "sess-1", "label": "Alex", "client": "Alex", "origin": "live",
                             "created_at": 1795000000.0, "duration_s": 35.0, "state": "ended", "video_recording": False}
@@ -156,6 +156,21 @@ def test_pause_events_out_of_order_are_taken_in_session_time_order():
 def test_interruptions_are_the_session_times_of_interrupted_events():
     events = [event("interrupted", 1500.2004), event("interrupted", 90.0), event("joined", 1.0, "coach")]
     assert review(events)["interruptions"] == [90.0, 1500.2]
+
+
+def test_absences_are_the_spans_each_participant_was_out_unheard_or_muted():
+    """From joined/left/presence events: before joining, a network drop (no-audio), a mute, a
+    leave and rejoin, and a leave that lasts to the end."""
+    p = review([event("joined", 0.4, "coach"), event("joined", 1.0, "client"),
+                event("presence", 1.1, "client", state="connected"),  # no change: nothing
+                event("presence", 10.0, "client", state="no-audio"), event("presence", 20.0, "client", state="connected"),
+                event("presence", 25.0, "coach", state="muted"), event("presence", 27.5, "coach", state="connected"),
+                event("left", 30.0, "client"), event("joined", 32.0, "client"),
+                event("left", 38.0, "coach"), event("left", 39.0, "client")], samples=[sample(40.0)])
+    assert p["absences"] == {
+        "coach": [[0.0, 0.4, "absent"], [25.0, 27.5, "muted"], [38.0, 40.0, "absent"]],
+        "client": [[0.0, 1.0, "absent"], [10.0, 20.0, "no-audio"], [30.0, 32.0, "absent"], [39.0, 40.0, "absent"]],
+    }
 
 
 def test_events_without_a_session_time_are_ignored():
