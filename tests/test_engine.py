@@ -121,3 +121,24 @@ def test_a_leak_that_starts_mid_call_is_learnt_and_removed():
     # the client's talk time stays within 2 s of the truth despite 45 s of leaking coach speech
     found = sum(b - a for a, b in segs["client"])
     assert found < sum(b - a for a, b in t["segments"]["client"]) + 2.0
+
+
+def test_an_engine_started_later_is_the_same_engine_shifted_and_counts_the_earlier_talk():
+    """A session going on after a restarted worker: its media time starts at a given frame, and
+    the segments measured before count in its timeline and metrics."""
+    coach, client = track("clean", "coach")[: 20 * SAMPLE_RATE], track("clean", "client")[: 20 * SAMPLE_RATE]
+    plain, plain_events = feed_live(coach, client)
+    earlier = {"coach": [(1.0, 4.0), (10.0, 12.5)], "client": [(5.0, 9.0)]}
+    later, events = Engine(start_frame=3000, earlier=earlier), []  # 30 s in
+    for who, audio in (("coach", coach), ("client", client)):
+        events += later.push(who, audio)
+    events += later.finish()
+    flat = lambda spans, by=0.0: [t + by for span in spans for t in span]  # noqa: E731
+    for who in ("coach", "client"):
+        assert flat(later.segments()[who]) == pytest.approx(flat(earlier[who]) + flat(plain.segments()[who], 30.0))
+    assert [e.known_at for e in events] == pytest.approx([e.known_at + 30.0 for e in plain_events])
+    assert later.now == pytest.approx(plain.now + 30.0)
+    talk = later.metrics().talk_time
+    assert talk["coach"] == pytest.approx(plain.metrics().talk_time["coach"] + 5.5)
+    assert talk["client"] == pytest.approx(plain.metrics().talk_time["client"] + 4.0)
+    assert later.timeline().silences[0].start == 0.0  # the session's start, not this run's

@@ -379,3 +379,95 @@ def test_a_stalled_participant_shows_as_no_audio_and_holds_nobody_up():
     assert session.shown_state("client") == "connected"
     states = [m["state"] for m in asyncio.run(sub.take()) if m["type"] == "presence" and m["participant"] == "client"]
     assert states[-2:] == ["no-audio", "connected"]
+
+
+def test_a_session_opened_again_goes_on_from_its_stored_clock_with_the_gap_marked(tmp_path):
+    """A worker killed 12 s into a call left its timeline stored up to 12.2 s; the call is opened
+    again 52 s after it began (wall clock). The clock goes on at 52 s, not 0, the figures count
+    the talk before the kill, and the gap is marked: whoever was in the call left at its start,
+    and the clock resumed at its end. Both clocks are injected: nothing sleeps."""
+    from livecoach.live.storing import RESUMED
+    from livecoach.store import IndicatorSample, Store
+
+    store = Store(tmp_path / "db.sqlite3")
+    sid = store.create_session().id
+    began = 1_800_000_000.0  # the wall time at session time 0
+    store.log_events(sid, [(began + t, t, kind, who, data) for t, kind, who, data in [
+        (0.0, "joined", "coach", {}), (0.5, "joined", "client", {}),
+        (4.0, "speech", "coach", {"start": 1.0, "end": 3.7}), (9.0, "speech", "client", {"start": 5.0, "end": 8.7}),
+        (11.5, "presence", "client", {"state": "muted"}),
+    ]])
+    store.add_indicator_samples(sid, [IndicatorSample(float(t), [], None, None, 0.0) for t in range(13)])
+    store.log_events(sid, [(began + 30.0, 12.2, "interrupted", None, {})])  # the sweep's: found later, back-dated
+
+    clock = Clock()
+    wall = lambda: began + 52.0 + (clock.t - 1000.0)  # noqa: E731
+    session = LiveSession(sid, clock=clock, store=store, wall_clock=wall)
+    assert session.session_time == pytest.approx(52.0, abs=0.011)
+    assert session.clock_samples() == session.origin
+    marks = [(e["kind"], e["participant"], e["session_time"], e.get("since")) for e in store.events(sid)[6:]]
+    assert marks == [("left", "coach", 12.2, None), ("left", "client", 12.2, None),
+                     (RESUMED, None, session.session_time, 12.2)]
+
+    # The call goes on: 15 s of the coach speaking, the client back but muted.
+    sub = session.hub.subscribe()
+    session.set_state("coach", CONNECTED)
+    session.set_state("client", MUTED)
+    speech = track("clean", "coach")[: 16000 * 15]
+    for pos in range(0, speech.size, 1600):
+        clock.t = 1000.0 + (pos + 1600) / 16000
+        session.place("coach", session.origin + pos, speech[pos : pos + 1600])
+        session.tick()
+        session.observe()
+    asyncio.run(session.stop())
+
+    sent = asyncio.run(sub.take())
+    assert sent and all(m["session_time"] >= 52.0 for m in sent)
+    assert all(m["start"] >= 52.0 for m in sent if m["type"] == "speech")
+    metrics = session.snapshot()["metrics"]
+    assert metrics["talk_time"]["client"] == pytest.approx(3.7)  # from before the kill
+    assert metrics["talk_time"]["coach"] > 2.7 + 5
+    assert session.session_time == pytest.approx(67.0, abs=0.35)
+    after = store.events(sid)[9:]  # this run's
+    assert after and all(e["session_time"] >= 52.0 for e in after)
+    samples = [s.session_time for s in store.indicator_samples(sid)]
+    assert [int(t) for t in samples] == list(range(13)) + list(range(52, int(session.session_time) + 1))
+
+    # Opened again later: the clock, carried by this run's events, goes on at the wall time.
+    clock.t += 20.0
+    again = LiveSession(sid, clock=clock, store=store, wall_clock=wall)
+    assert again.session_time == pytest.approx(52.0 + clock.t - 1000.0, abs=0.02)
+    assert again.engine.segments()["coach"][0] == (1.0, 3.7) and len(again.engine.segments()["coach"]) > 2
+    assert store.events(sid)[-1]["kind"] == RESUMED  # nobody was in the call: only the resumption
+    store.close()
+
+
+def test_a_session_without_a_past_starts_its_clock_at_zero(tmp_path):
+    from livecoach.store import Store
+
+    store = Store(tmp_path / "db.sqlite3")
+    sid = store.create_session().id
+    session = LiveSession(sid, clock=Clock(), store=store, wall_clock=lambda: 1_800_000_000.0)
+    assert (session.origin, session.session_time, session.clock_samples()) == (0, 0.0, 0)
+    assert store.events(sid) == []
+    store.close()
+
+
+def test_a_call_opened_again_days_later_goes_on_at_most_ten_minutes_on(tmp_path):
+    """The gap is the wall time since, up to MAX_GAP_S; and a later kill of that run resumes by
+    that run's own clock (its ``resumed`` event), not the first run's."""
+    from livecoach.live.storing import MAX_GAP_S
+    from livecoach.store import Store
+
+    store = Store(tmp_path / "db.sqlite3")
+    sid = store.create_session().id
+    began = 1_800_000_000.0
+    store.log_events(sid, [(began + 30.0, 30.0, "joined", "coach", {}), (began + 40.0, 40.0, "left", "coach", {})])
+    clock = Clock()
+    later = began + 3 * 86400.0
+    again = LiveSession(sid, clock=clock, store=store, wall_clock=lambda: later + (clock.t - 1000.0))
+    assert again.session_time == pytest.approx(40.0 + MAX_GAP_S, abs=0.011)
+    store.log_events(sid, [(later + 5.0, 40.0 + MAX_GAP_S + 5.0, "joined", "coach", {})])
+    third = LiveSession(sid, clock=clock, store=store, wall_clock=lambda: later + 8.0)
+    assert third.session_time == pytest.approx(40.0 + MAX_GAP_S + 8.0, abs=0.011)
+    store.close()

@@ -6,7 +6,8 @@ recorded files opened by PyAV and analysed by the same engine as `livecoach anal
 - A coach's pause shows on both participants' connections and as a gap in the files.
 - Files are served only through signed links, with byte ranges; the review API only to the coach.
 - A worker killed mid-call leaves recordings that play to within 5 s of the kill, and the
-  session is marked interrupted.
+  session is marked interrupted; a call that goes on after it keeps one session clock, with
+  the gap marked.
 """
 
 from __future__ import annotations
@@ -241,6 +242,109 @@ async def test_a_worker_killed_mid_call_leaves_playable_recordings_and_an_interr
     finally:
         log = srv.stop()
     assert "Traceback" not in log, log
+
+
+async def test_a_call_that_goes_on_after_its_worker_was_killed_keeps_one_clock_with_the_gap_marked(tmp_path):
+    """The worker is killed 10 s into a call and both participants join again, as their pages do
+    when their websockets reconnect. The session's clock goes on from where it was stored plus
+    the time the call was down: every event, sample, tag and recording after the restart comes
+    after all before it, by about that time, and the review shows one session with the gap in
+    it. The tags acknowledged before the kill are all there."""
+    from livecoach.live.storing import RESUMED
+    from livecoach.store import Store
+
+    srv = Server(tmp_path / "data", "direct", workers=1)
+    sid, coach_token, client_token, coach, client, _ = await start_call(srv, tmp_path, "clean", 30)
+    reader = IndicatorReader(srv.url, sid, coach_token)
+    await reader.open()
+    peers, readers = [coach, client], [reader]
+
+    def tag(tag_id: str, at: float) -> None:
+        status, _, body = request(srv, f"/api/sessions/{sid}/tags/{tag_id}", coach_token, method="PUT",
+                                  body={"kind": "breakthrough", "label": "Breakthrough", "session_time": at})
+        assert status == 201, body  # acknowledged: stored before the answer
+
+    def restarted() -> bool:
+        try:
+            health = srv.get("/healthz")
+        except OSError:  # 503 while the worker is down
+            return False
+        return health["workers"][0]["started"] == 2 and health["ok"]
+
+    try:
+        await asyncio.sleep(10.0)
+        for i in range(3):
+            tag(f"before-the-kill-{i}", reader.latest()["session_time"] - 2 * i)
+        killed_at = time.time()
+        os.kill(srv.get("/healthz")["workers"][0]["pid"], signal.SIGKILL)
+        await wait_for(restarted, 20, "the worker started again")
+        # The pages join again, and the call goes on from 10 s into the participants' audio.
+        rejoined_at = time.time()
+        files = {who: excerpt("clean", who, 12, tmp_path, start=10.0) for who in ("coach", "client")}
+        start = asyncio.Event()
+        coach, client = (SimPeer(srv.url, sid, token, str(files[who]), start=start)
+                         for who, token in (("coach", coach_token), ("client", client_token)))
+        peers += [coach, client]
+        await asyncio.gather(coach.join(), client.join())
+        joined_at = time.time()
+        await asyncio.gather(coach.server_connected(), client.server_connected())
+        start.set()
+        reader = IndicatorReader(srv.url, sid, coach_token)
+        readers.append(reader)
+        await reader.open()
+        await asyncio.sleep(10.0)
+        tag("after-the-restart", reader.latest()["session_time"])
+    finally:
+        await asyncio.gather(*(peer.close() for peer in peers), *(r.close() for r in readers))
+
+    try:
+        data = await wait_for(lambda: (lambda d: d if d["session"]["state"] == "ended" and d["interruptions"] and len(
+            d["recordings"]) == 4 else None)(review(srv, sid, coach_token)), 60, "the recordings finished")
+        store = Store(srv.log.parent / "livecoach.sqlite3")
+        try:
+            events, samples = store.events(sid), [s.session_time for s in store.indicator_samples(sid)]
+        finally:
+            store.close()
+    finally:
+        log = srv.stop()
+    assert "Traceback" not in log, log
+
+    # One resumption: the gap from the last stored time to the resumed clock, about as long as
+    # the call was down (the last second before the kill may not have been stored).
+    resumed = [e for e in events if e["kind"] == RESUMED]
+    assert len(resumed) == 1, resumed
+    since, resumed_at = resumed[0]["since"], resumed[0]["session_time"]
+    before = [e["session_time"] for e in events if e["wall_time"] < killed_at and e["session_time"] is not None]
+    assert since >= max(before + [s for s in samples if s <= since]) and since > 8.0
+    assert rejoined_at - killed_at - 0.5 <= resumed_at - since <= joined_at - killed_at + 2.0, (since, resumed_at)
+    marks = [e for e in events if e["kind"] == "interrupted" or (e["kind"] == "left" and e["session_time"] == since)]
+    assert {e["participant"] for e in marks if e["kind"] == "left"} == {"coach", "client"}
+    after = [e for e in events if e["wall_time"] >= rejoined_at and e not in marks]
+    assert len(after) > 5 and min(e["session_time"] for e in after) >= resumed_at
+    # Samples: once a second on one clock, none in the gap, no second twice.
+    seconds = [int(s) for s in samples]
+    assert seconds == sorted(set(seconds)), samples
+    assert not [s for s in samples if since < s < resumed_at]
+    assert len([s for s in samples if s >= resumed_at]) >= 8
+    # Recordings: the first ones end at the gap, the new ones start after it.
+    old = [r for r in data["recordings"] if r["state"] == "interrupted"]
+    new = [r for r in data["recordings"] if r["state"] == "finished"]
+    assert len(old) == len(new) == 2
+    assert all(r["start_s"] + r["duration_s"] <= since + 1.5 for r in old), old
+    assert all(r["start_s"] >= resumed_at for r in new), (new, resumed_at)
+    # Tags: those acknowledged before the kill are all there; the one after lands after the gap.
+    tags = {t["id"]: t["session_time"] for t in data["tags"]}
+    assert {f"before-the-kill-{i}" for i in range(3)} < set(tags)
+    assert tags["after-the-restart"] > resumed_at
+    # The review: one session whose timeline runs on through the gap, marked where it begins.
+    assert data["session"]["duration_s"] >= resumed_at + 8
+    for spans in data["segments"].values():
+        assert all(a < b <= c for (a, b), (c, _) in zip(spans, spans[1:]))
+        assert not [s for s in spans if s[1] > since and s[0] < resumed_at]
+    assert any(a <= since and b >= resumed_at for a, b in data["silences"])
+    assert [t for t in data["interruptions"] if since - 2.0 <= t <= resumed_at]
+    for who in ("coach", "client"):  # away over the gap, on each one's lane
+        assert [gap for gap in data["absences"][who] if gap[0] <= since and gap[1] >= resumed_at and gap[2] == "absent"]
 
 
 async def test_a_full_disk_stops_the_recording_with_a_message_while_the_call_goes_on(tmp_path):

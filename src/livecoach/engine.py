@@ -4,11 +4,15 @@ One engine serves a live call and a recorded file alike. Audio is pushed per par
 chunks of any size; each participant's frames are measured as they arrive, and frames are
 decided once every participant's audio has reached them, because attribution compares the
 microphones at the same media time. Media time is counted from samples.
+
+A live session that goes on from an earlier run of its call (a restarted worker) gives the engine
+the frame its media time starts at and the segments measured before, so that its figures cover
+the whole session on one clock; the engine itself never reads a clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,9 +40,20 @@ class SpeechEvent:
 class Engine:
     """Incremental measurement of one session."""
 
-    def __init__(self, participants: Sequence[str] = ROLES, config: EngineConfig | None = None) -> None:
+    def __init__(
+        self,
+        participants: Sequence[str] = ROLES,
+        config: EngineConfig | None = None,
+        start_frame: int = 0,
+        earlier: Mapping[str, Sequence[tuple[float, float]]] | None = None,
+    ) -> None:
+        """``start_frame``: the frame of media time the first audio pushed starts at; ``earlier``:
+        each participant's closed segments (seconds) before it, which the timeline and the metrics
+        include (a session continued after its worker was restarted)."""
         self.participants = list(participants)
         self.config = config or EngineConfig()
+        self.start_frame = start_frame
+        self._earlier = {p: [(float(a), float(b)) for a, b in (earlier or {}).get(p, ())] for p in self.participants}
         self._buffers = {p: FrameBuffer() for p in self.participants}
         self._detectors = {p: Detector(self.config.detection) for p in self.participants}
         self._pending: dict[str, list[FrameFeatures]] = {p: [] for p in self.participants}
@@ -98,19 +113,21 @@ class Engine:
     @property
     def now(self) -> float:
         """Media time up to which every participant's speech is decided."""
-        return self.frames_decided * FRAME_SECONDS
+        return (self.start_frame + self.frames_decided) * FRAME_SECONDS
 
     def speaking(self) -> frozenset[str]:
         return frozenset(p for p, s in self._segmenters.items() if s.open_segment is not None)
 
     def segments(self, include_open: bool = True) -> dict[str, list[tuple[float, float]]]:
-        """Each participant's segments in seconds; an open one ends at its latest speech."""
+        """Each participant's segments in seconds, the earlier ones first; an open one ends at its
+        latest speech."""
         out = {}
+        base = self.start_frame
         for p, seg in self._segmenters.items():
             spans = list(seg.segments)
             if include_open and seg.open_segment is not None:
                 spans.append(seg.open_segment)
-            out[p] = [(a * FRAME_SECONDS, b * FRAME_SECONDS) for a, b in spans]
+            out[p] = self._earlier[p] + [((base + a) * FRAME_SECONDS, (base + b) * FRAME_SECONDS) for a, b in spans]
         return out
 
     def timeline(self) -> Timeline:
@@ -162,15 +179,15 @@ class Engine:
         self._pending_frames[participant] = rest
         return joined.slice(0, n)
 
-    @staticmethod
-    def _convert(participant: str, events) -> list[SpeechEvent]:
+    def _convert(self, participant: str, events) -> list[SpeechEvent]:
+        base = self.start_frame
         return [
             SpeechEvent(
                 participant,
                 e.kind,
-                e.start * FRAME_SECONDS,
-                None if e.end is None else e.end * FRAME_SECONDS,
-                e.known_at * FRAME_SECONDS,
+                (base + e.start) * FRAME_SECONDS,
+                None if e.end is None else (base + e.end) * FRAME_SECONDS,
+                (base + e.known_at) * FRAME_SECONDS,
             )
             for e in events
         ]

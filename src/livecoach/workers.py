@@ -13,7 +13,8 @@ processes (default: one per core), each running the calls of the sessions given 
 - A session stays on its worker while the server runs: the worker holds its clock and its
   engine. A new session goes to the worker with the fewest connected sessions.
 - Media does not pass through the front: each worker's WebRTC peers have their own UDP ports.
-- A worker that dies is started again; its calls' browsers reconnect as after any drop.
+- A worker that dies is started again; its calls' browsers reconnect as after any drop, and
+  each session's clock goes on from what the dead worker stored (live/storing.py).
 
 ``--workers 0`` runs the calls in the front process itself (one process, as small installs
 and tests may prefer).

@@ -1,6 +1,9 @@
 """A call in progress: the measuring engine fed from live audio on one session clock.
 
-Session time starts when the live session is opened. Each participant's audio is placed on
+Session time starts when the session's call is first opened. A call opened again for a session
+whose timeline is stored (its worker was killed, or the call had closed) goes on from it: the
+clock from the stored clock run on over the wall time since, the figures from the stored speech,
+and the time between is marked as a gap (storing.py). Each participant's audio is placed on
 that clock by samples: a track's first frame is anchored at its arrival time, and every later
 sample follows by count, with gaps (lost packets, a stalled network) found from the RTP
 timestamps. A participant who is absent, muted or stalled counts as not speaking: their frames
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,12 +29,12 @@ import numpy as np
 
 from ..config import EngineConfig
 from ..engine import Engine, SpeechEvent
-from ..frames import FRAME_SAMPLES, SAMPLE_RATE
+from ..frames import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE
 from ..nudges import Nudge, Nudger, NudgeRules
 from ..store import IndicatorSample, Store
 from ..timeline import ROLES
 from .indicators import IndicatorHub
-from .storing import SessionWriter
+from .storing import Past, SessionWriter, read_past
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,7 @@ NO_AUDIO_SECONDS = 0.5
 @dataclass
 class _Audio:
     state: str = ABSENT
-    cursor: int = 0  # samples handed to the engine (audio, silence fill and absence)
+    cursor: int = 0  # session sample up to which the engine has this one's audio, silence fill and absence
     received: int = 0  # samples of real audio placed
     dropped: int = 0  # samples of real audio that came too late to be placed
     heard_at: int = 0  # session sample (by the wall clock) when audio last came
@@ -68,17 +72,29 @@ class LiveSession:
         config: EngineConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         store: Store | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` runs the session clock; ``wall_clock`` (epoch seconds) dates the stored events
+        and carries the clock over from a stored past."""
         self.id = session_id
         self.topology = topology
-        self.engine = Engine(ROLES, config)
         self.hub = IndicatorHub()
         self._clock = clock
+        self._writer: SessionWriter | None = None
+        past: Past | None = None
+        if store is not None:
+            self._writer = SessionWriter(store, session_id, clock, self._new_settings, wall_clock)
+            past = read_past(store, session_id)
+        start_frame = 0 if past is None else math.ceil(past.resume_at(wall_clock()) / FRAME_SECONDS)
+        self.origin = start_frame * FRAME_SAMPLES
+        """The session sample this run of the call starts at (0 unless it goes on from a past)."""
+        self.engine = Engine(ROLES, config, start_frame, past.segments if past else None)
         self.started = clock()
-        self._audio = {role: _Audio() for role in ROLES}
+        self._audio = {role: _Audio(cursor=self.origin, heard_at=self.origin) for role in ROLES}
         self._speaking: frozenset[str] = frozenset()
-        self._last_end: dict[str, float] = {}  # each participant's last speech end
-        self._writer = SessionWriter(store, session_id, clock, self._new_settings) if store is not None else None
+        self._last_end: dict[str, float] = _last_ends(past)  # each participant's last speech end
+        if self._writer is not None and past is not None:
+            self._writer.resumed(past, self.engine.now)
         self._ticker: asyncio.Task | None = None
         self._metrics: dict | None = None  # the last full metrics, and when they were computed
         self._metrics_at = -1.0
@@ -91,7 +107,7 @@ class LiveSession:
 
     def clock_samples(self) -> int:
         """Session time now, by the wall clock, in samples."""
-        return int((self._clock() - self.started) * SAMPLE_RATE)
+        return self.origin + int((self._clock() - self.started) * SAMPLE_RATE)
 
     @property
     def session_time(self) -> float:
@@ -360,3 +376,10 @@ class LiveSession:
             self._ticker = None
         if self._writer is not None:
             await self._writer.close()
+
+
+def _last_ends(past: Past | None) -> dict[str, float]:
+    """Each participant's last stored speech end: the silence and the nudges go on from them."""
+    if past is None:
+        return {}
+    return {who: max(end for _, end in spans) for who, spans in past.segments.items() if spans}

@@ -6,6 +6,9 @@ waits for SQLite and a worker that dies loses at most about a second of the time
 exchange reads the coach's settings back, so that a change made in the sidebar reaches the live
 call's nudge rules. A nudge is written at once: it is rare, and the coach may dismiss it as soon
 as it shows.
+
+What was kept is also what a call opened again goes on from (``read_past``): after a killed worker
+the session's clock, talk and timeline continue, with the time nobody was measured marked as a gap.
 """
 
 from __future__ import annotations
@@ -14,24 +17,66 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..nudges import Nudge
-from ..store import IndicatorSample, Store
+from ..store import IndicatorSample, Store, StoredClock
 
 log = logging.getLogger(__name__)
 
 STORE_INTERVAL = 1.0
 """Seconds (wall clock) between the store exchanges."""
+MAX_GAP_S = 600.0
+"""A call opened again goes on at most this long after its stored end: a killed worker's call is
+back within seconds, but a session whose call is opened again hours or days later would
+otherwise have a timeline that long (and tags past the API's one-week limit)."""
+RESUMED = "resumed"
+"""The event of a session's clock going on after a gap (``since``: where the gap began)."""
+
+
+@dataclass(frozen=True)
+class Past:
+    """What earlier runs of a session's call stored, which a call opened again goes on from."""
+
+    clock: StoredClock
+    segments: dict[str, list[tuple[float, float]]]
+    """Each participant's speech segments (seconds), as the ``speech`` events logged them."""
+    present: tuple[str, ...]
+    """Participants still in the call when the last run stopped (joined, never left): its
+    process was killed."""
+
+    def resume_at(self, wall: float) -> float:
+        """The session time at wall time ``wall``: the stored clock run on over the time since
+        (at most ``MAX_GAP_S`` past what is stored), and never before what is stored."""
+        return max(self.clock.end, min(wall + self.clock.offset, self.clock.end + MAX_GAP_S))
+
+
+def read_past(store: Store, session_id: str) -> Past | None:
+    """The session's stored past; None if its call never ran."""
+    clock = store.stored_clock(session_id)
+    if clock is None:
+        return None
+    segments: dict[str, set[tuple[float, float]]] = {}
+    inside: dict[str, bool] = {}
+    for e in store.events(session_id, ("speech", "joined", "left")):
+        who = e["participant"]
+        if e["kind"] == "speech" and "end" in e:
+            segments.setdefault(who, set()).add((float(e["start"]), float(e["end"])))
+        elif e["kind"] in ("joined", "left"):
+            inside[who] = e["kind"] == "joined"
+    return Past(clock, {who: sorted(spans) for who, spans in segments.items()},
+                tuple(who for who, there in inside.items() if there))
 
 
 class SessionWriter:
     """The store's side of one live session. Use it from the event loop."""
 
     def __init__(self, store: Store, session_id: str, clock: Callable[[], float],
-                 on_settings: Callable[[dict], None]) -> None:
+                 on_settings: Callable[[dict], None], wall_clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.session_id = session_id
         self._clock = clock
+        self._wall = wall_clock
         self._on_settings = on_settings
         self._events: list[tuple[float, float, str, str | None, dict]] = []  # not yet written
         self._samples: list[IndicatorSample] = []  # not yet written
@@ -39,7 +84,7 @@ class SessionWriter:
         self._exchange: asyncio.Task | None = None
 
     def event(self, session_time: float, kind: str, participant: str | None, data: dict) -> None:
-        self._events.append((time.time(), session_time, kind, participant, data))
+        self._events.append((self._wall(), session_time, kind, participant, data))
 
     def sample(self, sample: IndicatorSample) -> None:
         self._samples.append(sample)
@@ -50,6 +95,17 @@ class SessionWriter:
             self.store.add_nudge(self.session_id, nudge.id, nudge.kind, nudge.text, nudge.session_time)
         except Exception:
             log.exception("session %s: nudge %s not stored", self.session_id, nudge.id)
+
+    def resumed(self, past: Past, session_time: float) -> None:
+        """Mark the gap from the past's end to ``session_time`` now, before any new join is
+        logged: whoever was still in the call left at its start, and the clock resumed at its end."""
+        wall, since = self._wall(), past.clock.end
+        marks = [(wall, since, "left", role, {}) for role in past.present]
+        marks.append((wall, session_time, RESUMED, None, {"since": since}))
+        try:
+            self.store.log_events(self.session_id, marks)
+        except Exception:
+            log.exception("session %s: the gap since %.3f s not marked", self.session_id, since)
 
     def exchange_if_due(self) -> None:
         if self._clock() - self._stored_at < STORE_INTERVAL:

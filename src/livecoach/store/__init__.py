@@ -147,6 +147,17 @@ class IndicatorSample(NamedTuple):
     current_silence: float
 
 
+class StoredClock(NamedTuple):
+    """Where a session's stored timeline got to, for a call that goes on with it."""
+
+    end: float
+    """The latest session time of its events and indicator samples."""
+    offset: float
+    """Its clock's session time minus the wall time: a live event is logged at the session time
+    it happens, so the largest difference over the events is the clock's own (back-dated events,
+    such as an interruption found later, give smaller ones)."""
+
+
 def new_session_id() -> str:
     """12 URL-safe characters (72 random bits), never starting with "-": the id is typed as an
     argument of the command line (``livecoach delete ID``), where a leading "-" reads as an option."""
@@ -481,6 +492,15 @@ class Store:
         return [
             {"wall_time": w, "session_time": t, "kind": k, "participant": p, **json.loads(d)} for w, t, k, p, d in rows
         ]
+
+    def stored_clock(self, session_id: str) -> StoredClock | None:
+        """Where the session's stored timeline got to; None when it has no event with a session
+        time (its call never ran)."""
+        with self._transaction() as conn:
+            offset, last_event, last_sample = conn.execute(q.SESSION_CLOCK, {"session": session_id}).one()
+        if offset is None:
+            return None
+        return StoredClock(max(last_event, last_sample if last_sample is not None else last_event), offset)
 
     # -- tags ----------------------------------------------------------------------------
 

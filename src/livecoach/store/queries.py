@@ -96,6 +96,23 @@ EVENTS_OF_KINDS = (
     .order_by(text("rowid"))
 )
 
+_TIMED_EVENTS = (session_events.c.session_id == _SESSION, session_events.c.session_time.is_not(None))
+_LAST_RESUMED = (
+    select(func.coalesce(func.max(session_events.c.wall_time), 0.0))
+    .where(session_events.c.session_id == _SESSION, session_events.c.kind == "resumed")
+    .scalar_subquery()
+)
+SESSION_CLOCK = select(
+    select(func.max(session_events.c.session_time - session_events.c.wall_time))
+    .where(*_TIMED_EVENTS, session_events.c.wall_time >= _LAST_RESUMED).scalar_subquery(),
+    select(func.max(session_events.c.session_time)).where(*_TIMED_EVENTS).scalar_subquery(),
+    select(func.max(indicator_samples.c.session_time)).where(indicator_samples.c.session_id == _SESSION)
+    .scalar_subquery(),
+)
+"""A session's clock against the wall clock (the largest session time minus wall time of the
+events of its call's latest run: since its last ``resumed``, whose gap may have been shortened),
+and the latest session time of its events and of its indicator samples."""
+
 # -- tags and nudges -----------------------------------------------------------------------------
 
 TAG_COLUMNS = [tags.c[name] for name in (
