@@ -16,6 +16,9 @@ from .metrics import compute, share, talk_time
 from .timeline import CLIENT, COACH, ROLES, Interval, Timeline, build_timeline
 
 VERSION = 1
+PART_FORMAT = 2
+"""The timeline part's own format: a part kept by a build of another format is built again
+(review_source's fingerprint). 2: ``absences``."""
 SILENCE_SHOWN_S = 3.0
 """Silences drawn on the timeline: shorter ones are the ordinary gaps between turns."""
 QUARTERS = 4

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import __version__, library
-from .review import TIMELINE_HEAD, assemble, build_timeline_part
+from .review import PART_FORMAT, TIMELINE_HEAD, assemble, build_timeline_part
 from .store import Store
 
 REVIEW_EVENTS = ("speech", "recording", "interrupted", "joined", "left", "presence")
@@ -83,9 +83,10 @@ def _encode(value: dict[str, Any]) -> bytes:
 
 
 def _fingerprint(store: Store, session: str, recordings: list[dict]) -> str:
-    """What the timeline part is built from: the code's version, the counts of events and
-    samples (both only grow; read before them, so a part never claims rows it has not seen), and
-    each recording's place and state (a recording that finishes changes the session's end)."""
+    """What the timeline part is built from: the code's version and the part's format, the
+    counts of events and samples (both only grow; read before them, so a part never claims rows
+    it has not seen), and each recording's place and state (a recording that finishes changes
+    the session's end)."""
     files = "|".join(f"{r['id']}:{r['state']}:{r.get('start_s')}:{r.get('duration_s')}" for r in recordings)
     digest = hashlib.sha256(files.encode()).hexdigest()[:16]
-    return f"{__version__};{store.review_inputs(session)};{digest}"
+    return f"{__version__}/{PART_FORMAT};{store.review_inputs(session)};{digest}"
