@@ -1,5 +1,5 @@
 // The review's downloads: the session's exports (docs/exports.md) as files. A module of its own,
-// mounted into #downloads once the page is parsed; the rest of the review does not wait for it.
+// loaded by main.js once the page is drawn (the panel is below the fold), which fills #downloads.
 // The export route wants the coach's token like every review request, which a plain link cannot
 // send: each button fetches the export with it and hands the file to the browser's downloads.
 

@@ -4,14 +4,13 @@
 //
 // The payload was asked for by boot.js before these modules loaded. When it arrives, the
 // recordings' elements are made first and the browser gets a moment to send their requests;
-// the page is drawn while they load.
+// the page is drawn while they load. What is below the page's fold (what the coach saw live, the
+// downloads, the privacy panel) is loaded and made only once the page is drawn and playable.
 
 import { clock as fmtClock } from '../format.js';
 import { DEFAULTS } from '../settings.js';
-import { Balance } from './balance.js';
 import { first, link, api, request } from './boot.js';
 import { PlayClock } from './clock.js';
-import { mountPrivacy } from './privacy.js';
 import { $, h } from './dom.js';
 import { bindKeys } from './keys.js';
 import { BROKEN_LINK } from './load.js';
@@ -38,12 +37,12 @@ async function start(pending = request()) {
   problem.hidden = true;
   if (!link.session) return fail({ text: BROKEN_LINK });
   status.hidden = false;
-  const [review, settings] = await pending;
+  const review = await pending;
   if (!review.ok) return fail(review);
   status.hidden = true;
   performance.mark('review-loaded');
   try {
-    await mount(review.data, settings.ok ? settings.data : null);
+    await mount(review.data);
     performance.measure('review-mount', 'review-loaded');
   } catch (err) {
     console.error(err);
@@ -64,7 +63,7 @@ function fail({ text, retry }) {
  * (their requests, the data as it comes in), so the page is built in a few parts, not one. */
 const breath = () => new Promise((resolve) => setTimeout(resolve, 0));
 
-async function mount(data, settings) {
+async function mount(data) {
   const duration = data.session.duration_s;
   const playClock = new PlayClock(duration);
 
@@ -78,12 +77,11 @@ async function mount(data, settings) {
   $('audio').append(...media.audios);
   const levels = loadLevels(data.recordings);
   // What can wait until the recordings can play: the tag rows out of sight, the level strips
-  // (drawn over the lanes already there), the date in the header.
+  // (drawn over the lanes already there), the date in the header, the parts below the fold.
   const playable = media.playable(DEFER_MAX_MS);
   await breath();
 
-  const kinds = data.tag_kinds?.length ? data.tag_kinds : (settings?.tag_kinds ?? DEFAULTS.tag_kinds);
-  const threshold = settings?.nudges?.talk_balance?.share ?? DEFAULTS.nudges.talk_balance.share;
+  const kinds = data.tag_kinds?.length ? data.tag_kinds : DEFAULTS.tag_kinds; // the coach's, in the payload
   header(data.session);
 
   const view = new View(duration);
@@ -119,7 +117,7 @@ async function mount(data, settings) {
     clipKind: 'audio', // both voices: the moment as it was said (a video clip is one participant's)
   });
   await breath();
-  const balance = new Balance($('saw'), { data, threshold, clock: playClock, onSeek: playFrom });
+  let balance = null; // made once the page is drawn and playable
   renderSummary($('summary'), data, playFrom);
   if (!duration) transport.remark('Nothing was kept of this session: nobody spoke, and nothing was recorded.');
   else if (!data.recordings.length) transport.remark('This session was not recorded: the timeline, tags and figures are all there is.');
@@ -182,7 +180,7 @@ async function mount(data, settings) {
     transport.tick();
     timeline.tick();
     overview.tick();
-    balance.tick();
+    balance?.tick();
     videos.tick(t);
     requestAnimationFrame(frame);
   };
@@ -195,11 +193,22 @@ async function mount(data, settings) {
     panel.more();
     levels.then((found) => timeline.setLevels(found));
     later(() => headerDate(data.session));
-    later(() => mountPrivacy($('privacy'), api, () => {
-      for (const el of document.querySelectorAll('audio, video')) el.remove();  // their files are gone
-      $('review-body').replaceChildren(h('p', { class: 'review-status', dataset: { testid: 'deleted' },
-        text: 'This session is deleted: its recordings, tags, notes and figures are gone.' }));
-    }));
+    later(async () => { // its nudge threshold is the only one of the coach's settings not in the payload
+      const [{ Balance }, settings] = await Promise.all([import('./balance.js'), api.get('/settings')]);
+      const share = settings.ok ? settings.data?.nudges?.talk_balance?.share : null;
+      balance = new Balance($('saw'), {
+        data, threshold: share ?? DEFAULTS.nudges.talk_balance.share, clock: playClock, onSeek: playFrom,
+      });
+    });
+    later(() => import('./downloads.js')); // it fills its panel as it loads
+    later(async () => {
+      const { mountPrivacy } = await import('./privacy.js');
+      mountPrivacy($('privacy'), api, () => {
+        for (const el of document.querySelectorAll('audio, video')) el.remove();  // their files are gone
+        $('review-body').replaceChildren(h('p', { class: 'review-status', dataset: { testid: 'deleted' },
+          text: 'This session is deleted: its recordings, tags, notes and figures are gone.' }));
+      });
+    });
   });
   // Ms from navigation, for tests: once every part is in the page (a long tag list's last rows
   // come a few frames after the page is first drawn).

@@ -16,7 +16,7 @@ import { clamp, clockTenths, parseClock } from './time.js';
 
 const CONFIRM_MS = 4000; // a second click on Delete within this long deletes
 const EDITOR_ID = 'tag-editor';
-const FIRST_ROWS = 20; // rows drawn with the page: more than the list shows without scrolling
+const FIRST_ROWS = 14; // rows drawn with the page: as many as the list's box (32rem) shows
 const MORE_ROWS = 40; // then this many a frame, once the page is on screen
 
 export class TagPanel {

@@ -99,25 +99,26 @@ export class Timeline {
         this.markers.delete(id);
       }
     }
+    const made = document.createDocumentFragment(); // new markers go in at once
     for (const tag of tags) {
       let b = this.markers.get(tag.id);
       if (!b) { // cloned, its click handled by the row: a 2-hour call has hundreds
-        this.markerPrototype ??= h('button', { type: 'button', class: 'tag-marker', dataset: { testid: 'tag-marker' } },
-          h('span', { class: 'marker-tip' }));
-        b = this.markerPrototype.cloneNode(true);
+        this.markerPrototype ??= h('button', { type: 'button', class: 'tag-marker', dataset: { testid: 'tag-marker' } });
+        b = this.markerPrototype.cloneNode();
         b.dataset.id = tag.id;
         this.markers.set(tag.id, b);
-        this.tagRow.append(b);
+        made.append(b);
       }
       const moved = Math.abs(tag.session_time - tag.original_session_time) > 0.0005;
       const text = `${tag.label} · ${clock(tag.session_time)}${moved ? ` (live ${clock(tag.original_session_time)})` : ''}`;
       b.dataset.time = String(tag.session_time);
       b.dataset.kind = tag.kind;
       b.dataset.origin = tag.origin;
-      b.firstChild.textContent = tag.note ? `${text}: ${tag.note}` : text;
+      b.dataset.tip = tag.note ? `${text}: ${tag.note}` : text;
       b.setAttribute('aria-label', `Tag ${text}${tag.note ? `, note: ${tag.note}` : ''}. Play from here.`);
       this.place(b, tag.session_time);
     }
+    this.tagRow.append(made);
   }
 
   nudgeMarker(n) {
@@ -126,8 +127,8 @@ export class Timeline {
     const text = `${n.text} (${NUDGE_ABOUT[n.kind] ?? n.kind}) · ${clock(n.session_time)} · ${after}`;
     const b = h('button', {
       type: 'button', class: 'nudge-marker', 'aria-label': `Nudge ${text}. Play from here.`,
-      dataset: { testid: 'nudge-marker', id: n.id, time: String(n.session_time), dismissed: String(dismissed) },
-    }, h('span', { class: 'marker-tip', text }));
+      dataset: { testid: 'nudge-marker', id: n.id, time: String(n.session_time), dismissed: String(dismissed), tip: text },
+    });
     b.addEventListener('click', () => this.onSeek(n.session_time));
     return b;
   }
