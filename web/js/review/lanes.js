@@ -1,6 +1,6 @@
 // Drawing the session on a canvas: speech lanes (coach solid blue, client hatched orange, as in
-// the sidebar), silences, overlaps, level strips, recording pauses, interruptions and a time
-// axis. A canvas, not an element per segment: 2,000 segments redraw in a millisecond or two at
+// the sidebar), absences (away, no audio, muted), silences, overlaps, level strips, recording
+// pauses, interruptions and a time axis. A canvas, not an element per segment: 2,000 segments redraw in a millisecond or two at
 // any zoom, and only the spans inside the window are visited (the lists are sorted). Spans that
 // touch on screen are drawn as one bar: the whole call's 2,000 segments are a few hundred bars.
 
@@ -11,6 +11,7 @@ import { firstEndingAfter } from './time.js';
 const TICK_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
 const TICK_MIN_PX = 84;
 const LEVEL_COLUMN_PX = 2;
+const ABSENCE_LABELS = { absent: 'away', 'no-audio': 'no audio', muted: 'muted' };
 
 /** The palette of style.css (its custom properties), read once per draw so dark mode follows. */
 export function theme() {
@@ -149,6 +150,7 @@ export function draw(canvas, data, range, rows, levels = {}) {
         fillBars(speech, row.y, 2);
         fillBars(speech, row.y + row.h - 2, 2);
       }
+      drawAbsences(data.absences?.[row.who] ?? [], row);
     }
   }
 
@@ -156,6 +158,23 @@ export function draw(canvas, data, range, rows, levels = {}) {
   if (between) {
     ctx.fillStyle = c.text;
     fillBars(bars(data.overlaps), between.y + between.h * 0.2, between.h * 0.6);
+  }
+
+  // Out of the call, unheard (their audio stopped coming: a dropped network) or muted: the
+  // lane hatched grey (lighter for a mute), labelled where there is room.
+  function drawAbsences(spans, row) {
+    for (const [a, b, state] of spans) {
+      if (b < range.start || a > range.end) continue;
+      ctx.fillStyle = hatch(ctx, c.muted, 'rgba(0,0,0,0)', state === 'muted' ? 0.25 : 0.6);
+      bar(a, b, row.y, row.h);
+      if (x(b) - x(a) > 60) {
+        ctx.fillStyle = c.text;
+        ctx.font = '600 11px system-ui, sans-serif';
+        ctx.textAlign = 'left';
+        ctx.textBaseline = 'middle';
+        ctx.fillText(ABSENCE_LABELS[state] ?? state, Math.max(x(a), 0) + 4, row.y + row.h / 2);
+      }
+    }
   }
 
   // Recording paused: hatched grey over everything, labelled.
