@@ -39,9 +39,10 @@ WAV = Container("wav", "wav", "audio/wav", as_is=("wav",))
 
 KEPT_CODECS: dict[str, Container] = {
     "opus": WEBM, "vorbis": WEBM, "aac": M4A, "mp3": MP3, "flac": FLAC,
-    "pcm_s16le": WAV, "pcm_s24le": WAV, "pcm_f32le": WAV, "pcm_u8": WAV,
+    "pcm_s16le": WAV, "pcm_s24le": WAV, "pcm_f32le": WAV,
 }
-"""Codecs Chromium plays (tests/test_import.py plays each kept file in it), by FFmpeg's name."""
+"""Codecs Chromium plays (tests/test_import_formats.py plays and seeks each kept form in it), by
+FFmpeg's name."""
 
 MEDIA_TYPES: dict[str, str] = {
     c.extension: c.media_type for c in (WEBM, M4A, MP3, FLAC, WAV)
