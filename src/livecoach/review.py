@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .metrics import compute, share, talk_time
-from .timeline import CLIENT, COACH, ROLES, Interval, Timeline, build_timeline
+from .timeline import CLIENT, COACH, ROLES, Interval, Timeline, build_timeline, stored_segments
 
 VERSION = 1
 PART_FORMAT = 2
@@ -86,7 +86,7 @@ def build_timeline_part(events: list[dict], samples: list, recordings: list[dict
 def session_timeline(events: list[dict], samples: list, recordings: list[dict], now: float | None = None) -> Timeline:
     """A stored session's timeline: its speech events' segments up to its end (the last sample,
     event or recording's end). The review and the exports (exports.py) both read a session so."""
-    segments = _segments(events)
+    segments = stored_segments(events)
     return build_timeline(segments, _duration(segments, events, samples, recordings, now))
 
 
@@ -136,16 +136,6 @@ def _role_order(participant: str | None) -> int:
 def _timed(events: Iterable[dict]) -> list[dict]:
     """Events that carry a session time (a few are logged before the session clock exists)."""
     return [e for e in events if e.get("session_time") is not None]
-
-
-def _segments(events: list[dict]) -> dict[str, list[tuple[float, float]]]:
-    """Each participant's speech segments, from the ``speech`` events logged as segments end.
-    An exact repeat (a batch of events written twice) is kept once."""
-    out: dict[str, set[tuple[float, float]]] = {p: set() for p in ROLES}
-    for e in events:
-        if e.get("kind") == "speech" and e.get("participant") in out and "start" in e and "end" in e:
-            out[e["participant"]].add((float(e["start"]), float(e["end"])))
-    return {p: sorted(spans) for p, spans in out.items()}
 
 
 def _duration(segments: dict, events: list[dict], samples: list, recordings: list[dict], now: float | None) -> float:

@@ -106,6 +106,16 @@ class Timeline:
         }
 
 
+def stored_segments(events: Iterable[dict]) -> dict[str, list[tuple[float, float]]]:
+    """Each participant's speech segments (seconds), from the stored ``speech`` events, logged
+    as segments end. An exact repeat (a batch of events written twice) is kept once."""
+    out: dict[str, set[tuple[float, float]]] = {p: set() for p in ROLES}
+    for e in events:
+        if e.get("kind") == "speech" and e.get("participant") in out and "start" in e and "end" in e:
+            out[e["participant"]].add((float(e["start"]), float(e["end"])))
+    return {p: sorted(spans) for p, spans in out.items()}
+
+
 def build_timeline(
     segments: dict[str, list[tuple[float, float]]],
     end: float,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from ..nudges import Nudge
 from ..store import IndicatorSample, Store, StoredClock
+from ..timeline import stored_segments
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,9 @@ def read_past(store: Store, session_id: str) -> Past | None:
     clock = store.stored_clock(session_id)
     if clock is None:
         return None
-    segments: dict[str, set[tuple[float, float]]] = {}
-    inside: dict[str, bool] = {}
-    for e in store.events(session_id, ("speech", "joined", "left")):
-        who = e["participant"]
-        if e["kind"] == "speech" and "end" in e:
-            segments.setdefault(who, set()).add((float(e["start"]), float(e["end"])))
-        elif e["kind"] in ("joined", "left"):
-            inside[who] = e["kind"] == "joined"
-    return Past(clock, {who: sorted(spans) for who, spans in segments.items()},
-                tuple(who for who, there in inside.items() if there))
+    events = store.events(session_id, ("speech", "joined", "left"))
+    inside = {e["participant"]: e["kind"] == "joined" for e in events if e["kind"] in ("joined", "left")}
+    return Past(clock, stored_segments(events), tuple(who for who, there in inside.items() if there))
 
 
 class SessionWriter:
