@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from ..nudges import Nudge
 from ..store import IndicatorSample, Store, StoredClock
+from ..store.queries import RESUMED
 from ..timeline import stored_segments
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,6 @@ MAX_GAP_S = 600.0
 """A call opened again goes on at most this long after its stored end: a killed worker's call is
 back within seconds, but a session whose call is opened again hours or days later would
 otherwise have a timeline that long (and tags past the API's one-week limit)."""
-RESUMED = "resumed"
-"""The event of a session's clock going on after a gap (``since``: where the gap began)."""
 
 
 @dataclass(frozen=True)

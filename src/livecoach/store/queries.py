@@ -97,9 +97,12 @@ EVENTS_OF_KINDS = (
 )
 
 _TIMED_EVENTS = (session_events.c.session_id == _SESSION, session_events.c.session_time.is_not(None))
+RESUMED = "resumed"
+"""The event of a session's clock going on after a gap (``since``: where the gap began): the
+stored clock is read from the events since the last one (live/storing.py writes it)."""
 _LAST_RESUMED = (
     select(func.coalesce(func.max(session_events.c.wall_time), 0.0))
-    .where(session_events.c.session_id == _SESSION, session_events.c.kind == "resumed")
+    .where(session_events.c.session_id == _SESSION, session_events.c.kind == RESUMED)
     .scalar_subquery()
 )
 SESSION_CLOCK = select(
