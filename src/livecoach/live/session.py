@@ -41,13 +41,20 @@ log = logging.getLogger(__name__)
 ABSENT, CONNECTED, MUTED, NO_AUDIO = "absent", "connected", "muted", "no-audio"
 METRICS_INTERVAL = 1.0
 """Full metrics in snapshots are at most this old (and fresh after every speech event)."""
-STALL_SECONDS = 0.3
-"""A connected participant from whom no audio has come for this long is filled as absent up to
-this far behind the clock, so that the other's figures wait at most this long for them. (Issue
-10 asks 0.1 s; at 0.1 s a pause of the server's own event loop or a sender's hiccup of that
-length dropped audio in the test suite's calls, and with it live = offline.) Their
+STALL_SECONDS = 0.1
+"""A connected participant whose audio has stopped coming while another's still comes is filled
+as absent up to this far behind the latest arrival, so that the other's figures wait at most this
+long for them. Arrival is when a packet is decoded on the event loop, not when the tap gets to
+it: a pause of the server's own loop delays everyone's packets alike and stalls no one. Their
 audio that then comes (a burst after a network hiccup) is dropped as late and counted; audio
 that keeps coming, only late (a slow sender), is waited for."""
+ALONE_STALL_SECONDS = 0.3
+"""When nobody's audio comes (both networks stopped, or the other is muted or away), the clock
+runs on by the wall clock instead, waiting this long. A tick that comes late (the loop was busy,
+and packets that came meanwhile are still unread) does not judge this."""
+LATE_TICK_SECONDS = 0.05
+"""A tick this much later than asked for means the event loop was busy: it leaves the judging of
+stalls and of "no-audio" by the wall clock to the next one."""
 NO_AUDIO_SECONDS = 0.5
 """A connected participant from whom no audio has come for this long is shown as "no-audio"."""
 
@@ -173,13 +180,12 @@ class LiveSession:
             self._push(role, np.zeros(gap, dtype=np.int16))
         self._push(role, samples)
         audio.received += samples.size
-        self.heard(role)
         self._fill_absent()
-        self._fill_stalled(audio.heard_at)
+        self._fill_stalled(self._latest_arrival(), STALL_SECONDS)
 
     def heard(self, role: str) -> None:
-        """Audio of the participant arrived (a packet, before the tap batches it): they are not
-        stalled, whatever its place on the clock."""
+        """Audio of the participant arrived (a packet decoded, before the tap batches it): they
+        are not stalled, whatever its place on the clock."""
         audio = self._audio[role]
         audio.heard_at = self.clock_samples()
         if audio.silent:
@@ -193,22 +199,33 @@ class LiveSession:
         """Audio dropped before it could be placed (the tap's queue overflowed)."""
         self._audio[role].dropped += samples
 
-    def tick(self) -> None:
+    def tick(self, late: float = 0.0) -> None:
         """Let session time run on for those who send nothing: absent or muted participants,
-        and connected ones whose audio has stalled (shown as "no-audio" after a while)."""
+        and connected ones whose audio has stalled (shown as "no-audio" after a while).
+        ``late``: seconds this tick came after its time (see LATE_TICK_SECONDS)."""
         now = self.clock_samples()
+        on_time = late < LATE_TICK_SECONDS
         for role, audio in self._audio.items():
             if audio.state != CONNECTED:
                 self._absent_until(role, now)
-            elif not audio.silent and now - audio.heard_at > NO_AUDIO_SECONDS * SAMPLE_RATE:
+            elif on_time and not audio.silent and now - audio.heard_at > NO_AUDIO_SECONDS * SAMPLE_RATE:
                 self._set_silent(role, True)
-        self._fill_stalled(now)
+        self._fill_stalled(self._latest_arrival(), STALL_SECONDS)
+        if on_time:
+            self._fill_stalled(now, ALONE_STALL_SECONDS)
 
-    def _fill_stalled(self, now: int) -> None:
-        """Connected participants from whom nothing has come for STALL_SECONDS are filled as
-        absent up to that far behind the clock: checked at every placement, so that one
-        participant's stalled network delays the other's figures by at most that."""
-        edge = now - int(STALL_SECONDS * SAMPLE_RATE)
+    def _latest_arrival(self) -> int | None:
+        """When audio last came from any connected participant: the freshest sign that the
+        server is reading packets."""
+        return max((a.heard_at for a in self._audio.values() if a.state == CONNECTED), default=None)
+
+    def _fill_stalled(self, reference: int | None, limit: float) -> None:
+        """Connected participants from whom nothing has come for ``limit`` seconds before
+        ``reference`` are filled as absent up to that far behind it: checked at every placement,
+        so that one participant's stalled network delays the other's figures by at most that."""
+        if reference is None:
+            return
+        edge = reference - int(limit * SAMPLE_RATE)
         for role, audio in self._audio.items():
             if audio.state == CONNECTED and audio.heard_at < edge and audio.cursor < edge:
                 self._absent_until(role, edge)
@@ -353,9 +370,10 @@ class LiveSession:
             self._ticker = asyncio.get_running_loop().create_task(self._run(snapshot_interval))
 
     async def _run(self, interval: float) -> None:
+        due = self._clock()
         while True:
             try:
-                self.tick()
+                self.tick(late=self._clock() - due)
                 self.observe()
                 if self.hub.subscribers:
                     self.hub.snapshot(self.snapshot())
@@ -363,6 +381,7 @@ class LiveSession:
                     self._writer.exchange_if_due()
             except Exception:  # a bug here must not end the call's analysis
                 log.exception("session %s: indicator tick failed", self.id)
+            due = self._clock() + interval
             await asyncio.sleep(interval)
 
     async def stop(self) -> None:

@@ -57,6 +57,8 @@ class DropOldestQueue(asyncio.Queue):
         self.limit = maxsize
         self.dropped_frames = 0
         self.dropped_samples = 0
+        self.on_put: Callable[[], None] | None = None
+        """Called as each frame comes in: the moment its audio arrived, whenever the tap reads it."""
 
     def put_nowait(self, item) -> None:
         while self.qsize() >= self.limit:
@@ -65,6 +67,8 @@ class DropOldestQueue(asyncio.Queue):
                 self.dropped_frames += 1
                 self.dropped_samples += getattr(old, "samples", 0)
         super().put_nowait(item)
+        if item is not None and self.on_put is not None:
+            self.on_put()
 
     async def put(self, item) -> None:
         self.put_nowait(item)
@@ -88,6 +92,8 @@ class AudioTap:
         self.role = role
         self.track = track
         self.queue = bound_queue(track)
+        if self.queue is not None:
+            self.queue.on_put = lambda: session.heard(role)  # arrival, not when the tap gets to it
         self.batch = max(1, int(batch_seconds * SAMPLE_RATE))
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         self._position: int | None = None  # session sample where the next resampled sample goes
@@ -121,7 +127,8 @@ class AudioTap:
 
     def _take(self, frame: av.AudioFrame) -> None:
         rate = frame.sample_rate
-        self.session.heard(self.role)
+        if self.queue is None:  # no queue to tell when it arrived: now
+            self.session.heard(self.role)
         if self.queue is not None and self.queue.dropped_samples:
             self.session.count_dropped(self.role, self.queue.dropped_samples * SAMPLE_RATE // rate)
             self.queue.dropped_samples = 0
