@@ -532,7 +532,7 @@ async def readers_main(cfg: dict, out_path: Path) -> None:
 async def peers_main(cfg: dict, out_path: Path) -> None:
     from livecoach.live import simpeer
     from livecoach.live.ice import restrict_host_addresses
-    from livecoach.live.simpeer import SimPeer
+    from livecoach.live.simpeer import Jitter, SimPeer
 
     restrict_host_addresses(["127.0.0.1"])
 
@@ -587,8 +587,10 @@ async def peers_main(cfg: dict, out_path: Path) -> None:
         async with sem:
             t = time.time()
             try:
-                coach = SimPeer(url, c["session"], c["coach_token"], c["files"]["coach"], start=start)
-                client = SimPeer(url, c["session"], c["client_token"], c["files"]["client"], start=start)
+                jitter = {who: Jitter(cfg["jitter_ms"], seed=2 * c["index"] + n) if cfg.get("jitter_ms") else None
+                          for n, who in enumerate(("coach", "client"))}
+                coach = SimPeer(url, c["session"], c["coach_token"], c["files"]["coach"], start=start, jitter=jitter["coach"])
+                client = SimPeer(url, c["session"], c["client_token"], c["files"]["client"], start=start, jitter=jitter["client"])
                 entry["peers"] = {"coach": coach, "client": client}
                 await asyncio.gather(coach.join(), client.join())
                 await asyncio.gather(coach.server_connected(30), client.server_connected(30))
@@ -932,7 +934,7 @@ def run(args: argparse.Namespace) -> dict:
             sessions.append({**spec, "session": s["session"], "coach_token": s["coach_url"].split("#", 1)[1],
                              "client_token": s["client_url"].split("#", 1)[1]})
         cfg = {"url": url, "topology": args.topology, "seconds": args.seconds, "tail": args.tail,
-               "source": args.source, "p2p": args.p2p,
+               "source": args.source, "p2p": args.p2p, "jitter_ms": args.jitter,
                "setup_concurrency": args.setup_concurrency, "calls": sessions}
         cfg_path = run_dir / "config.json"
         cfg_path.write_text(json.dumps(cfg))
@@ -1024,7 +1026,8 @@ def run(args: argparse.Namespace) -> dict:
 
     result = {
         "topology": args.topology, "calls": args.calls, "seconds": args.seconds, "pinned": bool(args.pin),
-        "source": args.source, "p2p": args.p2p if args.topology == "direct" else None, **source_version(),
+        "source": args.source, "p2p": args.p2p if args.topology == "direct" else None, "jitter_ms": args.jitter,
+        **source_version(),
         "cpus": ncpu, "calls_up": setup_ok, "setup_s": round(peers_res["setup_s"], 2),
         "holds": not problems, "realtime": realtime, "problems": problems,
         "cpu": {
@@ -1178,6 +1181,9 @@ def main() -> int:
     p.add_argument("--hard", action="store_true",
                    help="make every call hard: the client 10 dB quieter, echo both ways, real noise under both "
                    "(fan, keyboard, cafe chatter, HVAC in turn), to compare live with offline where they differ")
+    p.add_argument("--jitter", type=float, default=0.0, metavar="MS",
+                   help="network jitter on what each participant sends the server: held a random time of this "
+                   "mean, one packet in 100 held 80 ms more, never reordered (simpeer.Jitter; default 0: none)")
     p.add_argument("--pin", action="store_true", help="server on CPU 0, participants and readers on CPU 1")
     p.add_argument("--quiet-wait", type=float, default=0.0,
                    help="wait up to this many seconds for the machine to be quiet before starting (default 0)")

@@ -20,7 +20,7 @@ from liveserver import Server, excerpt
 from livecoach.ingest import read_mono
 from livecoach.analyze import analyze_tracks
 from livecoach.live.ice import restrict_host_addresses
-from livecoach.live.simpeer import IndicatorReader, SimPeer
+from livecoach.live.simpeer import IndicatorReader, Jitter, SimPeer
 from livecoach.scoring import silences
 
 SECONDS = 60.0
@@ -76,8 +76,10 @@ async def call(server: Server, tmp_path, name: str, start: float, seconds: float
     reader = IndicatorReader(server.url, sid, coach_token)
     await reader.open()
     start = asyncio.Event()  # the two recordings belong together: play them at the same moment
-    coach = SimPeer(server.url, sid, coach_token, str(files["coach"]), start=start, packets=hard)
-    client = SimPeer(server.url, sid, client_token, str(files["client"]), start=start, packets=hard)
+    # the hard call also goes over a jittery network: 15 ms on average, now and then 80 ms more
+    jitter = {who: Jitter(seed=n) if hard else None for n, who in enumerate(("coach", "client"))}
+    coach = SimPeer(server.url, sid, coach_token, str(files["coach"]), start=start, packets=hard, jitter=jitter["coach"])
+    client = SimPeer(server.url, sid, client_token, str(files["client"]), start=start, packets=hard, jitter=jitter["client"])
     await asyncio.gather(coach.join(), client.join())
     await asyncio.gather(coach.server_connected(), client.server_connected())
     start.set()
@@ -106,7 +108,9 @@ def compare_with_offline(files, reader: IndicatorReader, share_within: float = 0
 @pytest.mark.parametrize("server", ["direct"], indirect=True)
 async def test_direct_call_with_tap_matches_offline_analysis(server, tmp_path):
     """A hard call (a quiet client under echo and a real fan), its Opus packets sent as a browser
-    sends them: live within 0.5 points and 0.1 s of `livecoach analyze` of the same files."""
+    sends them over a jittery network: live within 0.5 points and 0.1 s of `livecoach analyze`
+    of the same files. (The jitter once reordered packets, which the receiver drops: the talk
+    share was 0.76 live against 0.95 offline.)"""
     sid, files, reader, coach, client = await call(server, tmp_path, "quiet", start=0.0, hard=True)
     try:
         assert coach.peer_connected.is_set() and client.peer_connected.is_set()
@@ -115,7 +119,8 @@ async def test_direct_call_with_tap_matches_offline_analysis(server, tmp_path):
         assert snap["topology"] == "direct"
         # their files have ended by now: still connected, but no audio has come for over 0.5 s
         assert snap["participants"] == {"coach": "no-audio", "client": "no-audio"}
-        assert all(a["dropped_s"] == 0 for a in snap["audio"].values())
+        # only what a jitter spike held past the 0.1 s stall limit may have been dropped as late
+        assert all(a["dropped_s"] <= 0.2 for a in snap["audio"].values()), snap["audio"]
         compare_with_offline(files, reader, share_within=0.005, edges_within=0.1)
     finally:
         await asyncio.gather(coach.close(), client.close(), reader.close())

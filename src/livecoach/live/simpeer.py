@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
 from typing import Any
 
@@ -49,6 +50,59 @@ class MutableAudio(MediaStreamTrack):
         return frame
 
 
+class Jitter:
+    """Network jitter on what a simulated participant sends to the server: each packet is held a
+    random time (gamma-distributed, mean ``mean_ms``; one in ``spike_every`` held ``spike_ms``
+    longer, as when a home router's queue fills), never overtaking the one before, as queues on
+    a real path bunch packets up rather than reorder them. Seeded, so a run can be repeated."""
+
+    def __init__(self, mean_ms: float = 15.0, spike_ms: float = 80.0, spike_every: int = 100, seed: int = 0) -> None:
+        self.mean = mean_ms / 1000
+        self.spike = spike_ms / 1000
+        self.spike_every = spike_every
+        self._random = random.Random(seed)
+        self.held: list[float] = []  # each packet's hold, seconds (its wait behind the one before included)
+        self._pumps: list[asyncio.Task] = []
+
+    def _draw(self) -> float:
+        hold = self._random.gammavariate(2.0, self.mean / 2) if self.mean > 0 else 0.0
+        if self.spike_every and self._random.randrange(self.spike_every) == 0:
+            hold += self.spike
+        return hold
+
+    def apply(self, transport: Any) -> None:
+        """Hold the packets of an aiortc ``RTCDtlsTransport`` (RTP and RTCP alike), sending them
+        in order from one task."""
+        send = transport._send_rtp
+        loop = asyncio.get_running_loop()
+        waiting: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        last = 0.0
+
+        async def pump() -> None:
+            while True:
+                at, data = await waiting.get()
+                if at > loop.time():
+                    await asyncio.sleep(at - loop.time())
+                try:
+                    await send(data)
+                except ConnectionError:  # closed meanwhile, as a real path drops it
+                    pass
+
+        async def held(data: bytes) -> None:
+            nonlocal last
+            now = loop.time()
+            last = max(last, now + self._draw())
+            self.held.append(last - now)
+            waiting.put_nowait((last, data))
+
+        transport._send_rtp = held
+        self._pumps.append(loop.create_task(pump()))
+
+    def close(self) -> None:
+        for pump in self._pumps:
+            pump.cancel()
+
+
 class SimPeer:
     """One participant. ``await join()``, then it runs until ``leave()`` or ``close()``."""
 
@@ -62,14 +116,17 @@ class SimPeer:
         start: asyncio.Event | None = None,
         direct_blocked: bool = False,
         packets: bool = False,
+        jitter: Jitter | None = None,
     ) -> None:
         """``packets``: send an Ogg/Opus file's packets as they are, as a browser's RTP carries
-        its encoder's output (no decoding and encoding again here)."""
+        its encoder's output (no decoding and encoding again here). ``jitter``: hold what goes
+        to the server as a real network's queues do."""
         self.ws_url = base_url.replace("http", "ws", 1).rstrip("/") + "/ws/signal"
         self.session = session
         self.token = token
         self.audio_path = audio
         self.packets = packets
+        self.jitter = jitter
         self.consent = consent
         self.start = start
         self.direct_blocked = direct_blocked  # ignore peer offers, as if a firewall stood between
@@ -129,6 +186,8 @@ class SimPeer:
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
+        if self.jitter is not None:
+            self.jitter.close()
         for pc in (self.server_pc, self.peer_pc):
             if pc is not None:
                 await pc.close()
@@ -153,10 +212,12 @@ class SimPeer:
         pc = RTCPeerConnection()
         self.server_pc = pc
         direction = "sendrecv" if self.topology == "relay" else "sendonly"
-        pc.addTransceiver(self._audio(), direction=direction)
+        transceiver = pc.addTransceiver(self._audio(), direction=direction)
         if self.topology == "relay":
             pc.on("track", self._consume)
         await pc.setLocalDescription(await pc.createOffer())
+        if self.jitter is not None:
+            self.jitter.apply(transceiver.sender.transport)
         await self._send({"type": "offer", "to": "server", "sdp": pc.localDescription.sdp})
         answer = await asyncio.wait_for(self._answers.get(), 10)
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
