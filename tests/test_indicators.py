@@ -20,7 +20,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from liveserver import Server, free_port
-from livecoach.live.backpressure import transport_of, unsent_bytes
+from livecoach.live.backpressure import pong_waiter, transport_of, unsent_bytes
 from livecoach.live.indicators import Mailbox, deliver
 
 
@@ -56,9 +56,10 @@ async def test_each_connection_numbers_its_own_messages_without_gaps():
     assert "coalesced" not in sent[2]
 
 
-async def test_uvicorns_transport_is_found_and_its_unsent_bytes_counted():
+async def test_uvicorns_transport_is_found_and_its_unsent_bytes_counted_and_pings_answered():
     """backpressure.py reaches into uvicorn (pinned in pyproject.toml): this fails if a new
-    uvicorn hides the transport, instead of slow readers quietly getting backlogs again."""
+    uvicorn hides the transport or its protocol's ping and pong, instead of slow readers quietly
+    getting backlogs again."""
     found: dict = {}
 
     async def endpoint(ws: WebSocket) -> None:
@@ -66,7 +67,15 @@ async def test_uvicorns_transport_is_found_and_its_unsent_bytes_counted():
         transport = transport_of(ws)
         found["transport"] = transport
         found["unsent"] = unsent_bytes(transport) if transport else None
+        answered = pong_waiter(ws)
+        found["pong_waiter"] = answered is not None
         await ws.send_text("ok")
+        if answered is not None:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await answered()  # the client library answers as it reads
+            found["pong_after"] = loop.time() - started
+        await ws.send_text("done")
         await ws.close()
 
     port = free_port()
@@ -80,8 +89,10 @@ async def test_uvicorns_transport_is_found_and_its_unsent_bytes_counted():
             await asyncio.sleep(0.05)
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
             assert await ws.recv() == "ok"
+            assert await ws.recv() == "done"
         assert isinstance(found["transport"], asyncio.WriteTransport)
         assert found["unsent"] == 0
+        assert found["pong_waiter"] and found["pong_after"] < 1.0  # the pong came, not the 4 s give-up
     finally:
         server.should_exit = True
         await serving
@@ -183,8 +194,9 @@ async def test_a_reader_that_reads_every_2_s_stays_current(tmp_path, workers):
     assert len(got) >= SLOW_READ_SECONDS / READ_EVERY - 2
     assert [m["seq"] for _, m in got] == sorted({m["seq"] for _, m in got})  # in order, never repeated
     # before backpressure the lag grew by ~1.9 s per 2 s read (121 s after 2 minutes): every
-    # message was queued in the server. Now the server holds none; what is left is what the
-    # reader's own 4 KB receive buffer holds (a few snapshots) times its read interval.
-    assert max(behind) <= 0.25 + 5 * READ_EVERY, behind
+    # message was queued in the server. Waiting for the bytes to leave and the TCP window to
+    # reopen left what the reader's 4 KB receive buffer holds: about 9 s. Now each batch waits
+    # for its ping's pong, so a reader is at most the snapshot interval plus its read time behind.
+    assert max(behind) <= 0.25 + READ_EVERY, behind
     third = len(behind) // 3
     assert max(behind[-third:]) <= max(behind[:-third]), behind  # and it does not grow
