@@ -428,6 +428,42 @@ def test_a_pause_of_the_servers_own_loop_stalls_no_one():
     assert session.shown_state("client") == "connected"
 
 
+def test_a_jittery_participant_is_waited_for_as_long_as_their_spikes_last():
+    """The client's network holds a packet 150 ms every 3 s (the ones after it bunch up behind
+    it), while the coach's packets come steadily. The first spike finds the 0.1 s limit and
+    loses what it held past it; after that the client's stall limit follows their longest
+    recent gap, and nothing more is dropped. A steady participant who stops is still judged
+    at 0.1 s (test_a_stalled_participant_shows_as_no_audio_and_holds_nobody_up)."""
+    from types import SimpleNamespace
+
+    from livecoach.live.tap import AudioTap
+
+    clock = Clock()
+    session = LiveSession("s", clock=clock)
+    taps = {}
+    for role in ("coach", "client"):
+        session.set_state(role, CONNECTED)
+        taps[role] = AudioTap(session, role, track=SimpleNamespace(_queue=asyncio.Queue()))
+    speech = {role: track("clean", role) for role in ("coach", "client")}
+    arrivals, last = [], 0.0
+    for n in range(1000):  # 20 s
+        arrivals.append((1000.0 + (n + 1) * 0.020, "coach", n))
+        last = max(last, 1000.0 + (n + 1) * 0.020 + (0.150 if n % 150 == 75 else 0.0))
+        arrivals.append((last, "client", n))
+    dropped_after_first = None
+    for at, role, n in sorted(arrivals):
+        clock.t = at
+        taps[role].queue.put_nowait(packet(speech[role], n))
+        taps[role]._take(taps[role].queue.get_nowait())
+        if role == "coach" and n % 12 == 0:
+            session.tick()
+        if role == "coach" and n == 200:
+            dropped_after_first = session.dropped_seconds("client")
+    assert 0 < dropped_after_first <= 0.05 + 0.02  # the first spike, past the 0.1 s limit
+    assert session.dropped_seconds("client") == dropped_after_first  # and no later one
+    assert session.dropped_seconds("coach") == 0
+
+
 def test_a_session_opened_again_goes_on_from_its_stored_clock_with_the_gap_marked(tmp_path):
     """A worker killed 12 s into a call left its timeline stored up to 12.2 s; the call is opened
     again 52 s after it began (wall clock). The clock goes on at 52 s, not 0, the figures count

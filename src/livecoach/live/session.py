@@ -44,10 +44,18 @@ METRICS_INTERVAL = 1.0
 STALL_SECONDS = 0.1
 """A connected participant whose audio has stopped coming while another's still comes is filled
 as absent up to this far behind the latest arrival, so that the other's figures wait at most this
-long for them. Arrival is when a packet is decoded on the event loop, not when the tap gets to
-it: a pause of the server's own loop delays everyone's packets alike and stalls no one. Their
-audio that then comes (a burst after a network hiccup) is dropped as late and counted; audio
-that keeps coming, only late (a slow sender), is waited for."""
+long for them; longer (up to ALONE_STALL_SECONDS) for one whose packets have lately come with
+longer gaps (a jittery network: see GAP_FORGET_PER_S), whose audio would otherwise be dropped at
+every spike. Arrival is when a packet is decoded on the event loop, not when the tap gets to it:
+a pause of the server's own loop delays everyone's packets alike and stalls no one. Their audio
+that then comes (a burst after a network hiccup) is dropped as late and counted; audio that
+keeps coming, only late (a slow sender), is waited for."""
+GAP_FORGET_PER_S = 0.005
+"""A participant's longest recent gap between packets shrinks by this many seconds a second:
+a 150 ms spike raises their stall limit to 170 ms, back to STALL_SECONDS after 14 s without
+another; spikes a few seconds apart keep it up."""
+GAP_MARGIN_SECONDS = 0.02
+"""Added to the longest recent gap: one packet's time."""
 ALONE_STALL_SECONDS = 0.3
 """When nobody's audio comes (both networks stopped, or the other is muted or away), the clock
 runs on by the wall clock instead, waiting this long. A tick that comes late (the loop was busy,
@@ -66,6 +74,8 @@ class _Audio:
     received: int = 0  # samples of real audio placed
     dropped: int = 0  # samples of real audio that came too late to be placed
     heard_at: int = 0  # session sample (by the wall clock) when audio last came
+    gap: float = 0.0  # the longest recent gap between arrivals, seconds, fading (GAP_FORGET_PER_S)
+    arriving: bool = False  # a packet has come since the last change of state (gaps count from it)
     silent: bool = False  # connected, but no audio for NO_AUDIO_SECONDS: shown as "no-audio"
 
 
@@ -140,6 +150,7 @@ class LiveSession:
         audio.state = state
         audio.silent = False
         audio.heard_at = self.clock_samples()
+        audio.arriving, audio.gap = False, 0.0
         self._fill_absent()
         self.hub.event(self._message("presence", participant=role, state=state))
         self.log("presence", role, state=state)
@@ -187,7 +198,12 @@ class LiveSession:
         """Audio of the participant arrived (a packet decoded, before the tap batches it): they
         are not stalled, whatever its place on the clock."""
         audio = self._audio[role]
-        audio.heard_at = self.clock_samples()
+        now = self.clock_samples()
+        if audio.arriving:
+            since = (now - audio.heard_at) / SAMPLE_RATE
+            audio.gap = min(max(since, audio.gap - since * GAP_FORGET_PER_S), ALONE_STALL_SECONDS)
+        audio.arriving = True
+        audio.heard_at = now
         if audio.silent:
             self._set_silent(role, False)
 
@@ -221,12 +237,14 @@ class LiveSession:
 
     def _fill_stalled(self, reference: int | None, limit: float) -> None:
         """Connected participants from whom nothing has come for ``limit`` seconds before
-        ``reference`` are filled as absent up to that far behind it: checked at every placement,
-        so that one participant's stalled network delays the other's figures by at most that."""
+        ``reference`` (or their recent longest gap, if longer, up to ALONE_STALL_SECONDS) are
+        filled as absent up to that far behind it: checked at every placement, so that one
+        participant's stalled network delays the other's figures by at most that."""
         if reference is None:
             return
-        edge = reference - int(limit * SAMPLE_RATE)
         for role, audio in self._audio.items():
+            wait = max(limit, min(audio.gap + GAP_MARGIN_SECONDS, ALONE_STALL_SECONDS))
+            edge = reference - int(wait * SAMPLE_RATE)
             if audio.state == CONNECTED and audio.heard_at < edge and audio.cursor < edge:
                 self._absent_until(role, edge)
 
