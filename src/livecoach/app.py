@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from . import consent, diagnostics
+from . import consent, diagnostics, heap
 from .auth_api import auth_routes, setup_code
 from .coach_api import bearer_token, coach_routes
 from .exports_api import export_routes
@@ -192,6 +192,7 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     settings.data.mkdir(parents=True, exist_ok=True)
+    heap.start()  # before any thread
     diagnostics.start_if_asked()
     pool = WorkerPool(settings, settings.workers) if settings.workers > 0 else None
     app = create_app(settings, pool)

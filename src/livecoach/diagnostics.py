@@ -1,18 +1,29 @@
 """Where a long-running process's memory goes, for an operator chasing growth.
 
-With ``LIVECOACH_TRACEMALLOC=FOLDER`` in the environment, the front and each worker trace their
-allocations (tracemalloc, 12 frames) and every ``INTERVAL_S`` write to ``FOLDER/memory-<pid>.txt``
-the 30 places whose allocations grew most since the first minute. Tracing slows a process by
-about a third: use it for a soak (scripts/soak.py), never in production.
+Two switches, both environment variables naming a folder:
+
+- ``LIVECOACH_HEAP=FOLDER``: the front and each worker append, every ``INTERVAL_S``, a line of
+  their resident size, Python's count of allocated objects' blocks and the C heap's own account
+  (glibc's ``mallinfo2``: bytes in use, bytes free inside the heap, bytes in mmapped blocks) to
+  ``FOLDER/heap-<pid>.txt``, with the resident size of pymalloc's arenas. It costs next to
+  nothing, and tells a leak (in use grows) from a heap that holds freed memory (free grows, in
+  use stays; heap.py gives it back every minute).
+- ``LIVECOACH_TRACEMALLOC=FOLDER``: also trace Python's allocations (tracemalloc, 12 frames) and
+  write to ``FOLDER/memory-<pid>.txt`` the 30 places whose allocations grew most since the first
+  minute. Tracing slows a process by about a third and its own tables grow all along: use it for
+  a soak (scripts/soak.py), never in production.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import tracemalloc
 from pathlib import Path
+
+from . import heap
 
 _NOT_OURS = (tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__))
 """Leave out what tracing itself allocates."""
@@ -20,12 +31,58 @@ INTERVAL_S = 60.0
 WARM_UP_S = 60.0
 
 
+def python_arenas_mib() -> float | None:
+    """Resident MiB of the 1 MiB anonymous mappings: pymalloc's arenas (Python 3.10+), which
+    Python maps itself, outside the C heap."""
+    try:
+        text = Path("/proc/self/smaps").read_text()
+    except OSError:
+        return None
+    total, size = 0, 0
+    for line in text.splitlines():
+        head = line.split(None, 1)[0]
+        if "-" in head and not head.endswith(":"):
+            start, end = (int(x, 16) for x in head.split("-"))
+            size = end - start
+        elif head == "Rss:" and size == 1 << 20:
+            total += int(line.split()[1])
+    return total / 1024
+
+
+def rss_mib() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def start_if_asked() -> None:
+    heap_folder = os.environ.get("LIVECOACH_HEAP")
+    if heap_folder:
+        threading.Thread(target=_watch_heap, args=(Path(heap_folder),), daemon=True, name="heap-watch").start()
     folder = os.environ.get("LIVECOACH_TRACEMALLOC")
-    if not folder:
-        return
-    tracemalloc.start(12)
-    threading.Thread(target=_watch, args=(Path(folder),), daemon=True, name="memory-watch").start()
+    if folder:
+        tracemalloc.start(12)
+        threading.Thread(target=_watch, args=(Path(folder),), daemon=True, name="memory-watch").start()
+
+
+def _watch_heap(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"heap-{os.getpid()}.txt"
+    started = time.time()
+    with path.open("a") as out:
+        out.write("minutes rss_mib python_blocks python_arenas_mib heap_in_use_mib heap_free_mib heap_mmapped_mib\n")
+        while True:
+            figures = heap.stats() or {}
+            rss = rss_mib()
+            out.write(" ".join([f"{(time.time() - started) / 60:.1f}", f"{rss or 0:.1f}", str(sys.getallocatedblocks()),
+                                f"{python_arenas_mib() or 0:.1f}",
+                                *(f"{figures.get(k, 0):.2f}" for k in ("in_use", "free", "mmapped"))]) + "\n")
+            out.flush()
+            time.sleep(INTERVAL_S)
 
 
 def _watch(folder: Path) -> None:

@@ -40,7 +40,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from . import diagnostics, jsontext
+from . import diagnostics, heap, jsontext
 from .live.backpressure import drain_waiter
 from .live.indicators import Mailbox, deliver
 from .live.signalling import HELLO_TIMEOUT, payload
@@ -323,6 +323,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=int, default=0)
     args = parser.parse_args(argv)
     settings = Settings.from_json(os.environ["LIVECOACH_WORKER_SETTINGS"])
+    heap.start()  # before any thread
     diagnostics.start_if_asked()
     sock = socket.socket(fileno=args.fd)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
