@@ -20,8 +20,9 @@ from livecoach.coach_settings import DEFAULTS, INTEGERS, MAX_TAG_KINDS, NUMBER_R
 
 # -- text and JSON ------------------------------------------------------------------------------
 
-TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
-"""Text that UTF-8 can encode (no lone surrogates): what a websocket or an HTTP body can carry."""
+TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=30)
+"""Text that UTF-8 can encode (no lone surrogates) and PostgreSQL can store (no NUL): what a
+websocket or an HTTP body can carry."""
 ANY_TEXT = st.text(max_size=40)
 """Any text, lone surrogates included."""
 ID_ALPHABET = string.ascii_letters + string.digits + "_-"

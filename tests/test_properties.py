@@ -103,19 +103,23 @@ def nesting(value: Any) -> int:
 
 
 def utf8_ok(value: Any) -> bool:
-    """No lone surrogate in any text of the value (docs/security.md: such text is refused)."""
+    """No lone surrogate and no NUL in any text of the value (docs/security.md: such text is
+    refused)."""
     for item in walk(value):
         if isinstance(item, str):
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
                 return False
+            if "\x00" in item:
+                return False
     return True
 
 
 def what_json_allows(text: str | bytes) -> tuple[bool, Any]:
     """The documented JSON rule, from Python's own reader: (taken, value). UTF-8 only; refused when
-    not JSON, nested over 32 levels, holding NaN or an infinity, or text with a lone surrogate."""
+    not JSON, nested over 32 levels, holding NaN or an infinity, or text with a lone surrogate or
+    a NUL."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -224,11 +228,12 @@ SOME_TEXT = st.one_of(json_texts(), st.text(max_size=80), st.binary(max_size=80)
 @given(SOME_TEXT)
 @example("[" * 100_000 + "]" * 100_000)
 @example('{"a": "\\ud800"}')
+@example('{"a": "\\u0000"}')
 @example(b'\xef\xbb\xbf{"a": 1}')
 @example("[" + "9" * 5000 + "]")
 def test_jsontext_gives_a_value_or_bad_json_as_documented(text: str | bytes) -> None:
     """Any text or bytes: the value Python reads, or BadJson exactly when docs/security.md says
-    (not UTF-8, not JSON, over 32 deep, NaN or Infinity, a lone surrogate); never another exception."""
+    (not UTF-8, not JSON, over 32 deep, NaN or Infinity, a lone surrogate, a NUL); never another exception."""
     taken, value = what_json_allows(text)
     try:
         got = jsontext.loads(text)

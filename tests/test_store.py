@@ -1,5 +1,7 @@
 """The store on its own: migrations (new, old and concurrent databases), file modes, several
-processes writing at once, tags moved in review, consent scopes and recordings."""
+processes writing at once, tags moved in review, consent scopes and recordings. Most tests run
+on both databases (the ``database`` fixture: SQLite and PostgreSQL); those about SQLite's files,
+and databases of the old raw-sqlite3 store, on SQLite alone."""
 
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,9 +21,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, Identity, create_engine, func, inspect, select
 
-from livecoach.store import CONSENT_NOTICE, IndicatorSample, Store, migrate
+from livecoach import library
+from livecoach.store import CONSENT_NOTICE, IndicatorSample, Store, database as db, migrate
+from livecoach.store.queries import SESSION_TABLES
 from livecoach.store.schema import metadata
 
 OLD_SCHEMA = """
@@ -85,29 +92,49 @@ CREATE INDEX IF NOT EXISTS indicator_samples_by_session ON indicator_samples(ses
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "data" / "db.sqlite3")
+def store(database):
+    s = Store(database)
     yield s
     s.close()
 
 
-def revision_of(path: Path) -> str | None:
-    with create_engine(f"sqlite:///{path}").connect() as conn:
+@contextmanager
+def connected(location: str | Path) -> Iterator[Connection]:
+    """A plain connection (no store, no migration) to the database at a path or URL."""
+    engine = create_engine(db.locate(location)[0])
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def revision_of(location: str | Path) -> str | None:
+    with connected(location) as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def schema_differences(path: Path) -> list:
+def schema_differences(location: str | Path) -> list:
     """What alembic's autogenerate finds between the database and ``schema.py``'s models,
-    server defaults included (SQLite reflects them as SQL, so they are evaluated)."""
+    server defaults included. SQLite reflects them as SQL, so they are evaluated here; alembic
+    compares PostgreSQL's itself, evaluating both (its '1' for a Boolean is true)."""
 
     def default_differs(context, inspected_column, metadata_column, inspected_default, *_) -> bool:
+        if isinstance(metadata_column.server_default, Identity):  # SQLite has none: its INTEGER PRIMARY KEY is the rowid
+            return False
         inspected = context.connection.exec_driver_sql(f"SELECT {inspected_default}").scalar() if inspected_default else None
         default = metadata_column.server_default
         return inspected != (default.arg if default is not None else None)
 
-    with create_engine(f"sqlite:///{path}").connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": default_differs})
+    with connected(location) as conn:
+        compare_defaults = default_differs if conn.dialect.name == "sqlite" else True
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": compare_defaults})
         return compare_metadata(context, metadata)
+
+
+def tables_of(location: str | Path) -> set[str]:
+    with connected(location) as conn:
+        return set(inspect(conn).get_table_names())
 
 
 def run_together(script: str, *args: str, processes: int) -> list[str]:
@@ -131,26 +158,26 @@ def run_together(script: str, *args: str, processes: int) -> list[str]:
 
 # -- migrations ---------------------------------------------------------------------------
 
-HEAD = "0007"
+HEAD = "0008"
 
 
-def test_a_new_database_is_at_the_newest_revision(store):
+def test_a_new_database_is_at_the_newest_revision(store, database):
     head = ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
-    assert head == HEAD == migrate.head() and revision_of(store.path) == head
+    assert head == HEAD == migrate.head() and revision_of(database) == head
 
 
-def test_a_store_at_the_newest_revision_opens_without_loading_alembic(tmp_path):
+def test_a_store_at_the_newest_revision_opens_without_loading_alembic(database):
     """Alembic is most of a command's start: a database already at the head does without it."""
-    Store(tmp_path / "db.sqlite3").close()
+    Store(database).close()
     probe = "import sys; from livecoach.store import Store; Store(sys.argv[1]).close(); print('alembic' in sys.modules)"
-    opened = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "db.sqlite3")], capture_output=True, text=True)
+    opened = subprocess.run([sys.executable, "-c", probe, str(database)], capture_output=True, text=True)
     assert opened.returncode == 0 and opened.stdout.strip() == "False", opened.stderr
 
 
-def test_the_models_match_the_migrations(store):
+def test_the_models_match_the_migrations(store, database):
     """Autogenerate compares a migrated database with schema.py: a change made in one and not the
     other shows here."""
-    assert schema_differences(store.path) == []
+    assert schema_differences(database) == []
 
 
 def make_old_database(path: Path) -> None:
@@ -200,45 +227,85 @@ def test_a_database_of_the_old_store_is_upgraded_keeping_its_rows(tmp_path):
     assert {d[0][0] for d in schema_differences(path)} == {"modify_nullable"}
 
 
-def test_the_migrations_go_down_and_up_again(tmp_path):
-    path = tmp_path / "db.sqlite3"
-    store = Store(path)
+def test_migration_0008_keeps_the_order_the_events_were_logged_in(database):
+    """Until 0008 the order was SQLite's rowid, which is not the events' times: an event found
+    later is logged with an earlier time. A database with events keeps their order."""
+    engine = db.create(db.locate(database)[0])
+    if isinstance(database, Path):
+        db.make_private(database)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(migrate.config(conn), "0007")
+            conn.exec_driver_sql("INSERT INTO sessions (id, created_at, coach_token_sha256, client_token_sha256) "
+                                 "VALUES ('s1', 1.0, 'c', 'k'), ('s2', 1.0, 'c', 'k')")
+            for session, wall, kind in [("s1", 5.0, "first"), ("s2", 1.0, "other"), ("s1", 3.0, "second"),
+                                        ("s2", 2.0, "other"), ("s1", 9.0, "third"), ("s1", 1.0, "fourth")]:
+                conn.exec_driver_sql("INSERT INTO session_events (session_id, wall_time, kind) VALUES "
+                                     f"('{session}', {wall}, '{kind}')")
+            conn.exec_driver_sql("DELETE FROM session_events WHERE session_id = 's2'")
+    finally:
+        engine.dispose()
+    store = Store(database)
+    try:
+        store.log_event("s1", "fifth")
+        assert [e["kind"] for e in store.events("s1")] == ["first", "second", "third", "fourth", "fifth"]
+        assert [e["kind"] for e in store.events("s1", ("third", "first"))] == ["first", "third"]
+    finally:
+        store.close()
+    assert schema_differences(database) == []
+
+
+def test_the_migrations_go_down_and_up_again(database):
+    store = Store(database)
     session = store.create_session("Alex").id
     store.put_tag(session, "t1", "k", "K", 1.0)
+    store.log_events(session, [(2.0, None, "late", None, {}), (1.0, None, "early", None, {})])
     store.close()
-    with create_engine(f"sqlite:///{path}").begin() as conn:
+    with connected(database) as conn, conn.begin():
         command.downgrade(migrate.config(conn), "0001")
-    assert revision_of(path) == "0001"
-    assert ("recordings",) not in sqlite3.connect(path).execute("SELECT name FROM sqlite_master").fetchall()
-    store = Store(path)
+    assert revision_of(database) == "0001"
+    assert "recordings" not in tables_of(database)
+    store = Store(database)
     try:
         assert store.get_session(session).label == "Alex"
         assert store.tags(session)[0]["original_session_time"] == 1.0
+        assert [e["kind"] for e in store.events(session)] == ["late", "early"]
     finally:
         store.close()
-    assert schema_differences(path) == []
+    assert schema_differences(database) == []
 
 
-@pytest.mark.parametrize("old", [False, True], ids=["new", "old"])
-def test_three_processes_opening_a_database_at_once_all_succeed(tmp_path, old):
-    path = tmp_path / "data" / "db.sqlite3"
-    if old:
-        make_old_database(path)
-    script = (
-        "import sys\n"
-        "from livecoach.store import Store\n"
-        "print('ready', flush=True); sys.stdin.readline()\n"
-        "store = Store(sys.argv[1])\n"
-        "print(store.create_session().id)\n"
-        "store.close()\n"
-    )
-    ids = [out.strip() for out in run_together(script, str(path), processes=3)]
+OPEN_AND_CREATE_A_SESSION = (
+    "import sys\n"
+    "from livecoach.store import Store\n"
+    "print('ready', flush=True); sys.stdin.readline()\n"
+    "store = Store(sys.argv[1])\n"
+    "print(store.create_session().id)\n"
+    "store.close()\n"
+)
+
+
+def open_at_once(location: str | Path) -> Store:
+    """Three processes open the database (the first migrates it) and each create a session, all
+    at the same moment; the store, once they all succeeded with sessions of their own."""
+    ids = [out.strip() for out in run_together(OPEN_AND_CREATE_A_SESSION, str(location), processes=3)]
     assert len(set(ids)) == 3
-    store = Store(path)
+    store = Store(location)
+    assert all(store.get_session(i) for i in ids)
+    assert revision_of(location) == HEAD
+    return store
+
+
+def test_three_processes_opening_a_new_database_at_once_all_succeed(database):
+    open_at_once(database).close()
+
+
+def test_three_processes_opening_an_old_database_at_once_all_succeed(tmp_path):
+    path = tmp_path / "data" / "db.sqlite3"
+    make_old_database(path)
+    store = open_at_once(path)
     try:
-        assert all(store.get_session(i) for i in ids)
-        assert revision_of(path) == HEAD
-        assert [t["original_session_time"] for t in store.tags("s1")] == ([312.4] if old else [])
+        assert [t["original_session_time"] for t in store.tags("s1")] == [312.4]
     finally:
         store.close()
 
@@ -264,12 +331,16 @@ def test_the_data_folder_is_0700_and_the_database_files_0600(tmp_path):
     assert stat.S_IMODE(new.stat().st_mode) == 0o700
 
 
-def test_every_connection_has_the_sqlite_settings(store):
-    for pragma, value in [("busy_timeout", 5000), ("journal_mode", "wal"), ("foreign_keys", 1)]:
-        assert store._db.execute(f"PRAGMA {pragma}").fetchone() == (value,)
+def test_every_connection_has_the_databases_settings(store):
+    if store.path is not None:
+        for pragma, value in [("busy_timeout", 5000), ("journal_mode", "wal"), ("foreign_keys", 1)]:
+            assert store._db.execute(f"PRAGMA {pragma}").fetchone() == (value,)
+    else:
+        assert store._db.execute("SHOW lock_timeout").fetchone() == ("5s",)
 
 
-def test_a_url_opens_the_same_database(store):
+def test_a_url_opens_the_same_database(tmp_path):
+    store = Store(tmp_path / "db.sqlite3")
     session = store.create_session("Alex")
     other = Store(f"sqlite:///{store.path}")
     try:
@@ -277,9 +348,29 @@ def test_a_url_opens_the_same_database(store):
         assert other.get_session(session.id).label == "Alex"
     finally:
         other.close()
+        store.close()
 
 
-def test_two_processes_putting_the_same_tags_store_each_once(store):
+def test_writers_take_turns(database):
+    """A write waits for another connection's write to end (SQLite: BEGIN IMMEDIATE; PostgreSQL:
+    an advisory lock), so that the store's read-then-write methods never interleave."""
+    first, second = Store(database), Store(database)
+    done = threading.Event()
+    try:
+        with first._transaction(write=True):
+            waiting = threading.Thread(target=lambda: (second.create_session("Sam"), done.set()))
+            waiting.start()
+            assert not done.wait(0.3)
+        assert done.wait(5) and [s.label for s in first.sessions_of("local")] == ["Sam"]
+        with first._transaction():  # a read takes no turn
+            assert second.create_session("Kim") and len(second.sessions_of("local")) == 2
+        waiting.join()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_two_processes_putting_the_same_tags_store_each_once(store, database):
     session = store.create_session().id
     script = (
         "import json, sys\n"
@@ -295,12 +386,55 @@ def test_two_processes_putting_the_same_tags_store_each_once(store):
         "print(json.dumps(created))\n"
         "store.close()\n"
     )
-    first, second = (set(json.loads(out)) for out in run_together(script, str(store.path), session, processes=2))
+    first, second = (set(json.loads(out)) for out in run_together(script, str(database), session, processes=2))
     assert not first & second and first | second == {f"tag-{i:03}" for i in range(150)}
     assert len(store.tags(session)) == 150 and len(store.indicator_samples(session)) == 300
 
 
 # -- sessions, tags and consent ------------------------------------------------------------
+
+
+def test_deleting_a_session_leaves_no_row_of_it(store, database):
+    kept, gone = store.create_session("Kept").id, store.create_session("Gone").id
+    for session in (kept, gone):
+        store.record_consent(session, "client")
+        store.log_event(session, "joined", "client", 1.0, x=1)
+        store.put_tag(session, "t1", "k", "K", 1.0, note="private")
+        store.add_nudge(session, "n1", "wait", "Wait", 2.0)
+        store.add_indicator_samples(session, [IndicatorSample(1.0, ["coach"], 0.5, 0.5, 0.0)])
+        store.create_recording(session, "r1", "coach", "audio", "r1.ogg", "audio/ogg", 0.0)
+        store.keep_review(session, "f", b"\x00a body")
+        store.set_report_text(session, "summary", "next")
+        store.log_access(session, "coach", "opened the review")
+        library.refresh(store, session)
+    assert store.delete_session(gone) is True and store.delete_session(gone) is False
+    with connected(database) as conn:
+        def rows(table, session):
+            return conn.execute(select(func.count()).select_from(table).where(table.c.session_id == session)).scalar()
+
+        assert {t.name: rows(t, gone) for t in SESSION_TABLES} == {t.name: 0 for t in SESSION_TABLES}
+        assert all(rows(t, kept) == 1 for t in SESSION_TABLES)
+    assert store.get_session(gone) is None and store.get_session(kept).label == "Kept"
+
+
+def test_a_sessions_figures_are_kept_and_read_back_as_they_were(store):
+    created = 1796024188.3518255  # an epoch to the microsecond: a double on both databases, not a float4
+    session = store.create_session("Alex", created_at=created).id
+    store.log_events(session, [(created + 1, 1.0, "speech", "coach", {"start": 0.5, "end": 1.0})])
+    store.put_tag(session, "t1", "breakthrough", "Breakthrough", 0.7)
+    library.refresh(store, session)
+    [row] = store.library_rows(session_id=session)
+    assert row.session.created_at == created and row.session.video_recording is True
+    figures = row.figures
+    assert type(figures["live"]) is bool and figures["recorded"] is False  # booleans, not 0 and 1
+    assert figures["tag_counts"] == {"breakthrough": 1} and isinstance(figures["waits"], int)
+    assert library.fresh(row)
+    store.update_tag(session, "t1", kind="resistance")
+    [changed] = store.library_rows(session_id=session)
+    assert not library.fresh(changed)
+    library.refresh(store, session)
+    [again] = store.library_rows(session_id=session)
+    assert again.figures["tag_counts"] == {"resistance": 1} and library.fresh(again)
 
 
 def test_a_session_records_video_unless_told_not_to(store):

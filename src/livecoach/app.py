@@ -202,7 +202,8 @@ def serve(settings: Settings) -> None:
     code = setup_code(settings.data, app.state.store)
     if code is not None:
         print(f"First run: no coach yet. Open {settings.base_url()}/setup#{code} to make the first coach account "
-              f"(or run: livecoach coach add EMAIL --name NAME --data {settings.data})", flush=True)
+              f"(or run: livecoach coach add EMAIL --name NAME --data {settings.data}"
+              f"{' --database URL' if settings.database_url else ''})", flush=True)
     uvicorn.run(
         app,
         host=settings.host,

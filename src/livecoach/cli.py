@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from . import exports_cli, library_cli
-from .cli_arguments import add_call_files, add_data, call_files_mistake
+from .cli_arguments import add_call_files, add_data, call_files_mistake, open_store
 from .ingest import AudioError
 from .settings import days_or_none, add_server_arguments, env_default, settings_from
 
@@ -73,10 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "analyze":
         return _analyze(args)
     if args.command == "serve":
-        from .app import serve as run_server
-
-        run_server(settings_from(args))
-        return 0
+        return _serve(args)
     if args.command == "session":
         return _new_session(args)
     if args.command == "coach":
@@ -90,13 +87,23 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from .app import serve as run_server
+    from .store import DatabaseUnavailable
+
+    settings = settings_from(args)
+    try:
+        run_server(settings)
+    except DatabaseUnavailable as err:
+        raise SystemExit(f"livecoach: {err}") from None
+    return 0
+
+
 def _retention(args: argparse.Namespace) -> int:
     from . import retention
     from .recordings.storage import FolderStorage
-    from .store import Store
 
-    data = Path(args.data)
-    store, storage = Store(data / "livecoach.sqlite3"), FolderStorage(data / "recordings")
+    store, storage = open_store(args), FolderStorage(Path(args.data) / "recordings")
     try:
         if args.command == "purge":
             done = retention.purge(store, storage, args.keep_recordings_days, args.keep_sessions_days)
@@ -129,9 +136,9 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def _coach(args: argparse.Namespace) -> int:
     from . import accounts
-    from .store import CoachExists, Store
+    from .store import CoachExists
 
-    store = Store(Path(args.data) / "livecoach.sqlite3")
+    store = open_store(args)
     try:
         if args.coach_command == "list":
             for c in store.coaches():
@@ -161,12 +168,10 @@ def _coach(args: argparse.Namespace) -> int:
 
 
 def _new_session(args: argparse.Namespace) -> int:
-    from .store import Store
-
     base = (args.url or env_default("url", "http://127.0.0.1:8080")).rstrip("/")
     from . import accounts
 
-    store = Store(Path(args.data) / "livecoach.sqlite3")
+    store = open_store(args)
     try:
         try:
             owner = accounts.owner_of_new_session(store, args.coach)

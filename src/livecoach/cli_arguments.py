@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .settings import env_default
+from .settings import add_database_argument, database_location, env_default
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 def add_data(parser: argparse.ArgumentParser) -> None:
-    """``--data``: the data folder a command reads and writes."""
+    """``--data``: the data folder a command reads and writes; ``--database``: its database, if
+    not the SQLite file in that folder."""
     parser.add_argument("--data", default=env_default("data", "data"), help="data folder (default ./data)")
+    add_database_argument(parser)
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    """The store the command's ``--data`` and ``--database`` name; a database that cannot be
+    opened ends the command with a one-line message (not a traceback)."""
+    from .store import DatabaseUnavailable, Store
+
+    try:
+        return Store(database_location(Path(args.data), args.database))
+    except DatabaseUnavailable as err:
+        raise SystemExit(f"livecoach: {err}") from None
 
 
 def add_call_files(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .cli_arguments import add_call_files, add_data
+from .cli_arguments import add_call_files, add_data, open_store
 from .settings import env_default
 
 COMMANDS = ("export", "import")
@@ -64,9 +64,8 @@ def _fail(message: str, code: int = 1) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from . import exports
-    from .store import Store
 
-    store = Store(Path(args.data) / "livecoach.sqlite3")
+    store = open_store(args)
     try:
         data = exports.load(store, args.session)
         if data is None:
@@ -141,7 +140,6 @@ def _import(args: argparse.Namespace) -> int:
     from .ingest import AudioError
     from .recordings.storage import FolderStorage
     from .report import clock
-    from .store import Store
 
     try:
         created_at = _when(args.date)
@@ -151,15 +149,14 @@ def _import(args: argparse.Namespace) -> int:
              else CallFiles(coach=Path(args.coach), client=Path(args.client)))
     show = args.progress == "bar" or (args.progress == "auto" and sys.stderr.isatty())
     bar = ProgressBar() if show else None
-    data = Path(args.data)
-    store = Store(data / "livecoach.sqlite3")
+    store = open_store(args)
     try:
         try:
             owner = accounts.owner_of_new_session(store, args.owner, "--owner")
         except accounts.AccountError as err:
             return _fail(str(err))
         try:
-            done = import_call(store, FolderStorage(data / "recordings"), files, label=args.label,
+            done = import_call(store, FolderStorage(Path(args.data) / "recordings"), files, label=args.label,
                                client=args.client_name, coach_id=owner, created_at=created_at, progress=bar)
         except (AudioError, ImportFailed) as err:
             if bar is not None:

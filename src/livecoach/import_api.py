@@ -261,6 +261,7 @@ class Imports:
         """Run the import process; what the job is once it ended."""
         spec = {
             "data": str(self.settings.data),
+            "database": self.settings.database_url,
             "files": {part: str(self.storage.path(job.upload_folder, part)) for part in job.files},
             "names": {part: f["name"] for part, f in job.files.items()},
             "label": job.label, "client": job.client, "coach_id": job.coach.id, "created_at": job.recorded_at,

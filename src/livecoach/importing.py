@@ -51,6 +51,7 @@ from .recordings.formats import WAV, Container, Keeping, keeping
 from .recordings.storage import FolderStorage, StorageError
 from .report import clock
 from .retention import delete_session
+from .settings import database_location
 from .store import LOCAL_COACH, IndicatorSample, NewSession, Store
 from .timeline import CLIENT, COACH, ROLES, Timeline, union
 
@@ -466,7 +467,8 @@ def _remove_stale_staging(storage: FolderStorage) -> None:
 
 
 def run_job(job: dict, out=sys.stdout) -> int:
-    """One import for the server: ``job`` has ``data`` (the data folder), ``files`` (key: path),
+    """One import for the server: ``job`` has ``data`` (the data folder), optionally ``database``
+    (``--database``: the store's URL, when not the file in the data folder), ``files`` (key: path),
     ``names`` (key: the file's own name), ``label``, ``client``, ``coach_id`` and ``created_at``.
     Writes JSON lines: ``{"staging": …}``, ``{"progress": …}``, then ``{"session": …, "review": …}``
     or ``{"error": …}``. A closed output (the server went away) ends the import, leaving nothing."""
@@ -485,7 +487,7 @@ def run_job(job: dict, out=sys.stdout) -> int:
             last[0] = now
             say({"progress": None if fraction is None else round(fraction, 3)})
 
-    store = Store(data / "livecoach.sqlite3")
+    store = Store(database_location(data, job.get("database")))  # the server's (import_api.py)
     try:
         done = import_call(
             store, FolderStorage(data / "recordings"), files, label=job.get("label", ""), client=job.get("client"),

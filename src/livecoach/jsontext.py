@@ -64,7 +64,8 @@ def _depth(text: str) -> int:
 
 
 def _check_text(value: Any) -> None:
-    """Every string (and key) must be encodable as UTF-8: no lone surrogates."""
+    """Every string (and key) must be encodable as UTF-8 (no lone surrogates) and free of NUL,
+    which PostgreSQL's text cannot hold (SQLite's can: refused on both, so both behave alike)."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -73,6 +74,8 @@ def _check_text(value: Any) -> None:
                 item.encode("utf-8")
             except UnicodeEncodeError:
                 raise BadJson("text with a lone UTF-16 surrogate (\\ud800-\\udfff) is not valid Unicode") from None
+            if "\x00" in item:
+                raise BadJson("text with a NUL character (\\u0000) is not accepted") from None
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())

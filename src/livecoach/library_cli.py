@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .cli_arguments import add_data
+from .cli_arguments import add_data, open_store
 
 COMMANDS = ("sessions", "report")
 
@@ -36,9 +36,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .store import Store
-
-    store = Store(Path(args.data) / "livecoach.sqlite3")
+    store = open_store(args)
     try:
         return _sessions(store, args) if args.command == "sessions" else _report(store, args)
     finally:

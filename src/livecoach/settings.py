@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 TOPOLOGIES = ("direct", "relay")
+DATABASE_FILE = "livecoach.sqlite3"
+"""The database when none is chosen: an SQLite file of this name in the data folder."""
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,13 @@ class Settings:
     allowed_origins: list[str] = field(default_factory=list)
     """Origins of pages, besides the server's own, that may use it (behind a proxy that
     rewrites the Host header)."""
+    database_url: str | None = None
+    """The database chosen with ``--database`` (a postgresql:// URL); None: the SQLite file."""
 
     @property
-    def database(self) -> Path:
-        return self.data / "livecoach.sqlite3"
+    def database(self) -> str | Path:
+        """What ``Store`` opens: ``database_location``."""
+        return database_location(self.data, self.database_url)
 
     @property
     def recordings(self) -> Path:
@@ -93,11 +98,27 @@ def env_default(name: str, default=None):
     return os.environ.get(f"LIVECOACH_{name.upper().replace('-', '_')}", default)
 
 
+def database_location(data: Path, database: str | None = None) -> str | Path:
+    """Where the store is, for the server and every command alike: ``database`` if one was
+    chosen (a postgresql:// URL, or an SQLite file), else ``DATABASE_FILE`` in the data folder."""
+    return database if database else data / DATABASE_FILE
+
+
+def add_database_argument(parser: argparse.ArgumentParser) -> None:
+    """``--database``, on the server and on every command that opens the store."""
+    parser.add_argument(
+        "--database", default=env_default("database"), metavar="URL",
+        help=f"the database: postgresql://user@host/name, or an SQLite file (env LIVECOACH_DATABASE; "
+             f"default: {DATABASE_FILE} in the data folder; docs/deploy.md)",
+    )
+
+
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``livecoach serve``; defaults come from the environment."""
     parser.add_argument("--host", default=env_default("host", "127.0.0.1"), help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(env_default("port", "8080")), help="port (default 8080)")
     parser.add_argument("--data", default=env_default("data", "data"), help="data folder: database and recordings (default ./data)")
+    add_database_argument(parser)
     parser.add_argument("--tls-cert", default=env_default("tls-cert"), help="TLS certificate (PEM) to serve https")
     parser.add_argument("--tls-key", default=env_default("tls-key"), help="TLS private key (PEM)")
     parser.add_argument(
@@ -174,6 +195,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         keep_sessions_days=args.keep_sessions_days,
         invite_hours=args.invite_hours,
         allowed_origins=listed(args.allowed_origin, "allowed-origin"),
+        database_url=args.database or None,
     )
 
 

@@ -1,11 +1,12 @@
 """What outlives a call: sessions, their link secrets (hashed), consent, the event log, tags,
 nudges, indicator samples, recordings and the coaches' settings.
 
-SQLAlchemy Core over one SQLite file in the data folder by default (``database``); the tables
-are in ``schema`` and opening a store migrates the database to them (``migrate``). Writes are
-small (a session, a tag, a second of recording progress, a few seconds of indicator samples in
-one batch), so one connection behind a lock serves a process. Several processes share the
-file: WAL keeps readers from blocking the writer, and a write begins IMMEDIATE and waits for
+SQLAlchemy Core over one SQLite file in the data folder by default, or a PostgreSQL database
+(``database``); the tables are in ``schema`` and opening a store migrates the database to them
+(``migrate``). Writes are small (a session, a tag, a second of recording progress, a few
+seconds of indicator samples in one batch), so one connection behind a lock serves a process.
+Several processes share the database: readers never block the writer, and a write takes its
+turn from the start (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), waiting for
 another process's write instead of failing. Every method runs in one transaction, committed
 when it returns.
 """
@@ -53,6 +54,8 @@ INVITE_TTL_S = 24 * 3600.0
 LOGIN_IDLE_S = 30 * 24 * 3600.0
 """A login not used for this long has ended (the cookie lives as long)."""
 BUSY_TIMEOUT_MS = database.BUSY_TIMEOUT_MS
+DatabaseUnavailable = database.DatabaseUnavailable
+"""Opening the store failed for want of its database (the message says why, in one line)."""
 
 CONSENT_NOTICE = (
     "This session's audio is analysed for talk balance (who speaks and for how long) and "
@@ -172,23 +175,29 @@ def _digest(token: str) -> str:
 
 class Store:
     def __init__(self, path_or_url: str | Path, invite_ttl_s: float = INVITE_TTL_S) -> None:
-        """Open (and create, or migrate to the newest schema) the database at a file path or an
-        SQLAlchemy URL. ``path`` is the SQLite file, or None for a database that is not one.
-        ``invite_ttl_s``: how long a client's invite admits them after the call's last activity."""
+        """Open (and create, or migrate to the newest schema) the database at a file path (SQLite)
+        or a URL (``postgresql://…``, ``sqlite:///…``); DatabaseUnavailable when it cannot be.
+        ``path`` is the SQLite file, or None for a database that is not one. ``invite_ttl_s``:
+        how long a client's invite admits them after the call's last activity."""
         self.invite_ttl_s = invite_ttl_s
         url, self.path = database.locate(path_or_url)
         if self.path is not None:
             database.make_private(self.path)
         self._engine = database.create(url)
         self._lock = threading.Lock()
-        with migrate.exclusive(self.path):
-            self._conn = self._engine.connect()
-            with self._transaction(write=True) as conn:
-                migrate.to_head(conn)
+        try:
+            with migrate.exclusive(self._engine, self.path) as connection:
+                self._conn = connection
+                with self._transaction(write=True) as conn:
+                    migrate.to_head(conn)
+        except BaseException:
+            self._engine.dispose()
+            raise
 
     @property
     def _db(self) -> Any:
-        """The driver's connection underneath, where its settings (SQLite's PRAGMAs) can be read."""
+        """The driver's connection underneath, where its settings (SQLite's PRAGMAs, PostgreSQL's
+        SHOW) can be read."""
         return self._conn.connection.driver_connection
 
     def close(self) -> None:
@@ -292,7 +301,8 @@ class Store:
 
     def delete_session(self, session_id: str) -> bool:
         """Every row of the session, in one transaction, overwritten in the file (secure_delete)
-        and out of the write-ahead log; whether there was such a session."""
+        and out of the write-ahead log on SQLite (PostgreSQL: docs/deploy.md); whether there was
+        such a session."""
         with self._transaction(write=True) as conn:
             for statement in q.DELETE_SESSION_ROWS:
                 conn.execute(statement, {"session": session_id})

@@ -1,7 +1,8 @@
 """Bringing a database to the newest schema when the store opens it.
 
 The server starts its front process and its workers together, and each opens the store: the
-first to take the lock beside the database migrates it, and the others find it up to date.
+first to take the migration lock (a file beside an SQLite database, an advisory lock on
+PostgreSQL) migrates it, and the others find it up to date.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, exc
+from sqlalchemy import Connection, Engine, exc
+
+from . import database as db
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK = int.from_bytes(b"lc-migra", "big")
+"""The key of the PostgreSQL advisory lock held while a process opens and migrates the database."""
 
 
 def head() -> str:
@@ -61,10 +66,28 @@ def to_head(connection: Connection) -> None:
 
 
 @contextmanager
-def exclusive(database: Path | None) -> Iterator[None]:
-    """Hold an exclusive lock on ``<database>.lock`` (an SQLite file), so that one process at a
-    time connects to and migrates a database that may not exist yet. Closing the file releases it."""
-    if database is None:
+def exclusive(engine: Engine, database: Path | None) -> Iterator[Connection]:
+    """A new connection to the database, which one process at a time holds while it migrates.
+    SQLite: an exclusive lock on ``<database>.lock``, taken before connecting (the file may not
+    exist yet) and released by closing it. PostgreSQL: a session advisory lock, waited for as
+    long as another process's migration takes (not ``lock_timeout``) and released afterwards.
+    The connection is closed if what runs under the lock fails."""
+    if engine.dialect.name == "postgresql":
+        with _advisory_lock(engine) as connection:
+            yield connection
+        return
+    with _file_lock(database):
+        connection = db.connect(engine)
+        try:
+            yield connection
+        except BaseException:
+            connection.close()
+            raise
+
+
+@contextmanager
+def _file_lock(database: Path | None) -> Iterator[None]:
+    if database is None:  # in memory: nobody else sees it
         yield
         return
     fd = os.open(database.with_name(f"{database.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
@@ -73,3 +96,20 @@ def exclusive(database: Path | None) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def _advisory_lock(engine: Engine) -> Iterator[Connection]:
+    connection = db.connect(engine)
+    try:
+        with connection.begin():
+            connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+        yield connection
+    except BaseException:
+        # Closing the session releases its locks; returned to the pool, it would keep them.
+        connection.invalidate()
+        connection.close()
+        raise
+    with connection.begin():
+        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")

@@ -4,7 +4,7 @@ run it. An UPDATE here has no SET clause: it sets the columns named in the param
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, func, select
 
 from .schema import (
     access_log,
@@ -86,14 +86,14 @@ EVENTS = (
     select(session_events.c.wall_time, session_events.c.session_time, session_events.c.kind,
            session_events.c.participant, session_events.c.data)
     .where(session_events.c.session_id == _SESSION)
-    .order_by(text("rowid"))  # SQLite's insertion order: the table has no key of its own
+    .order_by(session_events.c.id)  # the order they were logged in
 )
 
 EVENTS_OF_KINDS = (
     select(session_events.c.wall_time, session_events.c.session_time, session_events.c.kind,
            session_events.c.participant, session_events.c.data)
     .where(session_events.c.session_id == _SESSION, session_events.c.kind.in_(bindparam("kinds", expanding=True)))
-    .order_by(text("rowid"))
+    .order_by(session_events.c.id)
 )
 
 _TIMED_EVENTS = (session_events.c.session_id == _SESSION, session_events.c.session_time.is_not(None))

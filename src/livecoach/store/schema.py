@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Double,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -26,6 +27,10 @@ from sqlalchemy import (
 Seconds = Double().with_variant(REAL(), "sqlite")
 """Times in seconds (epoch or session time): REAL on SQLite, where it is a double already;
 DOUBLE PRECISION elsewhere, where REAL would be single precision and blur an epoch to minutes."""
+
+LogOrder = BigInteger().with_variant(Integer(), "sqlite")
+"""A number given to each row as it is inserted: INTEGER on SQLite, where an INTEGER PRIMARY KEY
+is the rowid; a BIGINT identity elsewhere (an event log can pass 2^31 rows)."""
 
 metadata = MetaData()
 
@@ -84,6 +89,7 @@ consents = Table(
 
 session_events = Table(
     "session_events", metadata,
+    Column("id", LogOrder, Identity(), primary_key=True),
     Column("session_id", Text, ForeignKey("sessions.id"), nullable=False),
     Column("wall_time", Seconds, nullable=False),
     Column("session_time", Seconds),
@@ -92,6 +98,8 @@ session_events = Table(
     Column("data", Text, nullable=False, server_default="{}"),
     Index("session_events_by_session", "session_id", "wall_time"),
 )
+"""A session's event log. ``id`` numbers the events in the order they were logged (a session's
+events are read in that order): until migration 0008 it was SQLite's rowid."""
 
 tags = Table(
     "tags", metadata,

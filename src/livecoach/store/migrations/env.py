@@ -8,10 +8,13 @@ from alembic import context
 
 from livecoach.store.schema import metadata
 
+connection = context.config.attributes["connection"]
 context.configure(
-    connection=context.config.attributes["connection"],
+    connection=connection,
     target_metadata=metadata,
-    render_as_batch=True,  # SQLite alters most things only by copying the table
+    # SQLite alters most things only by copying the table (autogenerate then writes batch
+    # operations); PostgreSQL alters them in place, and batch operations run there as plain ALTERs.
+    render_as_batch=connection.dialect.name == "sqlite",
 )
 with context.begin_transaction():
     context.run_migrations()
