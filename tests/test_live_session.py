@@ -386,22 +386,29 @@ def test_a_stalled_participant_shows_as_no_audio_and_holds_nobody_up():
     assert states[-2:] == ["no-audio", "connected"]
 
 
+def queued_taps(clock: Clock) -> tuple[LiveSession, dict]:
+    """A session with both participants connected, each with a tap on a queue as aiortc's track
+    has: a frame put into ``taps[role].queue`` has arrived, and ``_take`` reads it."""
+    from types import SimpleNamespace
+
+    from livecoach.live.tap import AudioTap
+
+    session = LiveSession("s", clock=clock)
+    taps = {}
+    for role in ("coach", "client"):
+        session.set_state(role, CONNECTED)
+        taps[role] = AudioTap(session, role, track=SimpleNamespace(_queue=asyncio.Queue()))
+    return session, taps
+
+
 def test_a_pause_of_the_servers_own_loop_stalls_no_one():
     """The server's event loop is busy for 0.24 s: both participants' packets wait unread
     meanwhile, then come in a burst, and the tick that was due comes late. Arrival is when a
     packet is decoded, not when the tap reads it, so neither participant is taken for stalled
     and no audio is dropped as late (at the 0.1 s stall limit, judged by when the taps got to
     the audio, the client's burst was dropped)."""
-    from types import SimpleNamespace
-
-    from livecoach.live.tap import AudioTap
-
     clock = Clock()
-    session = LiveSession("s", clock=clock)
-    taps = {}
-    for role in ("coach", "client"):
-        session.set_state(role, CONNECTED)
-        taps[role] = AudioTap(session, role, track=SimpleNamespace(_queue=asyncio.Queue()))
+    session, taps = queued_taps(clock)
     speech = {role: track("clean", role) for role in ("coach", "client")}
 
     def read(role: str) -> None:
@@ -434,16 +441,8 @@ def test_a_jittery_participant_is_waited_for_as_long_as_their_spikes_last():
     loses what it held past it; after that the client's stall limit follows their longest
     recent gap, and nothing more is dropped. A steady participant who stops is still judged
     at 0.1 s (test_a_stalled_participant_shows_as_no_audio_and_holds_nobody_up)."""
-    from types import SimpleNamespace
-
-    from livecoach.live.tap import AudioTap
-
     clock = Clock()
-    session = LiveSession("s", clock=clock)
-    taps = {}
-    for role in ("coach", "client"):
-        session.set_state(role, CONNECTED)
-        taps[role] = AudioTap(session, role, track=SimpleNamespace(_queue=asyncio.Queue()))
+    session, taps = queued_taps(clock)
     speech = {role: track("clean", role) for role in ("coach", "client")}
     arrivals, last = [], 0.0
     for n in range(1000):  # 20 s
