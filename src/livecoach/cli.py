@@ -16,6 +16,11 @@ FORMATS = ("text", "json", "rttm")
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        from . import heap
+
+        heap.use_system_malloc(argv)  # Python's objects in glibc's heap, where trimming reaches them
     parser = argparse.ArgumentParser(prog="livecoach", description="Talk balance, silence and wait time for coaching calls.")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -4,7 +4,12 @@ A live call frees and allocates in C all along (packets, decoded frames, numpy b
 pages) from the event loop and from helper threads. glibc keeps freed memory inside its heaps
 for reuse, and memory freed in the middle of a heap is not returned on its own: over an hour of
 calls the soak saw the heap's free part grow by megabytes while what the program had in use
-stayed flat, and with it the resident size. So ``start`` sets the allocator up for a
+stayed flat, and with it the resident size. Python's own allocator (pymalloc) does the same with
+its 1 MiB arenas, which it returns only when every object in them is gone: a few long-lived
+objects pin each one (the soak: Python's count of blocks flat, its arenas growing). So the
+server's processes run with ``PYTHONMALLOC=malloc`` (``use_system_malloc``): Python's objects
+then live in glibc's heap too, where trimming returns free memory page by page. ``start`` sets
+the allocator up for a
 long-running server before any thread starts: two heaps instead of up to sixteen (``M_ARENA_MAX``;
 each thread that allocates gets a heap of its own, each fragmenting on its own), and blocks of
 64 KiB or more mapped on their own and unmapped when freed (a fixed ``M_MMAP_THRESHOLD``:
@@ -20,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 import threading
 import time
 
@@ -71,6 +77,17 @@ def trim() -> bool:
     fn.argtypes = [ctypes.c_size_t]
     fn(0)
     return True
+
+
+def use_system_malloc(argv: list[str]) -> None:
+    """Run this process again (same pid, same arguments: ``python -m livecoach ARGV``) with
+    ``PYTHONMALLOC=malloc``, unless it already has it or ``LIVECOACH_HEAP_TRIM_S=0`` turns the
+    heap's care off. Python reads the variable only at start, hence the exec; call it before
+    anything else starts. The worker processes inherit the environment."""
+    if os.environ.get("PYTHONMALLOC") or os.environ.get("LIVECOACH_HEAP_TRIM_S", "").strip() in ("0", "0.0"):
+        return
+    os.environ["PYTHONMALLOC"] = "malloc"
+    os.execv(sys.executable, [sys.executable, "-m", "livecoach", *argv])
 
 
 def start() -> threading.Thread | None:
