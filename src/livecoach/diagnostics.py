@@ -4,10 +4,10 @@ Two switches, both environment variables naming a folder:
 
 - ``LIVECOACH_HEAP=FOLDER``: the front and each worker append, every ``INTERVAL_S``, a line of
   their resident size, Python's count of allocated objects' blocks and the C heap's own account
-  (glibc's ``mallinfo2``: bytes in use, bytes free inside the heap, bytes in mmapped blocks) to
-  ``FOLDER/heap-<pid>.txt``, with the resident size of pymalloc's arenas. It costs next to
-  nothing, and tells a leak (in use grows) from a heap that holds freed memory (free grows, in
-  use stays; heap.py gives it back every minute).
+  (glibc's ``mallinfo2``: bytes in use, bytes free inside the heap, bytes in mmapped blocks),
+  with the resident size of what is mapped without a file, to ``FOLDER/heap-<pid>.txt``. It
+  costs next to nothing, and tells a leak (in use grows) from a heap that holds freed memory
+  (free grows, in use stays; heap.py gives it back every minute).
 - ``LIVECOACH_TRACEMALLOC=FOLDER``: also trace Python's allocations (tracemalloc, 12 frames) and
   write to ``FOLDER/memory-<pid>.txt`` the 30 places whose allocations grew most since the first
   minute. Tracing slows a process by about a third and its own tables grow all along: use it for
@@ -31,21 +31,21 @@ INTERVAL_S = 60.0
 WARM_UP_S = 60.0
 
 
-def python_arenas_mib() -> float | None:
-    """Resident MiB of the 1 MiB anonymous mappings: pymalloc's arenas (Python 3.10+), which
-    Python maps itself, outside the C heap."""
+def anonymous_mib() -> float | None:
+    """Resident MiB of memory mapped without a file: the C heap, pymalloc's arenas (1 MiB each,
+    merged by the kernel into larger mappings when adjacent), thread stacks and anything a
+    library maps itself. The rest of the resident size is code and data of files."""
     try:
         text = Path("/proc/self/smaps").read_text()
     except OSError:
         return None
-    total, size = 0, 0
+    total, anonymous = 0, False
     for line in text.splitlines():
-        head = line.split(None, 1)[0]
-        if "-" in head and not head.endswith(":"):
-            start, end = (int(x, 16) for x in head.split("-"))
-            size = end - start
-        elif head == "Rss:" and size == 1 << 20:
-            total += int(line.split()[1])
+        fields = line.split()
+        if "-" in fields[0] and not fields[0].endswith(":"):
+            anonymous = len(fields) < 6 or fields[5].startswith("[")
+        elif fields[0] == "Rss:" and anonymous:
+            total += int(fields[1])
     return total / 1024
 
 
@@ -74,12 +74,12 @@ def _watch_heap(folder: Path) -> None:
     path = folder / f"heap-{os.getpid()}.txt"
     started = time.time()
     with path.open("a") as out:
-        out.write("minutes rss_mib python_blocks python_arenas_mib heap_in_use_mib heap_free_mib heap_mmapped_mib\n")
+        out.write("minutes rss_mib python_blocks anonymous_mib heap_in_use_mib heap_free_mib heap_mmapped_mib\n")
         while True:
             figures = heap.stats() or {}
             rss = rss_mib()
             out.write(" ".join([f"{(time.time() - started) / 60:.1f}", f"{rss or 0:.1f}", str(sys.getallocatedblocks()),
-                                f"{python_arenas_mib() or 0:.1f}",
+                                f"{anonymous_mib() or 0:.1f}",
                                 *(f"{figures.get(k, 0):.2f}" for k in ("in_use", "free", "mmapped"))]) + "\n")
             out.flush()
             time.sleep(INTERVAL_S)
