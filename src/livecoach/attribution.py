@@ -33,11 +33,14 @@ INAUDIBLE_DB = -200.0
 """The coupling of a path on which no leak can be heard."""
 
 
-def _windows(x: np.ndarray, width: int) -> np.ndarray:
-    """Read-only view of every run of ``width`` consecutive values (numpy's sliding_window_view
-    without its argument checks, which cost more than the work on a live 40 ms batch)."""
-    n = x.size - width + 1
-    return as_strided(x, shape=(n, width), strides=(x.strides[0], x.strides[0]), writeable=False)
+def _lag_view(energy: np.ndarray, span: int) -> np.ndarray:
+    """Read-only view of a (participants, frames) buffer with every frame's energies at lags
+    0 .. span: ``[p, i, k]`` is participant p's energy k frames before buffer frame ``i + span``.
+    Made once per buffer, so a live batch reads its rows without any setup."""
+    participants, frames = energy.shape
+    step, frame = energy.strides
+    shape = (participants, frames - span, span + 1)
+    return as_strided(energy, shape=shape, strides=(step, frame, frame), writeable=False)[:, :, ::-1]
 
 
 class _Path:
@@ -110,7 +113,12 @@ class _Path:
 
 
 class Attributor:
-    """Turns aligned per-participant measurements into per-participant own-speech frame flags."""
+    """Turns aligned per-participant measurements into per-participant own-speech frame flags.
+
+    Frames are flagged as they come, with the path estimates in force. The evidence on the echo
+    paths is collected once a block of ``update_frames`` is complete, over the whole block at once,
+    so the floating-point sums behind the estimates are the same however the frames were batched.
+    """
 
     def __init__(
         self,
@@ -124,10 +132,16 @@ class Attributor:
         self._paths = {
             (src, dst): _Path(self.config) for src in self.participants for dst in self.participants if src != dst
         }
+        self._index = {p: i for i, p in enumerate(self.participants)}
         self._span = self.config.max_delay_frames + self.config.delay_tolerance_frames
-        self._tails = {p: np.full(self._span, SILENT_DB) for p in self.participants}
-        self._own_tails = {p: np.zeros(self._span, dtype=bool) for p in self.participants}
         self._frames_done = 0
+        # The frames of the current block and the span before it (before the first frame: silence,
+        # no own speech), one row per participant. Batches are appended in place.
+        shape = (len(self.participants), self._span)
+        self._energy, self._floor, self._own = np.full(shape, SILENT_DB), np.zeros(shape), np.zeros(shape, dtype=bool)
+        self._size = self._span  # frames held
+        self._block_at = self._span  # where the current block starts
+        self._allocate(self._span + 4 * self.config.update_frames)
 
     def coupling_db(self, source: str, listener: str) -> float:
         """The leak level from ``source``'s voice into ``listener``'s microphone now in use."""
@@ -142,75 +156,107 @@ class Attributor:
         flags per frame and the subset of them with strong evidence (well above the noise floor)."""
         cfg = self.config
         n = len(features[self.participants[0]])
-        # Per frame, each participant's energy at lags 0 .. max delay + tolerance (a view, no copy).
-        lags = {}
-        for p, f in features.items():
-            history = np.concatenate((self._tails[p], f.energy_db))
-            self._tails[p] = history[-self._span :]
-            lags[p] = _windows(history, self._span + 1)[:, ::-1]
-        wide = {p: w.max(axis=1) for p, w in lags.items()}
-        own = {p: np.zeros(n, dtype=bool) for p in self.participants}
-        strong = {p: np.zeros(n, dtype=bool) for p in self.participants}
+        at = self._append(features, n)
+        own = np.zeros((len(self.participants), n), dtype=bool)
+        strong = np.zeros((len(self.participants), n), dtype=bool)
         pos = 0
         while pos < n:
             end = min(pos + cfg.update_frames - self._frames_done % cfg.update_frames, n)
-            self._decide(features, lags, wide, own, strong, pos, end)
-            self._measure(features, lags, wide, own, pos, end)
+            self._decide(own, strong, at, pos, end)
+            self._own[:, at + pos : at + end] = own[:, pos:end]
             self._frames_done += end - pos
             pos = end
             if self._frames_done % cfg.update_frames == 0:
+                self._measure(self._block_at, at + end)
+                self._block_at = at + end
                 for path in self._paths.values():
                     path.end_block()
-        for p in self.participants:
-            self._own_tails[p] = np.concatenate((self._own_tails[p], own[p]))[-self._span :]
-        return {p: (own[p], strong[p]) for p in self.participants}
+        return {p: (own[i], strong[i]) for i, p in enumerate(self.participants)}
 
-    def _decide(self, features, lags, wide, own, strong, a: int, b: int) -> None:
-        """Flag frames [a, b) with the path estimates now in force."""
+    def _append(self, features: dict[str, FrameFeatures], n: int) -> int:
+        """Add a batch of ``n`` frames' measurements to the buffers; return where it starts."""
+        if self._size + n > self._energy.shape[1]:
+            held = self._size - (self._block_at - self._span)
+            self._allocate(max(self._energy.shape[1], 2 * (held + n)))
+        at = self._size
+        for i, p in enumerate(self.participants):
+            self._energy[i, at : at + n] = features[p].energy_db
+            self._floor[i, at : at + n] = features[p].floor_db
+            self._vad[i, at : at + n] = features[p].vad
+        self._size += n
+        return at
+
+    def _allocate(self, capacity: int) -> None:
+        """New buffers for ``capacity`` frames that start with the current block's span."""
+        keep = slice(self._block_at - self._span, self._size)
+        held = keep.stop - keep.start
+        shape = (len(self.participants), capacity)
+        energy, floor, own = np.empty(shape), np.empty(shape), np.empty(shape, dtype=bool)
+        energy[:, :held], floor[:, :held] = self._energy[:, keep], self._floor[:, keep]
+        own[:, :held] = self._own[:, keep]
+        self._energy, self._floor, self._own = energy, floor, own
+        self._vad = np.empty(shape, dtype=bool)  # only the batch being decided is read
+        self._lags = _lag_view(energy, self._span)
+        self._block_at, self._size = self._span, held
+
+    def _decide(self, own: np.ndarray, strong: np.ndarray, at: int, a: int, b: int) -> None:
+        """Flag the batch's frames [a, b) with the path estimates now in force (one row of ``own``
+        and ``strong`` per participant, left False where there is no speech); the batch starts at
+        buffer frame ``at``."""
         cfg, det = self.config, self.detection
         tol = cfg.delay_tolerance_frames
-        for dst, f in features.items():
+        frames = slice(at + a, at + b)
+        rows = slice(at + a - self._span, at + b - self._span)
+        e, floor = self._energy[:, frames], self._floor[:, frames]
+        # Only a frame webrtcvad calls speech, above the noise floor, can be own speech: the leak
+        # is predicted only for a listener with such frames (a cheap silence, the same flags).
+        heard = self._vad[:, frames] & (e > floor + det.snr_hold_db)
+        for d, heard_now in enumerate(heard.tolist()):
+            if not any(heard_now):
+                continue
+            dst = self.participants[d]
             leak_power = np.zeros(b - a)
-            for src in features:
+            for s, src in enumerate(self.participants):
                 if src == dst:
                     continue
                 path = self._paths[(src, dst)]
                 if path.delay is None:
-                    source = wide[src][a:b]
+                    source = self._lags[s, rows].max(axis=1)
                 else:
-                    source = lags[src][a:b, max(0, path.delay - tol) : path.delay + tol + 1].max(axis=1)
+                    source = self._lags[s, rows, max(0, path.delay - tol) : path.delay + tol + 1].max(axis=1)
                 leak_power += 10.0 ** ((source + path.level_db) / 10.0)
             leak_db = 10.0 * np.log10(np.maximum(leak_power, 1e-14))
-            e, floor = f.energy_db[a:b], f.floor_db[a:b]
-            flags = f.vad[a:b] & (e > floor + det.snr_hold_db) & (e > leak_db + cfg.bleed_margin_db)
-            own[dst][a:b] = flags
-            strong[dst][a:b] = flags & (e > floor + det.snr_margin_db)
+            flags = heard[d] & (e[d] > leak_db + cfg.bleed_margin_db)
+            own[d, a:b] = flags
+            strong[d, a:b] = flags & (e[d] > floor[d] + det.snr_margin_db)
 
-    def _measure(self, features, lags, wide, own, a: int, b: int) -> None:
-        """Collect evidence on each echo path from frames [a, b): frames where the source's own
-        voice was heard within the delay range and the listener's microphone is well below it.
+    def _measure(self, a: int, b: int) -> None:
+        """Collect evidence on each echo path from the block of buffer frames [a, b): frames where
+        the source's own voice was heard within the delay range and the listener's microphone is
+        well below it.
 
         Nothing here depends on the path's current estimate or the listener's flags, so a wrong
         estimate cannot keep itself alive (a leak that starts mid-call is still learnt).
         """
         cfg = self.config
+        index = self._index
+        lags = self._lags[:, a - self._span : b - self._span]
         recent = {}
-        for p in self.participants:
+        for p, i in index.items():
             # own speech anywhere in the last span + 1 frames, via a running count
-            history = np.concatenate((self._own_tails[p], own[p][:b]))[-(self._span + b - a) :]
-            counts = np.concatenate(([0], np.cumsum(history)))
+            counts = np.concatenate(([0], np.cumsum(self._own[i, a - self._span : b])))
             recent[p] = counts[self._span + 1 :] - counts[: b - a] > 0
+        wide = {p: lags[i].max(axis=1) for p, i in index.items()}
         for (src, dst), path in self._paths.items():
-            f = features[dst]
-            e, floor = f.energy_db[a:b], f.floor_db[a:b]
+            e, floor = self._energy[index[dst], a:b], self._floor[index[dst], a:b]
             chance = recent[src]
             visible = chance & (e > floor + cfg.visible_db)
             path.listened(int(chance.sum()), int(visible.sum()))
-            wide_ratio = e - wide[src][a:b]
-            rows = np.flatnonzero(visible & (wide_ratio < cfg.coupling_cap_db)) + a
+            wide_ratio = e - wide[src]
+            rows = np.flatnonzero(visible & (wide_ratio < cfg.coupling_cap_db))
             if rows.size:
-                at_lag = lags[src][rows]
-                path.add(f.energy_db[rows], at_lag[:, : cfg.max_delay_frames + 1], self._around(at_lag), wide_ratio[rows - a])
+                at_lag = lags[index[src]][rows]
+                path.add(e[rows], at_lag[:, : cfg.max_delay_frames + 1], self._around(at_lag), wide_ratio[rows])
 
     def _around(self, at_lag: np.ndarray) -> np.ndarray:
         """Per row, the peak within the tolerance around each lag 0 .. max delay."""

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from itertools import repeat
-
 import _webrtcvad  # webrtcvad's C core: its Python wrapper re-checks every frame's length
 import numpy as np
 import webrtcvad
@@ -65,6 +63,7 @@ class Detector:
         self._block: list[float] = []  # energies of the current, unfinished block
         self._first_min = np.inf  # running minimum before the first block is complete
         self._history: list[float] = []  # low percentiles of the last finished blocks, oldest first
+        self._floor_now = -np.inf  # min(self._history) + the bias, once there is a history
 
     def process(self, frames: np.ndarray) -> FrameFeatures:
         """Measure frames of shape (n, FRAME_SAMPLES), int16, that follow the previous call's."""
@@ -73,34 +72,41 @@ class Detector:
             return FrameFeatures(np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
         energy = self._energy_db(frames)
         floor = self._floor_db(energy)
-        vad = np.zeros(n, dtype=bool)
         # Frames too close to the noise floor can never count as speech, whatever webrtcvad says.
-        audible = np.flatnonzero(energy > floor + self.config.snr_hold_db) if self.config.vad_skip_quiet else np.arange(n)
-        if audible.size:
-            raw = memoryview(frames.tobytes())
-            step = FRAME_SAMPLES * 2
-            vad[audible] = np.fromiter(
-                map(
-                    _webrtcvad.process,
-                    repeat(self._vad._vad),
-                    repeat(SAMPLE_RATE),
-                    [raw[i * step : (i + 1) * step] for i in audible.tolist()],
-                    repeat(FRAME_SAMPLES),
-                ),
-                dtype=bool,
-                count=audible.size,
-            )
-        return FrameFeatures(energy, floor, vad)
+        if self.config.vad_skip_quiet:
+            audible = np.flatnonzero(energy > floor + self.config.snr_hold_db).tolist()
+        else:
+            audible = range(n)
+        raw = memoryview(frames.tobytes())
+        step = FRAME_SAMPLES * 2
+        vad = self._vad._vad
+        decisions = [
+            _webrtcvad.process(vad, SAMPLE_RATE, raw[i * step : (i + 1) * step], FRAME_SAMPLES) for i in audible
+        ]
+        if self.config.vad_skip_quiet:
+            flags = np.zeros(n, dtype=bool)
+            flags[audible] = decisions
+        else:
+            flags = np.array(decisions, dtype=bool)
+        return FrameFeatures(energy, floor, flags)
 
     def _energy_db(self, frames: np.ndarray) -> np.ndarray:
         """Mean power of the pre-emphasised signal, in dB relative to full scale."""
-        x = frames.astype(np.float32).reshape(-1)
-        y = np.empty_like(x)
-        y[1:] = x[1:] - self.config.preemphasis * x[:-1]
-        y[0] = x[0] - self.config.preemphasis * self._last_sample
-        self._last_sample = float(x[-1])
-        y = y.reshape(frames.shape)
-        power = np.einsum("ij,ij->i", y, y, dtype=np.float64) / (FRAME_SAMPLES * 32768.0**2)
+        if self.config.preemphasis == 0.0:
+            # Without pre-emphasis a frame's energy is a sum of 160 squared int16 values: integers
+            # below 2**38, exact in float64 whatever the order they are added in. So this equals the
+            # general computation below bit for bit, in a few numpy calls instead of a dozen.
+            x = frames.astype(np.float64)
+            total = (x * x).sum(axis=1)
+        else:
+            x = frames.astype(np.float32).reshape(-1)
+            y = np.empty_like(x)
+            y[1:] = x[1:] - self.config.preemphasis * x[:-1]
+            y[0] = x[0] - self.config.preemphasis * self._last_sample
+            self._last_sample = float(x[-1])
+            y = y.reshape(frames.shape)
+            total = np.einsum("ij,ij->i", y, y, dtype=np.float64)
+        power = total / (FRAME_SAMPLES * 32768.0**2)
         return 10.0 * np.log10(np.maximum(power, 1e-12))
 
     def _floor_db(self, energy: np.ndarray) -> np.ndarray:
@@ -112,9 +118,16 @@ class Detector:
         the result. Until the first block is complete, the running minimum stands in.
         """
         cfg = self.config
+        n = energy.size
+        if self._history and len(self._block) + n < cfg.floor_block_frames:
+            # A live batch of a few frames: no block completes, the floor in force stays. Adding
+            # the bias to the one value is the same IEEE addition as adding it to each frame's.
+            self._block.extend(energy.tolist())
+            out = np.empty(n)
+            out.fill(self._floor_now)
+            return out
         out = np.empty_like(energy)
         pos = 0
-        n = energy.size
         while pos < n:
             in_block = len(self._block)
             take = min(cfg.floor_block_frames - in_block, n - pos)
@@ -131,5 +144,6 @@ class Detector:
                 self._history.append(float(np.partition(np.asarray(self._block), k)[k]))
                 if len(self._history) > cfg.floor_history_blocks:
                     self._history.pop(0)
+                self._floor_now = min(self._history) + cfg.floor_bias_db
                 self._block = []
         return out + cfg.floor_bias_db

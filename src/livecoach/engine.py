@@ -173,10 +173,14 @@ class Engine:
         return events
 
     def _take(self, participant: str, n: int) -> FrameFeatures:
+        """The participant's next ``n`` pending frames (in a live call, usually all of them)."""
         joined = FrameFeatures.concat(self._pending[participant])
-        rest = len(joined) - n
-        self._pending[participant] = [joined.slice(n, len(joined))] if rest else []
+        rest = self._pending_frames[participant] - n
         self._pending_frames[participant] = rest
+        if not rest:
+            self._pending[participant] = []
+            return joined
+        self._pending[participant] = [joined.slice(n, n + rest)]
         return joined.slice(0, n)
 
     def _convert(self, participant: str, events) -> list[SpeechEvent]:

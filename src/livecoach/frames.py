@@ -24,6 +24,9 @@ def seconds_to_frames(seconds: float) -> int:
     return int(round(seconds * 1000 / FRAME_MS))
 
 
+_NO_SAMPLES = np.zeros(0, dtype=np.int16)
+
+
 class FrameBuffer:
     """Collects int16 chunks of any length and hands out whole frames.
 
@@ -32,7 +35,7 @@ class FrameBuffer:
     """
 
     def __init__(self) -> None:
-        self._pending = np.zeros(0, dtype=np.int16)
+        self._pending = _NO_SAMPLES
         self.frames_out = 0
 
     def push(self, samples: np.ndarray) -> np.ndarray:
@@ -40,7 +43,7 @@ class FrameBuffer:
         samples = np.asarray(samples, dtype=np.int16).reshape(-1)
         data = np.concatenate((self._pending, samples)) if self._pending.size else samples
         whole = data.size // FRAME_SAMPLES
-        self._pending = data[whole * FRAME_SAMPLES :].copy()
+        self._pending = data[whole * FRAME_SAMPLES :].copy() if data.size % FRAME_SAMPLES else _NO_SAMPLES
         self.frames_out += whole
         return data[: whole * FRAME_SAMPLES].reshape(whole, FRAME_SAMPLES)
 
@@ -50,6 +53,6 @@ class FrameBuffer:
             return np.zeros((0, FRAME_SAMPLES), dtype=np.int16)
         last = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         last[: self._pending.size] = self._pending
-        self._pending = np.zeros(0, dtype=np.int16)
+        self._pending = _NO_SAMPLES
         self.frames_out += 1
         return last.reshape(1, FRAME_SAMPLES)

@@ -7,12 +7,14 @@ threshold, strong evidence to start, weaker evidence to go on. Speech-like burst
 between words do not split it. A segment starts at its first speech frame and ends at its last:
 the hysteresis delays decisions, never the times they carry.
 
-It works on runs of equal flags rather than frame by frame, which keeps the per-frame cost in
-numpy, and it gives the same segments however the frames are chunked.
+It works on runs of speech frames rather than frame by frame, finding them with list searches
+(a C loop), which keeps both a live batch of a few frames and a whole file cheap, and it gives the
+same segments and events, with the same ``known_at``, however the frames are chunked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +48,7 @@ class Segmenter:
         self._burst_strong = 0  # frames with strong evidence in the current burst
         self._open_start = -1  # start of the open segment, or -1
         self._open_end = -1  # end of the last speech-like burst in the open segment
+        self._run_start = -1  # start of the run of speech frames the last push ended in, or -1
 
     @property
     def open_segment(self) -> tuple[int, int] | None:
@@ -62,11 +65,15 @@ class Segmenter:
         if n == 0:
             return events
         base = self.position
-        padded = np.concatenate(([False], flags.astype(bool), [False]))
-        edges = np.flatnonzero(padded[1:] != padded[:-1])
-        counts = np.concatenate(([0], np.cumsum(flags if strong is None else strong & flags)))
-        for a, b in zip(edges[0::2], edges[1::2]):
-            self._run(base + int(a), base + int(b), int(counts[b] - counts[a]), events)
+        flags = np.asarray(flags, dtype=bool)
+        speech = flags.tolist()
+        loud = speech if strong is None else (strong & flags).tolist()
+        for a, b in _runs(speech):
+            # A run that goes on from the last push is one run with it: its start is the earlier one.
+            start = self._run_start if a == 0 and self._run_start >= 0 else base + a
+            self._run(base + a, base + b, start, sum(loud[a:b]), events)
+        # the run in progress at the end of this push, if any, may go on in the next
+        self._run_start = start if speech[-1] else -1
         self.position = base + n
         self._close_if_done(self.position, events)
         return events
@@ -76,10 +83,17 @@ class Segmenter:
         events: list[SegmentEvent] = []
         if self._open_start >= 0:
             self._close(self.position, events)
-        self._burst_start = self._burst_end = -1
+        self._burst_start = self._burst_end = self._run_start = -1
         return events
 
-    def _run(self, a: int, b: int, strong: int, events: list[SegmentEvent]) -> None:
+    def _run(self, a: int, b: int, run_start: int, strong: int, events: list[SegmentEvent]) -> None:
+        """Frames [a, b) are speech, ``strong`` of them strong; ``run_start`` is where their run of
+        speech frames began (before ``a`` when the run was split between pushes).
+
+        A start is known one frame into the run that makes the burst speech-like, and not before
+        the burst's minimum length. Counting from the run's own start, not from ``a``, keeps that
+        frame the same however the run was split between pushes.
+        """
         cfg = self.config
         self._close_if_done(a, events)
         if self._burst_end >= 0 and a - self._burst_end <= cfg.hole_frames:
@@ -93,7 +107,7 @@ class Segmenter:
             self._open_end = self._burst_end
             return
         self._open_start, self._open_end = self._burst_start, self._burst_end
-        known = max(a + 1, self._burst_start + cfg.min_burst_frames)
+        known = max(run_start + 1, self._burst_start + cfg.min_burst_frames)
         events.append(SegmentEvent("start", self._open_start, None, known))
 
     def _close_if_done(self, now: int, events: list[SegmentEvent]) -> None:
@@ -118,3 +132,13 @@ class Segmenter:
         self.segments.append(seg)
         events.append(SegmentEvent("end", seg[0], seg[1], known_at))
         self._open_start = self._open_end = -1
+
+
+def _runs(flags: list[bool]) -> Iterator[tuple[int, int]]:
+    """[start, end) of each run of True in ``flags``, found with ``list.index`` (a C loop)."""
+    n = len(flags)
+    marked = flags + [False, True]  # every run ends, and the search for the next one stops
+    end = 0
+    while (start := marked.index(True, end)) < n:
+        end = marked.index(False, start)
+        yield start, end
