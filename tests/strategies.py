@@ -20,7 +20,9 @@ from livecoach.coach_settings import DEFAULTS, INTEGERS, MAX_TAG_KINDS, NUMBER_R
 
 # -- text and JSON ------------------------------------------------------------------------------
 
-TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=30)
+TEXT_CHARS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+"""Characters the server takes in JSON text: no lone surrogate, no NUL (docs/security.md)."""
+TEXT = st.text(TEXT_CHARS, max_size=30)
 """Text that UTF-8 can encode (no lone surrogates) and PostgreSQL can store (no NUL): what a
 websocket or an HTTP body can carry."""
 ANY_TEXT = st.text(max_size=40)
@@ -100,7 +102,7 @@ FINITE = st.floats(allow_nan=False, allow_infinity=False)
 WRONG_FOR_STR = st.none() | st.booleans() | st.integers() | FINITE | st.lists(TEXT, max_size=2) | st.dictionaries(
     TEXT, TEXT, max_size=2)
 WRONG_FOR_BOOL = st.none() | st.integers() | FINITE | TEXT | st.lists(st.booleans(), max_size=2)
-EXTRA = st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: k not in (
+EXTRA = st.dictionaries(st.text(TEXT_CHARS, min_size=1, max_size=8).filter(lambda k: k not in (
     "type", "session", "token", "consent", "to", "sdp", "candidate", "muted", "paused", "scopes", "id")),
     SCALARS, max_size=3)
 """Fields a message may carry beyond its own: ignored."""
@@ -172,7 +174,7 @@ def invalid_messages(draw: st.DrawFn) -> dict:
 
 # -- the coach's settings -----------------------------------------------------------------------
 
-LABEL = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=60).filter(lambda t: t.strip())
+LABEL = st.text(TEXT_CHARS, min_size=1, max_size=60).filter(lambda t: t.strip())
 KIND_ID = st.text(ID_ALPHABET, min_size=1, max_size=40)
 
 
@@ -232,7 +234,7 @@ def invalid_settings(draw: st.DrawFn) -> tuple[dict, str]:
     for p in parents:
         node = node.setdefault(p, {})
     if leaf == "unknown":
-        node[draw(st.text(min_size=1, max_size=10).filter(lambda k: k not in (DEFAULTS if not parents
+        node[draw(st.text(TEXT_CHARS, min_size=1, max_size=10).filter(lambda k: k not in (DEFAULTS if not parents
                                                                               else DEFAULTS["nudges"])))] = 1
         return body, "unknown setting"
     if name == "tag_kinds":
@@ -277,8 +279,7 @@ def range_headers() -> st.SearchStrategy[str | None]:
 TIME_OK = st.integers(0, 604800) | st.floats(0, 604800)
 VALID_TAG = st.fixed_dictionaries(
     {"kind": KIND_ID, "label": LABEL, "session_time": TIME_OK},
-    optional={"clicked_at": st.none() | TIME_OK, "note": st.text(st.characters(exclude_categories=("Cs",)),
-                                                                   max_size=20),
+    optional={"clicked_at": st.none() | TIME_OK, "note": st.text(TEXT_CHARS, max_size=20),
               "origin": st.sampled_from(["live", "review"])})
 """A tag as docs/sidebar.md describes it."""
 BAD_TAG_FIELDS: dict[str, st.SearchStrategy] = {

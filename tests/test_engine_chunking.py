@@ -18,8 +18,12 @@ from livecoach.frames import FRAME_SAMPLES, SAMPLE_RATE
 from livecoach.segmenter import Segmenter
 from livecoach.timeline import ROLES
 
-FIXTURES = ["clean", "bleed", "quiet", "keyboard", "fan", "realcall"]
-CHUNKS = [160, 320, 640, 1000, 4800, 16000]
+FIXTURES = ["bleed", "quiet", "keyboard"]
+"""The hard ones (echo, a quiet talker, clicks): all six fixtures were checked when the engine's
+batching changed; three keep the suite within its time."""
+CHUNKS = [160, 640, 1000, 16000]
+"""One frame (which found a start's known_at moving), the live batch, a size that splits frames,
+and one second."""
 
 
 def outcome(engine: Engine, events: list[SpeechEvent]) -> dict:
