@@ -9,15 +9,15 @@ its 1 MiB arenas, which it returns only when every object in them is gone: a few
 objects pin each one (the soak: Python's count of blocks flat, its arenas growing). So the
 server's processes run with ``PYTHONMALLOC=malloc`` (``use_system_malloc``): Python's objects
 then live in glibc's heap too, where trimming returns free memory page by page. ``start`` sets
-the allocator up for a
-long-running server before any thread starts: two heaps instead of up to sixteen (``M_ARENA_MAX``;
+the allocator up for a long-running server before any thread starts: two heaps instead of up to
+sixteen (``M_ARENA_MAX``;
 each thread that allocates gets a heap of its own, each fragmenting on its own), and blocks of
 64 KiB or more mapped on their own and unmapped when freed (a fixed ``M_MMAP_THRESHOLD``:
 glibc's default threshold rises after each such block is freed, after which big transient
 buffers land in the heap and leave holes). Then it has glibc hand the free pages back
 (``malloc_trim(0)``, which also releases whole free pages inside the heap) every minute, from a
 thread of its own: a call of a few milliseconds that takes no Python lock. Without glibc it does
-nothing.
+nothing. (It slows the growth, it does not stop it: the README's soak says what grows still.)
 """
 
 from __future__ import annotations
@@ -79,12 +79,16 @@ def trim() -> bool:
     return True
 
 
+def _trim_interval() -> float:
+    return float(os.environ.get("LIVECOACH_HEAP_TRIM_S", TRIM_INTERVAL_S))
+
+
 def use_system_malloc(argv: list[str]) -> None:
     """Run this process again (same pid, same arguments: ``python -m livecoach ARGV``) with
     ``PYTHONMALLOC=malloc``, unless it already has it or ``LIVECOACH_HEAP_TRIM_S=0`` turns the
     heap's care off. Python reads the variable only at start, hence the exec; call it before
     anything else starts. The worker processes inherit the environment."""
-    if os.environ.get("PYTHONMALLOC") or os.environ.get("LIVECOACH_HEAP_TRIM_S", "").strip() in ("0", "0.0"):
+    if os.environ.get("PYTHONMALLOC") or _trim_interval() <= 0:
         return
     os.environ["PYTHONMALLOC"] = "malloc"
     os.execv(sys.executable, [sys.executable, "-m", "livecoach", *argv])
@@ -93,7 +97,7 @@ def use_system_malloc(argv: list[str]) -> None:
 def start() -> threading.Thread | None:
     """Set the allocator up (call it before starting threads) and trim every ``TRIM_INTERVAL_S``
     for as long as the process lives."""
-    interval = float(os.environ.get("LIVECOACH_HEAP_TRIM_S", TRIM_INTERVAL_S))
+    interval = _trim_interval()
     if interval <= 0 or getattr(_LIBC, "malloc_trim", None) is None:
         return None
     _LIBC.mallopt(M_ARENA_MAX, ARENAS)
