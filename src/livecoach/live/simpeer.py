@@ -61,7 +61,6 @@ class Jitter:
         self.spike = spike_ms / 1000
         self.spike_every = spike_every
         self._random = random.Random(seed)
-        self.held: list[float] = []  # each packet's hold, seconds (its wait behind the one before included)
         self._pumps: list[asyncio.Task] = []
 
     def _draw(self) -> float:
@@ -90,9 +89,7 @@ class Jitter:
 
         async def held(data: bytes) -> None:
             nonlocal last
-            now = loop.time()
-            last = max(last, now + self._draw())
-            self.held.append(last - now)
+            last = max(last, loop.time() + self._draw())
             waiting.put_nowait((last, data))
 
         transport._send_rtp = held
