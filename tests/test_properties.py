@@ -102,7 +102,7 @@ def nesting(value: Any) -> int:
     return deepest
 
 
-def utf8_ok(value: Any) -> bool:
+def text_ok(value: Any) -> bool:
     """No lone surrogate and no NUL in any text of the value (docs/security.md: such text is
     refused)."""
     for item in walk(value):
@@ -129,7 +129,7 @@ def what_json_allows(text: str | bytes) -> tuple[bool, Any]:
         value = json.loads(text)
     except (ValueError, RecursionError):
         return False, None
-    if nesting(value) > 32 or not utf8_ok(value):
+    if nesting(value) > 32 or not text_ok(value):
         return False, None
     if any(isinstance(x, float) and not math.isfinite(x) for x in walk(value)):
         return False, None
@@ -1219,7 +1219,7 @@ def hello_frames(live: Live) -> st.SearchStrategy[str | bytes]:
     return st.one_of(
         hello.map(json.dumps), hello.map(lambda m: json.dumps(m).encode()),
         valid_messages().map(json.dumps), invalid_messages().map(json.dumps),
-        json_texts().filter(lambda t: utf8_ok(t)), WS_TEXT, st.binary(max_size=200),
+        json_texts().filter(lambda t: text_ok(t)), WS_TEXT, st.binary(max_size=200),
         nested(30, 40), st.integers(MAX_MESSAGE_BYTES - 20, 200_000).map(
             lambda n: json.dumps({"type": "hello", "session": live.session, "token": live.coach_token,
                                   "pad": "x" * n})),
@@ -1304,7 +1304,7 @@ def after_hello_messages() -> st.SearchStrategy[str | bytes]:
                        st.sampled_from(["", "v=0\r\n", "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
                                                         "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"]) | TEXT)
     return st.one_of(valid_messages().map(json.dumps), invalid_messages().map(json.dumps), offers, WS_TEXT,
-                     st.binary(max_size=50), json_texts().filter(lambda t: utf8_ok(t)),
+                     st.binary(max_size=50), json_texts().filter(lambda t: text_ok(t)),
                      st.just(json.dumps({"type": "ping", "id": "x" * (MAX_MESSAGE_BYTES + 1)})))
 
 
