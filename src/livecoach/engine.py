@@ -23,7 +23,7 @@ from .detection import Detector, FrameFeatures
 from .frames import FRAME_SECONDS, FrameBuffer
 from .metrics import Metrics, compute
 from .segmenter import Segmenter
-from .timeline import ROLES, Timeline, build_timeline
+from .timeline import ROLES, GrowingTimeline, Timeline
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ class Engine:
         self._pending_frames = {p: 0 for p in self.participants}
         self._attributor = Attributor(self.participants, self.config.attribution, self.config.detection)
         self._segmenters = {p: Segmenter(self.config.segments) for p in self.participants}
+        self._closed = {p: list(self._earlier[p]) for p in self.participants}  # in seconds, earlier first
+        self._growing = GrowingTimeline(self.participants, self.config.timeline)
         self.frames_decided = 0
         self.finished = False
 
@@ -124,14 +126,23 @@ class Engine:
         out = {}
         base = self.start_frame
         for p, seg in self._segmenters.items():
-            spans = list(seg.segments)
+            closed = self._closed[p]
+            for a, b in seg.segments[len(closed) - len(self._earlier[p]):]:
+                closed.append(((base + a) * FRAME_SECONDS, (base + b) * FRAME_SECONDS))
+            out[p] = list(closed)
             if include_open and seg.open_segment is not None:
-                spans.append(seg.open_segment)
-            out[p] = self._earlier[p] + [((base + a) * FRAME_SECONDS, (base + b) * FRAME_SECONDS) for a, b in spans]
+                a, b = seg.open_segment
+                out[p].append(((base + a) * FRAME_SECONDS, (base + b) * FRAME_SECONDS))
         return out
 
+    def settled(self) -> float:
+        """Media time before which every participant's segments are final (``Segmenter.next_start_bound``)."""
+        return (self.start_frame + min(s.next_start_bound() for s in self._segmenters.values())) * FRAME_SECONDS
+
     def timeline(self) -> Timeline:
-        return build_timeline(self.segments(), self.now, self.config.timeline, self.speaking())
+        """The session's timeline so far; built anew only after its last long silence
+        (``GrowingTimeline``), so a live call can ask for it every second however long it runs."""
+        return self._growing.timeline(self.segments(), self.now, self.speaking(), self.settled())
 
     def metrics(self) -> Metrics:
         return compute(self.timeline(), self.config.timeline)

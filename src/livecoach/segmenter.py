@@ -55,6 +55,16 @@ class Segmenter:
         """The segment in progress as [start, end of its last speech so far), if any."""
         return (self._open_start, self._open_end) if self._open_start >= 0 else None
 
+    def next_start_bound(self) -> int:
+        """The earliest frame a segment not yet closed can start at: the open segment's start, a
+        burst still in progress's start (it may yet become speech), or the next frame. Closed
+        segments never change, so everything before this bound is final."""
+        if self._open_start >= 0:
+            return self._open_start
+        if self._burst_end >= 0 and self.position - self._burst_end <= self.config.hole_frames:
+            return self._burst_start
+        return self.position
+
     def push(self, flags: np.ndarray, strong: np.ndarray | None = None) -> list[SegmentEvent]:
         """Consume the next frames' own-speech flags; return the events they complete.
 

@@ -121,10 +121,12 @@ def build_timeline(
     end: float,
     config: TimelineConfig | None = None,
     speaking: frozenset[str] = frozenset(),
+    start: float = 0.0,
 ) -> Timeline:
     """Derive the whole structure from each participant's ``(start, end)`` speech segments.
 
-    ``speaking`` names participants whose last segment is still open at ``end``.
+    ``speaking`` names participants whose last segment is still open at ``end``. ``start``: where
+    the first silence may begin (``GrowingTimeline`` builds the part after a cut with it).
     """
     cfg = config or TimelineConfig()
     spans = {p: sorted((float(a), float(b)) for a, b in segs if b > a) for p, segs in segments.items()}
@@ -136,12 +138,86 @@ def build_timeline(
         end=end,
         segments=marked,
         speaking=speaking,
-        silences=gaps(((s.start, s.end) for s in everything), end),
+        silences=gaps(((s.start, s.end) for s in everything), end, start),
         overlaps=_overlaps(spans),
         turns=turns,
         waits=_waits(turns),
         filled_silences=_filled_silences(spans, cfg),
         interruptions=_interruptions(marked, cfg),
+    )
+
+
+class GrowingTimeline:
+    """``build_timeline`` of a session still being measured, equal to it to the bit, at a cost that
+    does not grow with the session's length.
+
+    Every rule of the timeline looks at most ``reach`` seconds across a silence (a turn's pause, the
+    wait-time target, the backchannel tolerance). So a silence of at least ``reach`` that no later
+    speech can fall into (it ends before ``settled``) splits the session into parts that are built
+    alone: the part before it is built once and kept (``_kept``), each call builds only the rest,
+    and the two are joined (the silence across the cut, and the wait from the kept part's last
+    turn to the rest's first).
+    """
+
+    def __init__(self, participants: Iterable[str], config: TimelineConfig | None = None) -> None:
+        self.config = config or TimelineConfig()
+        self.reach = max(self.config.turn_pause_s, self.config.wait_target_s, self.config.backchannel_tolerance_s)
+        self._kept = Timeline(end=0.0, segments={p: [] for p in participants})
+        self._cut = 0.0  # where the kept part ends: the start of a silence of at least ``reach``
+        self._taken = {p: 0 for p in participants}  # each participant's segments in the kept part
+
+    def timeline(
+        self,
+        segments: dict[str, list[tuple[float, float]]],
+        end: float,
+        speaking: frozenset[str],
+        settled: float,
+    ) -> Timeline:
+        """The timeline of ``segments`` (each participant's, in order, the open one last) up to
+        ``end``. ``settled``: no segment not in ``segments`` yet, and no open one, starts before it."""
+        self._keep_up_to_cut(segments, settled)
+        rest = {p: segs[self._taken[p]:] for p, segs in segments.items()}
+        return _joined(self._kept, build_timeline(rest, end, self.config, speaking, self._cut))
+
+    def _keep_up_to_cut(self, segments: dict[str, list[tuple[float, float]]], settled: float) -> None:
+        """Move the cut to the latest silence of at least ``reach`` that ends before ``settled``
+        (or runs on past it), and keep the part before it."""
+        known = sorted(
+            (a, b) for p, segs in segments.items() for a, b in segs[self._taken[p]:] if a < settled and b > a
+        )
+        cut, speech_end = None, self._cut  # speech_end: where the speech swept so far ends
+        for a, b in known:
+            if a - speech_end >= self.reach and speech_end > self._cut:
+                cut = speech_end
+            speech_end = max(speech_end, b)
+        if settled - speech_end >= self.reach and speech_end > self._cut:
+            cut = speech_end  # nothing known after it, and nothing can start before ``settled``
+        if cut is None:
+            return
+        part = {p: [s for s in segs[self._taken[p]:] if s[1] <= cut] for p, segs in segments.items()}
+        # a segment that ends by the cut begins before it; the segments are in order
+        built = build_timeline(part, cut, self.config, frozenset(), self._cut)
+        self._kept = _joined(self._kept, built)
+        for p, segs in part.items():
+            self._taken[p] += len(segs)
+        self._cut = cut
+
+
+def _joined(kept: Timeline, rest: Timeline) -> Timeline:
+    """A kept part and the part after its cut (built from the cut on) as one timeline."""
+    waits = list(kept.waits)
+    if kept.turns and rest.turns and kept.turns[-1].participant == COACH and rest.turns[0].participant == CLIENT:
+        waits.append(Wait(kept.turns[-1].end, rest.turns[0].start))
+    return Timeline(
+        end=rest.end,
+        segments={p: kept.segments.get(p, []) + segs for p, segs in rest.segments.items()},
+        speaking=rest.speaking,
+        silences=kept.silences + rest.silences,
+        overlaps=kept.overlaps + rest.overlaps,
+        turns=kept.turns + rest.turns,
+        waits=waits + rest.waits,
+        filled_silences=kept.filled_silences + rest.filled_silences,
+        interruptions=kept.interruptions + rest.interruptions,
     )
 
 
@@ -189,9 +265,9 @@ def union(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
     return [(a, b) for a, b in out]
 
 
-def gaps(spans: Iterable[tuple[float, float]], end: float) -> list[Interval]:
-    """Spans of [0, end) that no span covers: the silences, from the session's start to ``end``."""
-    out, reach = [], 0.0
+def gaps(spans: Iterable[tuple[float, float]], end: float, start: float = 0.0) -> list[Interval]:
+    """Spans of [start, end) that no span covers: the silences, from the session's start to ``end``."""
+    out, reach = [], start
     for a, b in union(spans):
         if a > reach:
             out.append(Interval(reach, a))
