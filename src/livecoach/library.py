@@ -57,7 +57,7 @@ def build_figures(store: Store, session: str) -> dict[str, Any]:
     times and shares to 3 decimals as the review gives them."""
     head, members = review_source.timeline_part(store, session)
     metrics = json.loads(b"{" + members + b"}")["summary"]["metrics"]
-    recordings = store.recordings(session)
+    recordings = store.recordings(session, gaps=False)
     return {
         "live": head["state"] != review_source.ENDED,
         "duration_s": _r(head["duration_s"]),

@@ -69,7 +69,7 @@ def purge(store: Store, storage: FolderStorage, keep_recordings_days: float | No
         days = own_days if own_days is not None else keep_recordings_days
         if days is None or age_s <= days * DAY_S:
             continue
-        rows = [r for r in store.recordings(session) if r["state"] != "recording"]
+        rows = [r for r in store.recordings(session, gaps=False) if r["state"] != "recording"]
         if not rows and not storage.names(session):
             continue
         _delete_files(storage, session, rows)

@@ -47,14 +47,14 @@ def load_review(store: Store, session: str, link: Callable[[str], str]) -> bytes
 def warm(store: Store, session: str) -> None:
     """Build and keep the session's timeline part now (its call has just ended), and the
     library's figures from it."""
-    _timeline_part(store, session, store.recordings(session))
+    _timeline_part(store, session, store.recordings(session, gaps=False))
     library.refresh(store, session)
 
 
 def timeline_part(store: Store, session: str) -> tuple[dict[str, Any], bytes]:
     """The session's timeline part as the review answers it (kept, or built now): its
     ``TIMELINE_HEAD`` and the other members' JSON. The library's figures are read from it."""
-    return _timeline_part(store, session, store.recordings(session))
+    return _timeline_part(store, session, store.recordings(session, gaps=False))
 
 
 def _timeline_part(store: Store, session: str, recordings: list[dict]) -> tuple[dict[str, Any], bytes]:

@@ -18,6 +18,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from .. import heap
 from ..config import EngineConfig
 from ..recordings.call import CallRecording
 from ..recordings.storage import FolderStorage
@@ -186,6 +187,7 @@ class Call:
         if not self.connections:
             try:
                 await asyncio.to_thread(warm_review, self.store, self.id)
+                await asyncio.to_thread(heap.after_big_job)
             except Exception:  # the review builds it again when asked; the call is not hurt
                 log.exception("session %s: keeping the review's timeline failed", self.id)
 

@@ -735,9 +735,12 @@ class Store:
         with self._transaction() as conn:
             return self._recording(conn, session_id, recording_id)
 
-    def recordings(self, session_id: str) -> list[dict[str, Any]]:
-        """The session's recordings, in the order they began."""
+    def recordings(self, session_id: str, gaps: bool = True) -> list[dict[str, Any]]:
+        """The session's recordings, in the order they began; without their ``gaps`` (not read
+        at all) when ``gaps`` is False, for the readers that need only their place and state."""
         with self._transaction() as conn:
+            if not gaps:
+                return [_as_dict(row) for row in conn.execute(q.RECORDINGS_WITHOUT_GAPS, {"session": session_id})]
             rows = conn.execute(q.RECORDINGS, {"session": session_id}).all()
         return [_recording_dict(row) for row in rows]
 

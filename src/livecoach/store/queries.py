@@ -161,6 +161,8 @@ RECORDING = select(recordings).where(*_THE_RECORDING)
 RECORDINGS = (
     select(recordings).where(recordings.c.session_id == _SESSION).order_by(recordings.c.created_at, recordings.c.id)
 )
+RECORDINGS_WITHOUT_GAPS = RECORDINGS.with_only_columns(*(c for c in recordings.c if c.name != "gaps"))
+"""A recording's gaps can be thousands of spans (a lossy network); most readers need none of them."""
 STALE_RECORDINGS = (
     select(recordings)
     .where(recordings.c.state == "recording", recordings.c.updated_at < bindparam("before"))
