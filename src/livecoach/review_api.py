@@ -11,12 +11,13 @@ import gzip
 import hashlib
 import time
 
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTasks
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import heap
 from .coach_api import HEADERS, ApiError, CoachGuard, bad, json_response, read_object
 from .media import ranged_response
 from .recordings.clips import audio_clip, video_clip
@@ -71,9 +72,12 @@ class _ReviewApi(CoachGuard):
         headers = dict(HEADERS) | {"Vary": "Accept-Encoding"}
         if gzipped:
             headers["Content-Encoding"] = "gzip"
-        # The access log is written once the answer is out: the page waits for the answer only.
-        logged = BackgroundTask(self.store.log_access, session, request.state.who, "opened the review")
-        return Response(body, media_type="application/json", headers=headers, background=logged)
+        # The access log is written once the answer is out: the page waits for the answer only;
+        # then the memory of building an hour's payload (megabytes of a lossy call's gaps) goes back.
+        after = BackgroundTasks()
+        after.add_task(self.store.log_access, session, request.state.who, "opened the review")
+        after.add_task(heap.after_big_job)
+        return Response(body, media_type="application/json", headers=headers, background=after)
 
     def _payload(self, session: str, gzipped: bool) -> bytes:
         """The payload's JSON, gzipped at level 1 if asked: a few ms for 250 KB (level 5 takes
