@@ -124,7 +124,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import itertools
 import json
 import os
@@ -564,10 +563,10 @@ async def peers_main(cfg: dict, out_path: Path) -> None:
             return frame
 
     simpeer.MutableAudio = TimedMic  # SimPeer.join() builds its microphone from this name
-    if cfg["source"] == "opus":
-        # play the Opus packets as they are: the server receives the same RTP as from a browser,
-        # and the peers process is spared encoding every frame once per connection
-        simpeer.MediaPlayer = functools.partial(simpeer.MediaPlayer, decode=False)
+    # --source opus: play the Opus packets as they are (SimPeer's ``packets``): the server receives
+    # the same RTP as from a browser, and the peers process is spared decoding the file and
+    # encoding every frame once per connection
+    packets = cfg["source"] == "opus"
     if not cfg["p2p"]:
 
         async def no_peer_offer(self) -> None:  # the peer-to-peer media never touches the server
@@ -589,8 +588,10 @@ async def peers_main(cfg: dict, out_path: Path) -> None:
             try:
                 jitter = {who: Jitter(cfg["jitter_ms"], seed=2 * c["index"] + n) if cfg.get("jitter_ms") else None
                           for n, who in enumerate(("coach", "client"))}
-                coach = SimPeer(url, c["session"], c["coach_token"], c["files"]["coach"], start=start, jitter=jitter["coach"])
-                client = SimPeer(url, c["session"], c["client_token"], c["files"]["client"], start=start, jitter=jitter["client"])
+                coach = SimPeer(url, c["session"], c["coach_token"], c["files"]["coach"], start=start,
+                                packets=packets, jitter=jitter["coach"])
+                client = SimPeer(url, c["session"], c["client_token"], c["files"]["client"], start=start,
+                                 packets=packets, jitter=jitter["client"])
                 entry["peers"] = {"coach": coach, "client": client}
                 await asyncio.gather(coach.join(), client.join())
                 await asyncio.gather(coach.server_connected(30), client.server_connected(30))
