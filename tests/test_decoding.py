@@ -61,3 +61,30 @@ async def test_received_audio_is_decoded_inline_with_its_packets():
     finally:
         await sender.close()
         await receiver.close()
+
+
+def test_a_reordered_packet_is_dropped_and_counted_as_dropped_audio():
+    """The network delivers packet 3 after 4: 3's place is already filled, so it is dropped,
+    and its 20 ms count in the tap queue's dropped samples (the session's ``dropped_s``)."""
+    from types import SimpleNamespace
+
+    from livecoach.live.tap import DropOldestQueue
+    from livecoach.opus import packet_samples
+
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = 48000, "mono", "s16"
+    tone = Tone()
+    packets = []
+    for _ in range(6):
+        frame = asyncio.run(tone.recv())
+        packets += [bytes(p) for p in encoder.encode(frame)]
+    assert packets and all(packet_samples(p) == 960 for p in packets)  # 20 ms at 48 kHz
+    assert packet_samples(b"") == 0
+
+    queue = DropOldestQueue(100)
+    jitter = PassThroughJitter(queue)
+    sent = [SimpleNamespace(sequence_number=n, timestamp=960 * n, payload=packets[n % len(packets)],
+                            _data=packets[n % len(packets)]) for n in (1, 2, 4, 3, 5)]
+    passed = [jitter.add(p)[1] for p in sent]
+    assert [f is not None for f in passed] == [True, True, True, False, True]
+    assert jitter.reordered == 1 and queue.dropped_samples == 960

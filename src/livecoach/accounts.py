@@ -8,6 +8,7 @@ email and per address, so guessing over the network is slow too.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections import deque
@@ -25,7 +26,13 @@ MAX_EMAIL = 254
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("a password nobody has")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """What an unknown email's password is checked against, so that it takes as long as a known
+    one's; made at the first login rather than at import (a third of a second of every start)."""
+    return _hasher.hash("a password nobody has")
 """Checked against when the email is unknown, so an answer's time does not say whether it is."""
 
 
@@ -65,12 +72,13 @@ def add_coach(store: Store, email: str, name: str, password: str, only_first: bo
 
 def verify_login(store: Store, email: str, password: str) -> Coach | None:
     """The coach if the email and password match, else None (in about the same time)."""
+    dummy = _dummy_hash()  # for every login, so that only the first of all, known or not, makes it
     try:
         found = store.coach_login_details(normal_email(email))
     except AccountError:
         found = None
     try:
-        _hasher.verify(found[1] if found else _DUMMY_HASH, password[:MAX_PASSWORD])
+        _hasher.verify(found[1] if found else dummy, password[:MAX_PASSWORD])
     except (VerificationError, InvalidHashError):
         return None
     return found[0] if found else None

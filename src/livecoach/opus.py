@@ -25,6 +25,30 @@ def pre_skip(extradata: bytes | None) -> int:
     return int.from_bytes(head[10:12], "little") if head.startswith(b"OpusHead") and len(head) >= 12 else 0
 
 
+_FRAME_MS = {"silk": (10, 20, 40, 60), "hybrid": (10, 20), "celt": (2.5, 5, 10, 20)}
+
+
+def packet_samples(data: bytes) -> int:
+    """How many 48 kHz samples an Opus packet holds, from its TOC byte (RFC 6716 3.1): the frame
+    size its configuration names times its frame count; 0 for an empty or malformed packet."""
+    if not data:
+        return 0
+    config, code = data[0] >> 3, data[0] & 3
+    if config < 12:
+        ms = _FRAME_MS["silk"][config % 4]
+    elif config < 16:
+        ms = _FRAME_MS["hybrid"][config % 2]
+    else:
+        ms = _FRAME_MS["celt"][config % 4]
+    if code == 0:
+        frames = 1
+    elif code in (1, 2):
+        frames = 2
+    else:
+        frames = data[1] & 0x3F if len(data) > 1 else 0
+    return int(frames * ms * OPUS_RATE / 1000)
+
+
 class MonoOpusDecoder:
     """Opus packets to 48 kHz mono s16 frames (a stereo stream is mixed down by libopus), less
     the first ``skip`` samples."""

@@ -34,7 +34,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.utils import uint16_add
 from aiortc.mediastreams import MediaStreamTrack
 
-from ..opus import MonoOpusDecoder
+from ..opus import MonoOpusDecoder, packet_samples
 
 log = logging.getLogger(__name__)
 
@@ -94,18 +94,22 @@ class PassThroughJitter:
     packets are missing, so the wait bought nothing and cost every live figure 80 ms. An Opus
     packet is one RTP packet, so each is a whole frame. A packet older than one already passed on
     (reordered by the network) is dropped: its place is already filled, and the decoder must see
-    packets in order."""
+    packets in order. Its audio is counted as dropped on ``output`` (the tap's queue, whose
+    dropped samples become the session's ``dropped_s``), as audio dropped anywhere else is."""
 
     capacity = 1
 
-    def __init__(self) -> None:
+    def __init__(self, output: Any = None) -> None:
         self._last: int | None = None  # sequence number of the last packet passed on
+        self._output = output
         self.reordered = 0
 
     def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
         seq = packet.sequence_number
         if self._last is not None and uint16_add(seq, -self._last) >= 0x8000:
             self.reordered += 1
+            if hasattr(self._output, "dropped_samples"):
+                self._output.dropped_samples += packet_samples(packet.payload)
             return False, None
         self._last = seq
         return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
@@ -123,5 +127,5 @@ def decode_inline(receiver: RTCRtpReceiver, track: MediaStreamTrack) -> InlineDe
     inline = InlineDecoding(output)
     setattr(receiver, _QUEUE_ATTRIBUTE, inline)
     if hasattr(receiver, _JITTER_ATTRIBUTE):
-        setattr(receiver, _JITTER_ATTRIBUTE, PassThroughJitter())
+        setattr(receiver, _JITTER_ATTRIBUTE, PassThroughJitter(output))
     return inline
