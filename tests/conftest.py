@@ -1,9 +1,10 @@
 """Shared test helpers: the committed fixtures with ground truth, the real-speech set, and a
-new database of each kind the store supports."""
+new database of each kind the store supports, empty or already migrated."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -53,14 +54,61 @@ def postgresql() -> Iterator[pg.Server]:
     server.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite database migrated to the newest revision once per test session, for
+    ``migrated_database`` to copy: all in its one file (closing the store emptied the -wal file)."""
+    from livecoach.store import Store
+
+    path = tmp_path_factory.mktemp("migrated") / "data" / "db.sqlite3"
+    Store(path).close()
+    assert not path.with_name(f"{path.name}-wal").exists()
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgresql(postgresql: pg.Server) -> str:
+    """A PostgreSQL database migrated to the newest revision once per test session, the template
+    ``migrated_database`` copies (its URL)."""
+    from livecoach.store import Store
+
+    url = postgresql.new_database()
+    Store(url).close()
+    postgresql.make_template(url)
+    return url
+
+
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=DATABASES)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | Path]:
     """A new, empty database, once of each kind: an SQLite file (in a data folder not made yet),
-    or a PostgreSQL database of the test's own (its URL), dropped afterwards."""
+    or a PostgreSQL database of the test's own (its URL), dropped afterwards. What the tests of
+    the migrations start from; the others take ``migrated_database``."""
+    yield from _new_database(request, tmp_path, migrated=False)
+
+
+@pytest.fixture(params=DATABASES)
+def migrated_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | Path]:
+    """A new database already at the newest revision, once of each kind, as ``database`` is after
+    a store opened it: a copy of one migrated once per test session (``migrated_sqlite`` copied
+    into a new data folder, 0700 and 0600 as the store makes them; a PostgreSQL database made from
+    ``migrated_postgresql``), so that the store opens it without migrating."""
+    yield from _new_database(request, tmp_path, migrated=True)
+
+
+def _new_database(request: pytest.FixtureRequest, tmp_path: Path, migrated: bool) -> Iterator[str | Path]:
     if request.param == "sqlite":
-        yield tmp_path / "data" / "db.sqlite3"
+        path = tmp_path / "data" / "db.sqlite3"
+        if migrated:
+            path.parent.mkdir(mode=0o700)
+            path.parent.chmod(0o700)
+            shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+            path.chmod(0o600)
+        yield path
         return
     server = request.getfixturevalue("postgresql")
-    url = server.new_database()
+    url = server.new_database(template=request.getfixturevalue("migrated_postgresql") if migrated else None)
     yield url
     server.drop_database(url)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 from conftest import track
 from livecoach.ingest import write_wav
+from livecoach.settings import DATABASE_FILE
 
 
 def free_port() -> int:
@@ -22,21 +26,52 @@ def free_port() -> int:
 
 COACH_EMAIL = "coach@example.com"
 COACH_PASSWORD = "a test coach's password"
+COACH_NAME = "Test Coach"
+
+_coach_database: Path | None = None
+"""A database at the newest revision with the test coach's account, made at the first
+``add_coach`` of the test session (migrating and hashing the password once, not once per server)
+and copied into every new data folder."""
 
 
-def add_coach(data: Path, email: str = COACH_EMAIL, password: str = COACH_PASSWORD, name: str = "Test Coach") -> None:
-    """A coach account in the data folder's database (kept if it is there already)."""
+def add_coach(data: Path, email: str = COACH_EMAIL, password: str = COACH_PASSWORD, name: str = COACH_NAME) -> None:
+    """A coach account in the data folder's database (kept if it is there already). The test
+    coach in a folder with no database yet: a copy of ``_coach_database``, 0600 in a 0700 folder
+    as the store makes them."""
+    from livecoach.store import database as db
+
+    data.mkdir(parents=True, exist_ok=True)
+    path = data / DATABASE_FILE
+    if (email, password, name) == (COACH_EMAIL, COACH_PASSWORD, COACH_NAME) and not path.exists():
+        shutil.copyfile(_test_coach_database(), path)
+        db.make_private(path)
+        return
+    _add_coach(path, email, password, name)
+
+
+def _add_coach(path: Path, email: str, password: str, name: str) -> None:
     from livecoach import accounts
     from livecoach.store import CoachExists, Store
 
-    data.mkdir(parents=True, exist_ok=True)
-    store = Store(data / "livecoach.sqlite3")
+    store = Store(path)
     try:
         accounts.add_coach(store, email, name, password)
     except CoachExists:
         pass
     finally:
         store.close()
+
+
+def _test_coach_database() -> Path:
+    global _coach_database
+    if _coach_database is None:
+        folder = Path(tempfile.mkdtemp(prefix="livecoach-coach-"))
+        atexit.register(shutil.rmtree, folder, True)
+        path = folder / DATABASE_FILE
+        _add_coach(path, COACH_EMAIL, COACH_PASSWORD, COACH_NAME)
+        assert not path.with_name(f"{path.name}-wal").exists()  # all in the one file
+        _coach_database = path
+    return _coach_database
 
 
 class Server:

@@ -1,6 +1,7 @@
 """A throwaway PostgreSQL server for the tests: started once per test session in a temporary
 folder, listening on 127.0.0.1 only (and a unix socket in that folder), with fsync off, and
-removed at the end. Each test gets a database of its own (``Server.new_database``).
+removed at the end. Each test gets a database of its own (``Server.new_database``), empty or a
+copy of a template.
 
 PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`` system user
 (Debian's postgresql package makes it); its binaries are found on the PATH or in Debian's
@@ -56,11 +57,20 @@ class Server:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
-    def new_database(self) -> str:
-        """A new, empty database; its URL."""
+    def new_database(self, template: str | None = None) -> str:
+        """A new database, empty or (``template``: the URL of one ``make_template`` made) a copy of
+        another; its URL."""
         name = f"test_{next(self._names)}"
-        self.admin().execute(f"CREATE DATABASE {name}")
+        copied = f" TEMPLATE {template.rsplit('/', 1)[1]}" if template else ""
+        self.admin().execute(f"CREATE DATABASE {name}{copied}")
         return self.url(name)
+
+    def make_template(self, url: str) -> None:
+        """Make a database (one nobody is connected to any more) a template for ``new_database``:
+        connections to it are refused from now on, as PostgreSQL copies a database only while
+        nobody is connected to it."""
+        name = url.rsplit("/", 1)[1]
+        self.admin().execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true")
 
     def drop_database(self, url: str) -> None:
         name = url.rsplit("/", 1)[1]

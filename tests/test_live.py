@@ -277,7 +277,14 @@ async def test_a_direct_call_that_does_not_connect_falls_back_to_relay(server, t
     try:
         await coach.join()
         await client.join()
-        await asyncio.sleep(12)  # 6 s to give up on the direct connection, then the relay
+        # 6 s to give up on the direct connection, then the relay: wait (12 s at most) until both
+        # have switched to it and its audio has begun to arrive (no frame came before: the direct
+        # connection never carried any), each having closed its direct connection before that
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 12
+        while loop.time() < deadline and not (coach.topology == client.topology == "relay"
+                                               and coach.received_frames > 0 and client.received_frames > 0):
+            await asyncio.sleep(0.1)
         assert coach.topology == "relay" and client.topology == "relay"
         assert coach.peer_pc is None
         before = (coach.received_frames, client.received_frames)

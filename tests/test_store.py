@@ -1,7 +1,8 @@
 """The store on its own: migrations (new, old and concurrent databases), file modes, several
 processes writing at once, tags moved in review, consent scopes and recordings. Most tests run
-on both databases (the ``database`` fixture: SQLite and PostgreSQL); those about SQLite's files,
-and databases of the old raw-sqlite3 store, on SQLite alone."""
+on both databases (SQLite and PostgreSQL): those of the migrations on a new, empty ``database``,
+the others on a ``migrated_database``, a copy of one migrated once per session (conftest.py);
+those about SQLite's files, and databases of the old raw-sqlite3 store, on SQLite alone."""
 
 from __future__ import annotations
 
@@ -92,8 +93,10 @@ CREATE INDEX IF NOT EXISTS indicator_samples_by_session ON indicator_samples(ses
 
 
 @pytest.fixture
-def store(database):
-    s = Store(database)
+def store(migrated_database):
+    """A store on a new database at the newest revision (a copy: conftest.py). The tests of the
+    migrations open an empty ``database`` themselves."""
+    s = Store(migrated_database)
     yield s
     s.close()
 
@@ -161,7 +164,8 @@ def run_together(script: str, *args: str, processes: int) -> list[str]:
 HEAD = "0008"
 
 
-def test_a_new_database_is_at_the_newest_revision(store, database):
+def test_a_new_database_is_at_the_newest_revision(database):
+    Store(database).close()
     head = ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
     assert head == HEAD == migrate.head() and revision_of(database) == head
 
@@ -174,9 +178,10 @@ def test_a_store_at_the_newest_revision_opens_without_loading_alembic(database):
     assert opened.returncode == 0 and opened.stdout.strip() == "False", opened.stderr
 
 
-def test_the_models_match_the_migrations(store, database):
+def test_the_models_match_the_migrations(database):
     """Autogenerate compares a migrated database with schema.py: a change made in one and not the
     other shows here."""
+    Store(database).close()
     assert schema_differences(database) == []
 
 
@@ -351,10 +356,10 @@ def test_a_url_opens_the_same_database(tmp_path):
         store.close()
 
 
-def test_writers_take_turns(database):
+def test_writers_take_turns(migrated_database):
     """A write waits for another connection's write to end (SQLite: BEGIN IMMEDIATE; PostgreSQL:
     an advisory lock), so that the store's read-then-write methods never interleave."""
-    first, second = Store(database), Store(database)
+    first, second = Store(migrated_database), Store(migrated_database)
     done = threading.Event()
     try:
         with first._transaction(write=True):
@@ -370,7 +375,7 @@ def test_writers_take_turns(database):
         second.close()
 
 
-def test_two_processes_putting_the_same_tags_store_each_once(store, database):
+def test_two_processes_putting_the_same_tags_store_each_once(store, migrated_database):
     session = store.create_session().id
     script = (
         "import json, sys\n"
@@ -386,7 +391,7 @@ def test_two_processes_putting_the_same_tags_store_each_once(store, database):
         "print(json.dumps(created))\n"
         "store.close()\n"
     )
-    first, second = (set(json.loads(out)) for out in run_together(script, str(database), session, processes=2))
+    first, second = (set(json.loads(out)) for out in run_together(script, str(migrated_database), session, processes=2))
     assert not first & second and first | second == {f"tag-{i:03}" for i in range(150)}
     assert len(store.tags(session)) == 150 and len(store.indicator_samples(session)) == 300
 
@@ -394,7 +399,7 @@ def test_two_processes_putting_the_same_tags_store_each_once(store, database):
 # -- sessions, tags and consent ------------------------------------------------------------
 
 
-def test_deleting_a_session_leaves_no_row_of_it(store, database):
+def test_deleting_a_session_leaves_no_row_of_it(store, migrated_database):
     kept, gone = store.create_session("Kept").id, store.create_session("Gone").id
     for session in (kept, gone):
         store.record_consent(session, "client")
@@ -408,7 +413,7 @@ def test_deleting_a_session_leaves_no_row_of_it(store, database):
         store.log_access(session, "coach", "opened the review")
         library.refresh(store, session)
     assert store.delete_session(gone) is True and store.delete_session(gone) is False
-    with connected(database) as conn:
+    with connected(migrated_database) as conn:
         def rows(table, session):
             return conn.execute(select(func.count()).select_from(table).where(table.c.session_id == session)).scalar()
 
