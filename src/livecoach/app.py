@@ -216,6 +216,6 @@ def serve(settings: Settings) -> None:
         # C heap), which churning connections left behind as resident memory.
         ws_per_message_deflate=False,
         log_level="warning",
-        http=TimedH11Protocol,
+        http=TimedH11Protocol.with_header_timeout(settings.header_timeout_s),
         timeout_keep_alive=5,
     )

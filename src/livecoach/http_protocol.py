@@ -4,7 +4,8 @@ uvicorn closes a keep-alive connection that stays idle after a response, but it 
 for the headers of a request that has begun, and for the first bytes of a new connection: a
 client that opens connections and sends a header line now and then holds each one open for good
 (a "slowloris"). Here a connection that has not delivered a whole request head within
-``HEADER_TIMEOUT_S`` of being opened, or of its previous response, is closed.
+``header_timeout_s`` (``Settings.header_timeout_s``, set by ``with_header_timeout``) of being
+opened, or of its previous response, is closed.
 """
 
 from __future__ import annotations
@@ -13,11 +14,17 @@ import asyncio
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-HEADER_TIMEOUT_S = 15.0
+from .settings import Settings
 
 
 class TimedH11Protocol(H11Protocol):
+    header_timeout_s = Settings.header_timeout_s
     _header_timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def with_header_timeout(cls, seconds: float) -> type[TimedH11Protocol]:
+        """The protocol class for uvicorn (which makes one per connection) with this deadline."""
+        return type(cls.__name__, (cls,), {"header_timeout_s": seconds})
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -40,7 +47,7 @@ class TimedH11Protocol(H11Protocol):
 
     def _arm(self) -> None:
         self._disarm()
-        self._header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._expired)
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._expired)
 
     def _disarm(self) -> None:
         if self._header_timer is not None:

@@ -59,6 +59,9 @@ class Settings:
     rewrites the Host header)."""
     database_url: str | None = None
     """The database chosen with ``--database`` (a postgresql:// URL); None: the SQLite file."""
+    header_timeout_s: float = 15.0
+    """A connection that has not sent a whole request head this long after it opened, or after
+    its previous response, is closed (http_protocol.py: a "slowloris" holds no connection)."""
 
     @property
     def database(self) -> str | Path:
@@ -157,6 +160,11 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="a client's invite admits them until H hours after the session's call was last active (default 24)",
     )
     parser.add_argument(
+        "--header-timeout", type=float, default=float(env_default("header-timeout", str(Settings.header_timeout_s))),
+        metavar="S", help=f"close a connection that has not sent a request's headers within S seconds "
+                          f"(default {Settings.header_timeout_s:g})",
+    )
+    parser.add_argument(
         "--allowed-origin", action="append", default=None, metavar="URL",
         help="an origin (scheme://host[:port]) besides the server's own whose pages may use it, e.g. behind a "
              "proxy that rewrites Host (repeatable; env LIVECOACH_ALLOWED_ORIGIN, comma-separated)",
@@ -196,6 +204,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         invite_hours=args.invite_hours,
         allowed_origins=listed(args.allowed_origin, "allowed-origin"),
         database_url=args.database or None,
+        header_timeout_s=args.header_timeout,
     )
 
 
