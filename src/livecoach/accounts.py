@@ -30,10 +30,10 @@ _hasher = PasswordHasher()
 
 @functools.cache
 def _dummy_hash() -> str:
-    """What an unknown email's password is checked against, so that it takes as long as a known
-    one's; made at the first login rather than at import (a third of a second of every start)."""
+    """What an unknown email's password is checked against, so that an answer's time does not say
+    whether the email is known; made at the first login rather than at import (a third of a
+    second of every start)."""
     return _hasher.hash("a password nobody has")
-"""Checked against when the email is unknown, so an answer's time does not say whether it is."""
 
 
 class AccountError(ValueError):
