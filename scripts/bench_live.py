@@ -509,12 +509,50 @@ def compact(msg: dict) -> dict:
     return out
 
 
+async def delaying_proxy(target_url: str, delay_s: float) -> str:
+    """A TCP relay on loopback to the server that holds every chunk ``delay_s`` in each direction
+    (in order), as a network with a round trip of twice that would: the coach windows' path to
+    the server over a real network. Returns the base URL to use instead of ``target_url``."""
+    host, port = target_url.removeprefix("http://").split(":")
+    loop = asyncio.get_running_loop()
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held: asyncio.Queue = asyncio.Queue()
+
+        async def release() -> None:
+            while (item := await held.get()) is not None:
+                at, data = item
+                await asyncio.sleep(max(0.0, at - loop.time()))
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        sender = loop.create_task(release())
+        try:
+            while data := await reader.read(65536):
+                held.put_nowait((loop.time() + delay_s, data))
+        except ConnectionError:
+            pass
+        held.put_nowait(None)
+        await sender
+
+    async def connected(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(host, int(port))
+        await asyncio.gather(pump(client_r, server_w), pump(server_r, client_w), return_exceptions=True)
+
+    proxy = await asyncio.start_server(connected, "127.0.0.1", 0)
+    return f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+
+
 async def readers_main(cfg: dict, out_path: Path) -> None:
     from livecoach.live.simpeer import IndicatorReader
 
     lag = LoopLag()
     lag.start()
-    readers = [IndicatorReader(cfg["url"], c["session"], c["coach_token"]) for c in cfg["calls"]]
+    url = cfg["url"]
+    if cfg.get("reader_delay_ms"):
+        url = await delaying_proxy(url, cfg["reader_delay_ms"] / 1000)
+    readers = [IndicatorReader(url, c["session"], c["coach_token"]) for c in cfg["calls"]]
     await asyncio.gather(*(r.open() for r in readers))
     print(MARK, "READY", flush=True)
     loop = asyncio.get_running_loop()
@@ -935,7 +973,7 @@ def run(args: argparse.Namespace) -> dict:
             sessions.append({**spec, "session": s["session"], "coach_token": s["coach_url"].split("#", 1)[1],
                              "client_token": s["client_url"].split("#", 1)[1]})
         cfg = {"url": url, "topology": args.topology, "seconds": args.seconds, "tail": args.tail,
-               "source": args.source, "p2p": args.p2p, "jitter_ms": args.jitter,
+               "source": args.source, "p2p": args.p2p, "jitter_ms": args.jitter, "reader_delay_ms": args.reader_delay,
                "setup_concurrency": args.setup_concurrency, "calls": sessions}
         cfg_path = run_dir / "config.json"
         cfg_path.write_text(json.dumps(cfg))
@@ -1028,6 +1066,7 @@ def run(args: argparse.Namespace) -> dict:
     result = {
         "topology": args.topology, "calls": args.calls, "seconds": args.seconds, "pinned": bool(args.pin),
         "source": args.source, "p2p": args.p2p if args.topology == "direct" else None, "jitter_ms": args.jitter,
+        "reader_delay_ms": args.reader_delay,
         **source_version(),
         "cpus": ncpu, "calls_up": setup_ok, "setup_s": round(peers_res["setup_s"], 2),
         "holds": not problems, "realtime": realtime, "problems": problems,
@@ -1185,6 +1224,9 @@ def main() -> int:
     p.add_argument("--jitter", type=float, default=0.0, metavar="MS",
                    help="network jitter on what each participant sends the server: held a random time of this "
                    "mean, one packet in 100 held 80 ms more, never reordered (simpeer.Jitter; default 0: none)")
+    p.add_argument("--reader-delay", type=float, default=0.0, metavar="MS",
+                   help="the coach windows reach the server through a relay that holds everything MS "
+                        "each way (a round trip of 2 x MS): what the indicator stream's pong wait costs")
     p.add_argument("--pin", action="store_true", help="server on CPU 0, participants and readers on CPU 1")
     p.add_argument("--quiet-wait", type=float, default=0.0,
                    help="wait up to this many seconds for the machine to be quiet before starting (default 0)")
