@@ -102,10 +102,10 @@ def _new_database(request: pytest.FixtureRequest, tmp_path: Path, migrated: bool
     if request.param == "sqlite":
         path = tmp_path / "data" / "db.sqlite3"
         if migrated:
-            path.parent.mkdir(mode=0o700)
-            path.parent.chmod(0o700)
+            from livecoach.store.database import make_private
+
+            make_private(path)  # the folder 0700 and the file 0600, as the store makes them
             shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
-            path.chmod(0o600)
         yield path
         return
     server = request.getfixturevalue("postgresql")
