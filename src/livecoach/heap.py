@@ -79,15 +79,15 @@ def trim() -> bool:
     return True
 
 
+_started = threading.Event()  # set by ``start``: the heap's care is on in this process
+
+
 def after_big_job() -> None:
     """A job whose memory grows with a session's size has just finished (a call's review and
     figures kept as it ends): give its pages back now rather than at the next minute, so that the
     resident size falls back at once. Nothing when the heap's care is off (``start``)."""
     if _started.is_set():
         trim()
-
-
-_started = threading.Event()
 
 
 def _trim_interval() -> float:
