@@ -76,14 +76,17 @@ def _test_coach_database() -> Path:
 
 class Server:
     def __init__(self, data: Path, topology: str = "direct", workers: int | None = None,
-                 prefix: list[str] | None = None, extra: list[str] | None = None, coach: bool = True) -> None:
+                 prefix: list[str] | None = None, extra: list[str] | None = None, coach: bool = True,
+                 port: int | None = None, log_name: str = "server.log") -> None:
         """``workers``: worker processes for the calls; None takes the server's default (one per core).
         ``prefix``: a command the server runs under (e.g. unshare, for a namespace of its own).
         ``extra``: more arguments of ``livecoach serve``. ``coach``: whether the data folder gets
-        the test coach's account first (without: the server's first run)."""
-        self.port = free_port()
+        the test coach's account first (without: the server's first run). ``port``: where it
+        listens (default: a free one); ``log_name``: its log's file in the data folder (several
+        servers sharing a data folder: tests/test_cluster.py)."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data / "server.log"
+        self.log = data / log_name
         data.mkdir(parents=True, exist_ok=True)
         if coach:
             add_coach(data)

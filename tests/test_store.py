@@ -161,7 +161,7 @@ def run_together(script: str, *args: str, processes: int) -> list[str]:
 
 # -- migrations ---------------------------------------------------------------------------
 
-HEAD = "0008"
+HEAD = "0009"
 
 
 def test_a_new_database_is_at_the_newest_revision(database):

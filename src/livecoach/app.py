@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -30,8 +31,9 @@ from .live.call import Calls
 from .live.ice import restrict_host_addresses
 from .live.signalling import serve_indicators, serve_signalling
 from .logins import logged_in_coach
+from .node_routing import NodePrefix, NodeRouting
+from .nodes import Node
 from .recordings.finalise import sweep
-from .recordings.storage import FolderStorage
 from .recordings.uploads import MAX_CHUNK
 from .retention import purge
 from .review_api import review_routes
@@ -74,7 +76,8 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
     A ``worker`` serves calls only: the front (or a server without workers) does the upkeep."""
     store = Store(settings.database, invite_ttl_s=settings.invite_hours * 3600)
     calls = None if pool else Calls(settings, store)
-    storage = FolderStorage(settings.recordings)
+    node = Node(store, settings.node_id, settings.node_url) if settings.node_url and not worker else None
+    storage = settings.recordings_storage()
     signer = Signer(installation_secret(settings.data))
     restrict_host_addresses(settings.ice_addresses)
     files = StaticFiles(WEB)
@@ -111,6 +114,10 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
                                             settings.keep_sessions_days)
                 except Exception:
                     log.exception("the retention purge failed")
+                try:  # what the object store's writers and PyAV's spool left behind (recordings/objects.py)
+                    await run_in_threadpool(storage.clean_up)
+                except Exception:
+                    log.exception("cleaning up the recordings' storage failed")
             await asyncio.sleep(SWEEP_SECONDS)
 
     async def health(request: Request) -> Response:
@@ -123,6 +130,8 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
         local = request.client is not None and _loopback(request.client.host)
         if not local and await logged_in_coach(store, request) is None:
             report = {"ok": report["ok"]}
+        elif node is not None:
+            report["node"] = {"id": node.id, "state": node.state, "calls": len(node.calls)}
         return JSONResponse(report, status_code=status, headers={"Cache-Control": "no-store"})
 
     async def signal(ws: WebSocket) -> None:
@@ -139,6 +148,8 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        if node is not None:
+            node.start()
         if pool:
             pool.start()
         sweeper = None if worker else asyncio.get_running_loop().create_task(sweep_recordings())
@@ -149,6 +160,8 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
             await pool.stop()
         else:
             await calls.close()
+        if node is not None:
+            await node.stop()
         store.close()
 
     app = Starlette(
@@ -163,7 +176,7 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
             Route("/login", page("login.html")),
             Route("/setup", page("setup.html")),
             *auth_routes(store, settings.data),
-            *session_routes(store, storage, settings),
+            *session_routes(store, storage, settings, node),
             Route("/api/sessions/{session}/notice", notice, methods=["GET"]),
             *coach_routes(store),
             *review_routes(store, storage, signer),
@@ -182,9 +195,12 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
                                                     (IMPORT_FILE_PATH, MAX_IMPORT_FILE)],
                                allowed_origins=settings.allowed_origins)],
     )
+    if node is not None:  # outermost the prefix, then the guards, then the session's owner (node_routing.py)
+        app.user_middleware = [Middleware(NodePrefix), *app.user_middleware, Middleware(NodeRouting, node=node)]
     app.state.store = store
     app.state.calls = calls
     app.state.settings = settings
+    app.state.node = node
     return app
 
 
@@ -204,8 +220,7 @@ def serve(settings: Settings) -> None:
         print(f"First run: no coach yet. Open {settings.base_url()}/setup#{code} to make the first coach account "
               f"(or run: livecoach coach add EMAIL --name NAME --data {settings.data}"
               f"{' --database URL' if settings.database_url else ''})", flush=True)
-    uvicorn.run(
-        app,
+    options = dict(
         host=settings.host,
         port=settings.port,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
@@ -219,3 +234,31 @@ def serve(settings: Settings) -> None:
         http=TimedH11Protocol.with_header_timeout(settings.header_timeout_s),
         timeout_keep_alive=5,
     )
+    if app.state.node is None:
+        uvicorn.run(app, **options)
+        return
+    print(f"livecoach: node {settings.node_id} at {settings.node_url} (paths /n/{settings.node_id}/…); "
+          "SIGTERM drains it", flush=True)
+    server = _draining_server(uvicorn.Config(app, **options), app.state.node)
+    server.run()
+    if not server.started:
+        sys.exit(3)  # uvicorn's own exit status when it could not start
+
+
+def _draining_server(config, node: Node):
+    """uvicorn's server, but the first SIGTERM drains the node (nodes.py) instead of stopping it:
+    the server stops, with status 0, once the node's calls have ended. A second SIGTERM, or
+    SIGINT (Ctrl-C), stops it at once, as uvicorn does."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame) -> None:
+            if sig == signal.SIGTERM and not self.should_exit and node.state != "draining":
+                node.drain(then=self.drained)
+                return
+            super().handle_exit(sig, frame)
+
+        def drained(self) -> None:
+            self.should_exit = True
+
+    return DrainingServer(config)

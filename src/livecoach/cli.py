@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from . import exports_cli, library_cli
-from .cli_arguments import add_call_files, add_data, call_files_mistake, open_store
+from .cli_arguments import add_call_files, add_data, call_files_mistake, open_recordings, open_store
 from .ingest import AudioError
-from .settings import days_or_none, add_server_arguments, env_default, settings_from
+from .settings import add_recordings_argument, days_or_none, add_server_arguments, env_default, settings_from
 
 FORMATS = ("text", "json", "rttm")
 
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                        metavar="D", help="delete whole sessions D days after their call was last active")
     for command in (delete, erase, purge):
         add_data(command)
+        add_recordings_argument(command)
     library_cli.add_parsers(sub)
     exports_cli.add_parsers(sub)
 
@@ -94,9 +95,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from .app import serve as run_server
+    from .recordings.storage import StorageError
     from .store import DatabaseUnavailable
 
     settings = settings_from(args)
+    try:
+        settings.recordings_storage()  # a bucket that does not answer stops the server at once
+    except (ValueError, StorageError) as err:
+        raise SystemExit(f"livecoach: --recordings: {err}") from None
     try:
         run_server(settings)
     except DatabaseUnavailable as err:
@@ -106,12 +112,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _retention(args: argparse.Namespace) -> int:
     from . import retention
-    from .recordings.storage import FolderStorage
 
-    store, storage = open_store(args), FolderStorage(Path(args.data) / "recordings")
+    store = open_store(args)
     try:
+        storage = open_recordings(args)
         if args.command == "purge":
             done = retention.purge(store, storage, args.keep_recordings_days, args.keep_sessions_days)
+            storage.clean_up()  # the object store's leftovers (recordings/objects.py)
             print(f"deleted {done.sessions} sessions and {done.recordings} recordings")
             return 0
         if store.get_session(args.session) is None:

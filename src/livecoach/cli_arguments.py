@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from .settings import add_database_argument, database_location, env_default
 
 if TYPE_CHECKING:
+    from .recordings.storage import RecordingStorage
     from .store import Store
 
 
@@ -28,6 +29,17 @@ def open_store(args: argparse.Namespace) -> Store:
         return Store(database_location(Path(args.data), args.database))
     except DatabaseUnavailable as err:
         raise SystemExit(f"livecoach: {err}") from None
+
+
+def open_recordings(args: argparse.Namespace) -> RecordingStorage:
+    """The recordings' storage the command's ``--recordings`` (and ``--data``) name; one that
+    cannot be used ends the command with a one-line message."""
+    from .recordings.storage import StorageError, open_storage
+
+    try:
+        return open_storage(args.recordings, Path(args.data))
+    except (ValueError, StorageError) as err:
+        raise SystemExit(f"livecoach: --recordings: {err}") from None
 
 
 def add_call_files(parser: argparse.ArgumentParser) -> None:

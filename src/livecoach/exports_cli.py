@@ -11,8 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .cli_arguments import add_call_files, add_data, open_store
-from .settings import env_default
+from .cli_arguments import add_call_files, add_data, open_recordings, open_store
+from .settings import add_recordings_argument, env_default
 
 COMMANDS = ("export", "import")
 TABLE_HELP = "one table only: csv: segments, tags or nudges; vtt: tags or nudges; audacity: tags or turns"
@@ -48,6 +48,7 @@ def add_parsers(sub: Any) -> None:
                       help="a progress bar on standard error (auto: when it is a terminal)")
     for command in (export, call):
         add_data(command)
+    add_recordings_argument(call)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,7 +139,6 @@ def _import(args: argparse.Namespace) -> int:
     from . import accounts
     from .importing import CallFiles, ImportFailed, import_call
     from .ingest import AudioError
-    from .recordings.storage import FolderStorage
     from .report import clock
 
     try:
@@ -151,12 +151,13 @@ def _import(args: argparse.Namespace) -> int:
     bar = ProgressBar() if show else None
     store = open_store(args)
     try:
+        storage = open_recordings(args)
         try:
             owner = accounts.owner_of_new_session(store, args.owner, "--owner")
         except accounts.AccountError as err:
             return _fail(str(err))
         try:
-            done = import_call(store, FolderStorage(Path(args.data) / "recordings"), files, label=args.label,
+            done = import_call(store, storage, files, label=args.label,
                                client=args.client_name, coach_id=owner, created_at=created_at, progress=bar)
         except (AudioError, ImportFailed) as err:
             if bar is not None:

@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 from .coach_api import ApiError, answering_errors, bad, json_response, read_object
 from .logins import logged_in_coach
-from .recordings.storage import FolderStorage
+from .recordings.storage import RecordingStorage
 from .settings import Settings
 from .store import MAX_SESSION_LABEL, Coach, Store
 
@@ -94,7 +94,7 @@ class Job:
         }
 
 
-def import_routes(store: Store, storage: FolderStorage, settings: Settings) -> list[Route]:
+def import_routes(store: Store, storage: RecordingStorage, settings: Settings) -> list[Route]:
     imports = Imports(store, storage, settings)
     return [
         Route("/api/imports", imports.wrap(imports.create), methods=["POST"]),
@@ -107,7 +107,7 @@ def import_routes(store: Store, storage: FolderStorage, settings: Settings) -> l
 class Imports:
     """The imports of this server process."""
 
-    def __init__(self, store: Store, storage: FolderStorage, settings: Settings) -> None:
+    def __init__(self, store: Store, storage: RecordingStorage, settings: Settings) -> None:
         self.store, self.storage, self.settings = store, storage, settings
         self.jobs: dict[str, Job] = {}
         self._slots: asyncio.Semaphore | None = None
@@ -262,7 +262,9 @@ class Imports:
         spec = {
             "data": str(self.settings.data),
             "database": self.settings.database_url,
-            "files": {part: str(self.storage.path(job.upload_folder, part)) for part in job.files},
+            "recordings": self.settings.recordings_url,
+            "files": {part: str(await run_in_threadpool(self.storage.path, job.upload_folder, part))
+                      for part in job.files},
             "names": {part: f["name"] for part, f in job.files.items()},
             "label": job.label, "client": job.client, "coach_id": job.coach.id, "created_at": job.recorded_at,
         }

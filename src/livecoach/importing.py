@@ -48,7 +48,7 @@ from .recordings.ogg import OPUS_RATE
 from .recordings.recorder import PEAK_SAMPLES, new_audio_id, peak_byte
 from .recordings.finalise import MediaError, keep_audio
 from .recordings.formats import WAV, Container, Keeping, keeping
-from .recordings.storage import FolderStorage, StorageError
+from .recordings.storage import RecordingStorage, StorageError, open_storage
 from .report import clock
 from .retention import delete_session
 from .settings import database_location
@@ -134,7 +134,7 @@ class Imported:
 
 
 def import_call(
-    store: Store, storage: FolderStorage, files: CallFiles, *, label: str, client: str | None = None,
+    store: Store, storage: RecordingStorage, files: CallFiles, *, label: str, client: str | None = None,
     coach_id: str = LOCAL_COACH, created_at: float | None = None, progress: Progress | None = None,
     on_staging: Callable[[str], None] | None = None, config: EngineConfig | None = None,
 ) -> Imported:
@@ -225,7 +225,7 @@ class _Track:
     recording's row (store.add_imported_call); ``abandon`` stops at once, leaving the files to
     the caller to delete."""
 
-    def __init__(self, storage: FolderStorage, folder: str, participant: str, container: Container) -> None:
+    def __init__(self, storage: RecordingStorage, folder: str, participant: str, container: Container) -> None:
         self.storage, self.folder, self.participant, self.container = storage, folder, participant, container
         self.id = new_audio_id(participant)
         self.name = f"{self.id}.{container.extension}"
@@ -285,7 +285,7 @@ class _KeptTrack(_Track):
     is, or its audio packets copied into a new file, in a thread while the engine analyses (at
     the speed of the disk: it needs none of the engine's samples)."""
 
-    def __init__(self, storage: FolderStorage, folder: str, participant: str, source: Path, kept: Keeping) -> None:
+    def __init__(self, storage: RecordingStorage, folder: str, participant: str, source: Path, kept: Keeping) -> None:
         super().__init__(storage, folder, participant, kept.container)
         self.source, self.as_is = source, kept.as_is
         self._stopping = False
@@ -318,7 +318,7 @@ class _WavTrack(_Track):
     does not play, or one channel of a stereo file. Lossless and written as it comes: encoding
     it (FLAC, Opus) cost more than the analysis, since PyAV holds the GIL while it encodes."""
 
-    def __init__(self, storage: FolderStorage, folder: str, participant: str) -> None:
+    def __init__(self, storage: RecordingStorage, folder: str, participant: str) -> None:
         super().__init__(storage, folder, participant, WAV)
         try:
             self._file = storage.create(folder, self.name)
@@ -347,7 +347,7 @@ def _peak(samples: np.ndarray) -> int:
 
 
 def _analyse_and_record(
-    storage: FolderStorage, staging: str, files: CallFiles, expected: float | None, progress: Progress | None,
+    storage: RecordingStorage, staging: str, files: CallFiles, expected: float | None, progress: Progress | None,
     config: EngineConfig | None,
 ) -> tuple[Analysis, list[dict]]:
     tracks: dict[str, _Track] = {}
@@ -376,7 +376,7 @@ def _analyse_and_record(
         raise
 
 
-def _track(storage: FolderStorage, staging: str, files: CallFiles, role: str) -> _Track:
+def _track(storage: RecordingStorage, staging: str, files: CallFiles, role: str) -> _Track:
     """A participant's own file is kept as it is when Chromium plays it; otherwise, and for a
     channel of a stereo file, what the engine heard is kept as WAV."""
     if files.stereo is None:
@@ -455,7 +455,7 @@ def _r3(value: float | None) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-def _remove_stale_staging(storage: FolderStorage) -> None:
+def _remove_stale_staging(storage: RecordingStorage) -> None:
     """Staging folders that a killed import left behind."""
     now = time.time()
     for name, changed in storage.staging():
@@ -468,7 +468,8 @@ def _remove_stale_staging(storage: FolderStorage) -> None:
 
 def run_job(job: dict, out=sys.stdout) -> int:
     """One import for the server: ``job`` has ``data`` (the data folder), optionally ``database``
-    (``--database``: the store's URL, when not the file in the data folder), ``files`` (key: path),
+    (``--database``: the store's URL, when not the file in the data folder), optionally
+    ``recordings`` (``--recordings``: where recordings are kept), ``files`` (key: path),
     ``names`` (key: the file's own name), ``label``, ``client``, ``coach_id`` and ``created_at``.
     Writes JSON lines: ``{"staging": …}``, ``{"progress": …}``, then ``{"session": …, "review": …}``
     or ``{"error": …}``. A closed output (the server went away) ends the import, leaving nothing."""
@@ -490,7 +491,7 @@ def run_job(job: dict, out=sys.stdout) -> int:
     store = Store(database_location(data, job.get("database")))  # the server's (import_api.py)
     try:
         done = import_call(
-            store, FolderStorage(data / "recordings"), files, label=job.get("label", ""), client=job.get("client"),
+            store, open_storage(job.get("recordings"), data), files, label=job.get("label", ""), client=job.get("client"),
             coach_id=job.get("coach_id") or LOCAL_COACH, created_at=job.get("created_at"), progress=progress,
             on_staging=lambda name: say({"staging": name}))
     except (AudioError, ImportFailed) as err:

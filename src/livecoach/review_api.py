@@ -23,7 +23,7 @@ from .media import ranged_response
 from .recordings.clips import audio_clip, video_clip
 from .recordings.finalise import MediaError
 from .recordings.formats import media_type as audio_media_type
-from .recordings.storage import NAME, FolderStorage
+from .recordings.storage import NAME, RecordingStorage
 from .review_source import load_review
 from .signing import Signer
 from .store import Store
@@ -34,7 +34,7 @@ FINISHED = ("finished", "interrupted")
 ACCESS_LOG_GAP_S = 600.0
 
 
-def review_routes(store: Store, storage: FolderStorage, signer: Signer) -> list[Route]:
+def review_routes(store: Store, storage: RecordingStorage, signer: Signer) -> list[Route]:
     api = _ReviewApi(store, storage, signer)
     base = "/api/sessions/{session}"
     return [
@@ -45,7 +45,7 @@ def review_routes(store: Store, storage: FolderStorage, signer: Signer) -> list[
 
 
 class _ReviewApi(CoachGuard):
-    def __init__(self, store: Store, storage: FolderStorage, signer: Signer) -> None:
+    def __init__(self, store: Store, storage: RecordingStorage, signer: Signer) -> None:
         super().__init__(store)
         self.storage = storage
         self.signer = signer
@@ -127,9 +127,10 @@ class _ReviewApi(CoachGuard):
         if not self.signer.valid(request.url.path, query.get("e", ""), query.get("k", "")):
             return JSONResponse({"error": {"code": "forbidden", "message": "this link is not valid (any more)"}},
                                 status_code=403, headers={"Cache-Control": "no-store"})
-        if not NAME.fullmatch(name) or not self.storage.exists(session, name):
+        # In a thread: with recordings in an object store each is a request to it.
+        if not NAME.fullmatch(name) or not await run_in_threadpool(self.storage.exists, session, name):
             return JSONResponse({"error": {"code": "not-found", "message": "no such file"}}, status_code=404)
-        size = self.storage.size(session, name)
+        size = await run_in_threadpool(self.storage.size, session, name)
         if _from_the_start(request.headers.get("range")) and self._first_in_a_while(session, name):
             await run_in_threadpool(self.store.log_access, session, "a signed link", "fetched a file", name)
         video = name.startswith(("video-", "clip-video-"))

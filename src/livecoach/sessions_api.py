@@ -13,6 +13,8 @@ from starlette.routing import Route
 from . import retention
 from .coach_api import ApiError, CoachGuard, bad, error_response, json_response, read_object
 from .logins import logged_in_coach
+from .node_routing import link_base
+from .nodes import Node
 from .recordings.storage import FolderStorage
 from .settings import Settings
 from .store import MAX_SESSION_LABEL, Store
@@ -24,8 +26,10 @@ taken to be going on (the front does not see the workers' calls; one that a kill
 behind stops counting after this long)."""
 
 
-def session_routes(store: Store, storage: FolderStorage, settings: Settings) -> list[Route]:
-    api = _SessionsApi(store, storage, settings)
+def session_routes(store: Store, storage: FolderStorage, settings: Settings, node: Node | None = None) -> list[Route]:
+    """``node``: this server as one of several (nodes.py); a new session then gets its owner, and
+    its links point there."""
+    api = _SessionsApi(store, storage, settings, node)
     base = "/api/sessions/{session}"
     return [
         Route("/api/sessions", api.create, methods=["POST"]),
@@ -43,10 +47,11 @@ def _someone_in_the_call(store: Store, session: str) -> bool:
 
 
 class _SessionsApi(CoachGuard):
-    def __init__(self, store: Store, storage: FolderStorage, settings: Settings) -> None:
+    def __init__(self, store: Store, storage: FolderStorage, settings: Settings, node: Node | None = None) -> None:
         super().__init__(store)
         self.storage = storage
         self.settings = settings
+        self.node = node
 
     async def create(self, request: Request) -> Response:
         """A new session of the logged-in coach; the answer holds its two links' tokens, the
@@ -68,7 +73,11 @@ class _SessionsApi(CoachGuard):
             return error_response(err)
         new = await run_in_threadpool(
             lambda: self.store.create_session(label, video_recording=video, coach_id=coach.id, client=client))
-        return json_response({"session": new.id, "coach_url": new.coach_path(), "client_url": new.client_path()}, 201)
+        base = ""
+        if self.node is not None:  # the links go to the node that will run the call
+            base = link_base(await run_in_threadpool(self.node.assign_new, new.id), request.scope)
+        return json_response({"session": new.id, "coach_url": base + new.coach_path(),
+                              "client_url": base + new.client_path()}, 201)
 
     async def delete(self, request: Request, session: str) -> Response:
         """Every row and file of the session; not while its call is being recorded."""

@@ -59,9 +59,17 @@ class Settings:
     rewrites the Host header)."""
     database_url: str | None = None
     """The database chosen with ``--database`` (a postgresql:// URL); None: the SQLite file."""
+    recordings_url: str | None = None
+    """Where recordings are kept, chosen with ``--recordings`` (an s3:// bucket or a folder);
+    None: ``recordings`` in the data folder. recordings/storage.open_storage opens it."""
     header_timeout_s: float = 15.0
     """A connection that has not sent a whole request head this long after it opened, or after
     its previous response, is closed (http_protocol.py: a "slowloris" holds no connection)."""
+    node_url: str | None = None
+    """Where this node is reached (``--node-url``): one of several servers sharing a PostgreSQL
+    database (nodes.py). None: a single server, with no registry, prefix or redirect."""
+    node_id: str | None = None
+    """This node's id (``--node-id``; default: made from ``node_url``)."""
 
     @property
     def database(self) -> str | Path:
@@ -70,7 +78,14 @@ class Settings:
 
     @property
     def recordings(self) -> Path:
+        """The recordings' folder when they are kept on this disk (no ``--recordings``)."""
         return self.data / "recordings"
+
+    def recordings_storage(self):
+        """The recordings' storage (recordings/storage.py), as ``--recordings`` chose it."""
+        from .recordings.storage import open_storage
+
+        return open_storage(self.recordings_url, self.data)
 
     @property
     def scheme(self) -> str:
@@ -116,12 +131,23 @@ def add_database_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_recordings_argument(parser: argparse.ArgumentParser) -> None:
+    """``--recordings``, on the server and on every command that reads or deletes recordings."""
+    parser.add_argument(
+        "--recordings", default=env_default("recordings"), metavar="URL",
+        help="where recordings are kept: s3://BUCKET[/PREFIX]?endpoint=URL for an S3-compatible object store "
+             "(credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or a folder (env LIVECOACH_RECORDINGS; "
+             "default: recordings in the data folder; docs/deploy.md)",
+    )
+
+
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``livecoach serve``; defaults come from the environment."""
     parser.add_argument("--host", default=env_default("host", "127.0.0.1"), help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(env_default("port", "8080")), help="port (default 8080)")
     parser.add_argument("--data", default=env_default("data", "data"), help="data folder: database and recordings (default ./data)")
     add_database_argument(parser)
+    add_recordings_argument(parser)
     parser.add_argument("--tls-cert", default=env_default("tls-cert"), help="TLS certificate (PEM) to serve https")
     parser.add_argument("--tls-key", default=env_default("tls-key"), help="TLS private key (PEM)")
     parser.add_argument(
@@ -173,6 +199,15 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", default=env_default("workers", "auto"), metavar="N",
         help="worker processes for the calls: a number, 'auto' (one per core, the default), or 0 for none",
     )
+    parser.add_argument(
+        "--node-url", default=env_default("node-url"), metavar="URL",
+        help="run as one of several nodes sharing the database, reached at URL, e.g. http://10.0.0.5:8080 "
+             "(env LIVECOACH_NODE_URL; docs/deploy.md)",
+    )
+    parser.add_argument(
+        "--node-id", default=env_default("node-id"), metavar="ID",
+        help="this node's id in paths /n/ID/ (letters, digits, - and _; default: from --node-url)",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -204,8 +239,25 @@ def settings_from(args: argparse.Namespace) -> Settings:
         invite_hours=args.invite_hours,
         allowed_origins=listed(args.allowed_origin, "allowed-origin"),
         database_url=args.database or None,
+        recordings_url=args.recordings or None,
         header_timeout_s=args.header_timeout,
+        **_node_settings(args.node_url, args.node_id),
     )
+
+
+def _node_settings(url: str | None, node_id: str | None) -> dict:
+    """``node_url`` and ``node_id`` as checked by nodes.py (a usage mistake ends the command)."""
+    if not url:
+        if node_id:
+            raise SystemExit("livecoach: --node-id goes with --node-url")
+        return {}
+    from .nodes import NodeError, node_identity
+
+    try:
+        url, node_id = node_identity(url, node_id or None)
+    except NodeError as err:
+        raise SystemExit(f"livecoach: {err}") from None
+    return {"node_url": url, "node_id": node_id}
 
 
 def days_or_none(value: str | None) -> float | None:

@@ -1,11 +1,13 @@
 // The sidebar's HTTP calls (docs/sidebar.md), with the coach's token. Never throws: a request
 // that could not be made at all answers {ok: false, status: 0}.
 
+import { at } from './node.js';
+
 const TIMEOUT_MS = 8000;
 
 export class Api {
   constructor({ session, token }) {
-    this.base = `/api/sessions/${encodeURIComponent(session)}`;
+    this.base = at(`/api/sessions/${encodeURIComponent(session)}`);
     this.token = token;
   }
 

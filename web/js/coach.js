@@ -3,6 +3,7 @@
 // window with the same link would replace the first).
 
 import { readLink } from './link.js';
+import { at } from './node.js';
 import { room } from './room.js';
 import { mountSidebar } from './sidebar.js';
 import { videoSetting } from './videosetting.js';
@@ -14,6 +15,6 @@ if (link.session && link.token) {
   videoSetting(link, document.getElementById('record-video'));
   // The review is one click away at any time, not only when the call ends.
   const review = document.getElementById('review-now');
-  review.href = `/s/${encodeURIComponent(link.session)}/review#${link.token}`;
+  review.href = at(`/s/${encodeURIComponent(link.session)}/review#${link.token}`);
   review.hidden = false;
 }

@@ -2,6 +2,8 @@
 // and the coach's pause/resume, sent over the call's own signalling connection
 // (docs/signalling.md: the `recording` message).
 
+import { at } from './node.js';
+
 const $ = (id) => document.getElementById(id);
 
 /** The indicator's words for the server's recording status {state, audio, withdrawn, problem}. */
@@ -45,7 +47,7 @@ export function showRecording(signal, role) {
 
 /** The notice this session's client agrees to, from the server (what it analyses and records). */
 export async function loadNotice({ session, token }) {
-  const res = await fetch(`/api/sessions/${encodeURIComponent(session)}/notice`, {
+  const res = await fetch(at(`/api/sessions/${encodeURIComponent(session)}/notice`), {
     headers: { Authorization: `Bearer ${token}` }, cache: 'no-store',
   });
   if (!res.ok) throw new Error(res.status === 401 ? 'This link is not valid (any more).' : `The server answered ${res.status}.`);

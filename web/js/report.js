@@ -5,10 +5,11 @@
 // The coach's login opens it; a coach link's token after "#" works too, as on the review.
 
 import { readLink } from './link.js';
+import { at } from './node.js';
 import { $, h } from './review/dom.js';
 
 const link = readLink();
-const base = `/api/sessions/${encodeURIComponent(link.session)}`;
+const base = at(`/api/sessions/${encodeURIComponent(link.session)}`);
 const auth = link.token ? { Authorization: `Bearer ${link.token}` } : {};
 const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 const FIELDS = { summary: 'Summary', next_steps: 'Next steps' };
@@ -19,7 +20,7 @@ start();
 
 async function start() {
   if (!link.session) return fail('This address does not name a session.');
-  $('to-replay').href = `/s/${encodeURIComponent(link.session)}/review${link.token ? `#${link.token}` : ''}`;
+  $('to-replay').href = at(`/s/${encodeURIComponent(link.session)}/review${link.token ? `#${link.token}` : ''}`);
   const [article, saved] = await Promise.all([loadArticle(), call('GET', '/report/text')]);
   if (!article) return;
   if (saved.ok) text = saved.data;

@@ -4,6 +4,7 @@
 
 import { Api } from './api.js';
 import { Figures } from './figures.js';
+import { at } from './node.js';
 import { Nudges } from './nudges.js';
 import { Settings } from './settings.js';
 import { SettingsPanel } from './settingspanel.js';
@@ -102,7 +103,7 @@ export function mountSidebar(root, link, { standalone = false } = {}) {
   if (standalone) {
     windowLink.remove();
   } else {
-    windowLink.href = `/s/${encodeURIComponent(link.session)}/sidebar#${link.token}`;
+    windowLink.href = at(`/s/${encodeURIComponent(link.session)}/sidebar#${link.token}`);
     windowLink.addEventListener('click', (e) => {
       e.preventDefault();
       const opened = window.open(windowLink.href, `livecoach-sidebar-${link.session}`, 'popup,width=400,height=900');

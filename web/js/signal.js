@@ -2,6 +2,8 @@
 // ping, and reconnection with backoff. Used for /ws/signal (docs/signalling.md) and for the
 // coach's /ws/indicators (docs/indicators.md), which open the same way.
 
+import { MOVED, at, goToNode } from './node.js';
+
 // What a person is told for the errors after which trying again with the same link cannot
 // help: the link is refused, or another window has taken over. The other errors that close the
 // connection (timeout, too-big, too-many) are followed by a reconnection like any dropped
@@ -26,7 +28,7 @@ export class Channel {
    */
   constructor(path, hello, pingMs = 0) {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    this.url = `${scheme}//${location.host}${path}`;
+    this.url = `${scheme}//${location.host}${at(path)}`; // under the page's node prefix, if any
     this.hello = hello;
     this.pingMs = pingMs;
     this.handlers = new Map();
@@ -53,6 +55,7 @@ export class Channel {
     this.ws = ws;
     let pingId = 0;
     let unanswered = false;
+    let movedTo = '';
     ws.onopen = () => {
       this.send(this.hello);
       this.emit('open');
@@ -76,13 +79,22 @@ export class Channel {
       this.attempt = 0;
       if (msg.type === 'pong') unanswered = false;
       if (msg.type === 'error') {
+        if (msg.code === 'moved') movedTo = msg.to; // and the close (4307) follows
         const final = Object.hasOwn(FINAL, msg.code);
         msg = { ...msg, final, text: final ? FINAL[msg.code] : msg.message };
         if (msg.final) this.closed = true;
       }
       this.emit(msg.type, msg);
     };
-    ws.onclose = () => this.dropped(ws);
+    ws.onclose = (event) => {
+      // The session runs on another node (docs/signalling.md): the page goes there.
+      if (event.code === MOVED && ws === this.ws && goToNode(event.reason || movedTo)) {
+        this.closed = true;
+        clearInterval(this.pinger);
+        return;
+      }
+      this.dropped(ws);
+    };
   }
 
   /** Sends a message if connected; returns whether it was sent. */

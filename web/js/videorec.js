@@ -7,6 +7,8 @@
 // the server that its file ends with what it has, so that the file is finished at once (and a
 // reload's new recording follows it) rather than after the server's 2 minutes without a chunk.
 
+import { at } from './node.js';
+
 const CHUNK_MS = 3000;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 const TYPES = ['video/webm;codecs=vp8,opus', 'video/webm;codecs=vp9,opus', 'video/webm'];
@@ -25,7 +27,7 @@ export class VideoRecorder {
    * @param {'coach'|'client'} role
    */
   constructor(link, stream, signal, role) {
-    this.base = `/api/sessions/${encodeURIComponent(link.session)}/uploads/`;
+    this.base = at(`/api/sessions/${encodeURIComponent(link.session)}/uploads/`);
     this.token = link.token;
     this.stream = stream;
     this.role = role;

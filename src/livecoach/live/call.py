@@ -21,7 +21,6 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 from .. import heap
 from ..config import EngineConfig
 from ..recordings.call import CallRecording
-from ..recordings.storage import FolderStorage
 from ..review_source import warm as warm_review
 from ..settings import Settings
 from ..store import Store
@@ -126,7 +125,7 @@ class Call:
             config,
             store=store,
         )
-        self.recording = CallRecording(session_id, store, FolderStorage(settings.recordings), self._recording_changed)
+        self.recording = CallRecording(session_id, store, settings.recordings_storage(), self._recording_changed)
         self.switchboard = Switchboard()
         self.connections: dict[str, Connection] = {}
         self.peers: dict[str, ServerPeer] = {}

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from ..store import Store
 from .finalise import finish_audio
 from .recorder import AudioRecorder, RecordingFile
-from .storage import FolderStorage
+from .storage import RecordingStorage
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ PROBLEMS = {
 class CallRecording:
     """Not thread-safe: use it from the event loop."""
 
-    def __init__(self, session_id: str, store: Store, storage: FolderStorage,
+    def __init__(self, session_id: str, store: Store, storage: RecordingStorage,
                  on_status: Callable[[dict], None] | None = None) -> None:
         self.id = session_id
         self._store = store
@@ -154,10 +154,26 @@ class CallRecording:
         self._store.update_recordings(self.id, updates)
 
     def _close(self, role: str, failed: bool = False) -> None:
-        """End a participant's recording file and finish it in the background."""
+        """End a participant's recording and finish it in the background: no packet reaches it
+        from now on; its files are closed in a worker thread (in an object store, closing puts
+        the last segment: recordings/objects.py), then finished."""
         recorder = self._recorders.pop(role, None)
         if recorder is None:
             return
+        new = [i for i in self._unsaved if i is recorder.info]
+        self._unsaved = [i for i in self._unsaved if i is not recorder.info]
+        task = asyncio.get_running_loop().create_task(self._finish_later(recorder, bool(new), failed))
+        self._finishing.append(task)
+        task.add_done_callback(self._finishing.remove)
+
+    async def _finish_later(self, recorder: AudioRecorder, unsaved: bool, failed: bool) -> None:
+        async with self._io:
+            try:
+                await asyncio.to_thread(self._finish, recorder, unsaved, failed)
+            except Exception:
+                log.exception("session %s: recording %s not finished", self.id, recorder.info.id)
+
+    def _finish(self, recorder: AudioRecorder, unsaved: bool, failed: bool) -> None:
         try:
             if failed:
                 recorder.abandon()
@@ -165,24 +181,11 @@ class CallRecording:
                 recorder.close()
         except OSError as err:
             recorder.abandon()
-            log.error("session %s: %s's recording not closed cleanly: %s", self.id, role, err)
-        new = [i for i in self._unsaved if i is recorder.info]
-        self._unsaved = [i for i in self._unsaved if i is not recorder.info]
-        task = asyncio.get_running_loop().create_task(self._finish_later(recorder.info, bool(new), _growth(recorder)))
-        self._finishing.append(task)
-        task.add_done_callback(self._finishing.remove)
-
-    async def _finish_later(self, info: RecordingFile, unsaved: bool, growth: dict) -> None:
-        async with self._io:
-            try:
-                await asyncio.to_thread(self._finish, info, unsaved, growth)
-            except Exception:
-                log.exception("session %s: recording %s not finished", self.id, info.id)
-
-    def _finish(self, info: RecordingFile, unsaved: bool, growth: dict) -> None:
+            log.error("session %s: %s's recording not closed cleanly: %s", self.id, recorder.info.participant, err)
+        info = recorder.info
         if unsaved:
             self._save([info], [])
-        self._store.update_recording(self.id, info.id, **growth)
+        self._store.update_recording(self.id, info.id, **_growth(recorder))
         finish_audio(self._store, self._storage, self.id, info.id, info.name, "finished")
 
     async def finish(self) -> None:

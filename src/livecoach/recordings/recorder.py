@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .ogg import OPUS_RATE, OggOpusWriter
-from .storage import FolderStorage
+from .storage import RecordingStorage
 
 SILENCE = {
     960: bytes.fromhex("f8fffe"),
@@ -76,7 +76,7 @@ def new_audio_id(participant: str) -> str:
 class AudioRecorder:
     """Writes one participant's packets into ``<id>.ogg`` and their levels into ``<id>.peaks``."""
 
-    def __init__(self, storage: FolderStorage, session: str, participant: str, start48: int, pre_skip: int = 0) -> None:
+    def __init__(self, storage: RecordingStorage, session: str, participant: str, start48: int, pre_skip: int = 0) -> None:
         """``pre_skip``: the first packet starts with that much encoder priming (the tap left it
         out of the analysis), so players skip it, and the file's time 0 is the analysis's."""
         rid = new_audio_id(participant)
@@ -148,11 +148,14 @@ class AudioRecorder:
             at = bin_end
 
     def flush(self) -> None:
-        """Write the buffered packets as a page, and the finished level bins."""
+        """Write the buffered packets as a page, and the finished level bins; the files are
+        flushed (an object store's puts what has waited a few seconds: recordings/objects.py)."""
         self._write(self._ogg.flush())
         if self._peaks:
             self._peaks_file.write(bytes(self._peaks))
             self._peaks.clear()
+        self._file.flush()
+        self._peaks_file.flush()
 
     def close(self) -> None:
         """The last page (marked as the end) and the last level bin; the files are closed."""

@@ -2,7 +2,8 @@
 
 Recordings live in ``<data>/recordings/<session>/<name>``. Only the server's user may read
 them: folders are 0700, files 0600. Names are checked here, so no caller can reach outside a
-session's folder. An object-store backend would implement the same methods.
+session's folder. ``--recordings s3://BUCKET`` keeps them in an object store instead
+(objects.py, the same methods); ``open_storage`` picks the one asked for, for every command.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import os
 import re
 import secrets
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 NAME = re.compile(r"[A-Za-z0-9_-]{1,80}(\.[a-z0-9]{1,8}){0,2}")
 SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -26,6 +28,60 @@ uploaded or analysed. Never a session's id (those are 12 characters), so never s
 
 class StorageError(Exception):
     """A file could not be written or read (a full disk, a missing file)."""
+
+
+class RecordingStorage(Protocol):
+    """What callers use of a recordings' storage: FolderStorage or objects.ObjectStorage."""
+
+    def create(self, session: str, name: str) -> BinaryIO: ...
+    def append(self, session: str, name: str) -> BinaryIO: ...
+    def path(self, session: str, name: str) -> Path: ...
+    def writer_path(self, session: str, name: str) -> Path: ...
+    def seal(self, session: str, name: str) -> None: ...
+    def copy_in(self, source: str | os.PathLike, session: str, name: str,
+                stopped: Callable[[], bool] = ...) -> None: ...
+    def exists(self, session: str, name: str) -> bool: ...
+    def size(self, session: str, name: str) -> int: ...
+    def modified(self, session: str, name: str) -> float | None: ...
+    def read(self, session: str, name: str) -> bytes: ...
+    def read_range(self, session: str, name: str, start: int, end: int) -> Iterator[bytes]: ...
+    def truncate(self, session: str, name: str, length: int) -> None: ...
+    def rename(self, session: str, old: str, new: str) -> None: ...
+    def delete(self, session: str, name: str) -> None: ...
+    def names(self, session: str) -> list[str]: ...
+    def delete_session(self, session: str) -> None: ...
+    def new_staging(self, kind: str) -> str: ...
+    def move_session(self, staging: str, session: str) -> None: ...
+    def staging(self) -> list[tuple[str, float]]: ...
+    def free_bytes(self) -> int: ...
+    def clean_up(self, now: float | None = None) -> dict[str, int]: ...
+
+
+def open_storage(spec: str | None, data: str | os.PathLike) -> RecordingStorage:
+    """The recordings' storage ``--recordings`` names: none, the ``recordings`` folder in the
+    data folder; ``s3://BUCKET[/PREFIX][?endpoint=URL&region=NAME]``, that bucket (objects.py),
+    with its spool in the data folder; anything else, a folder. One per location and process
+    (an object store's client and threads are made once). ValueError for a location that is not
+    one; StorageError for a bucket that does not answer."""
+    if not spec:
+        return FolderStorage(Path(data) / "recordings")
+    if "://" not in spec:
+        return FolderStorage(Path(spec))
+    from .objects import SPOOL_FOLDER, ObjectStorage, parse_location
+
+    location = parse_location(spec)
+    spool = (Path(data) / SPOOL_FOLDER).resolve()
+    with _opened_lock:
+        storage = _opened.get((location, spool))
+        if storage is None:
+            storage = ObjectStorage(location, spool)
+            storage.check()
+            _opened[(location, spool)] = storage
+    return storage
+
+
+_opened: dict = {}
+_opened_lock = threading.Lock()
 
 
 class FolderStorage:
@@ -178,3 +234,7 @@ class FolderStorage:
         """Bytes free on the recordings' disk (for a new user, as ``df`` shows)."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         return shutil.disk_usage(self.root).free
+
+    def clean_up(self, now: float | None = None) -> dict[str, int]:
+        """Nothing is left behind in a folder (objects.ObjectStorage.clean_up has work to do)."""
+        return {}

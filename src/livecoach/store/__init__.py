@@ -36,6 +36,7 @@ from .schema import (
     coaches,
     consents,
     indicator_samples,
+    nodes,
     nudges,
     recordings,
     review_cache,
@@ -148,6 +149,21 @@ class IndicatorSample(NamedTuple):
     share_session: float | None
     share_window: float | None
     current_silence: float
+
+
+class NodeRow(NamedTuple):
+    """A node of the registry (nodes.py) as its last heartbeat left it."""
+
+    id: str
+    url: str
+    state: str
+    """"live", or "draining" (stopped: it takes no new sessions)."""
+    calls: int
+    cpu: float | None
+    heartbeat_at: float
+
+    def alive(self, now: float, within_s: float) -> bool:
+        return self.heartbeat_at >= now - within_s
 
 
 class StoredClock(NamedTuple):
@@ -814,6 +830,81 @@ class Store:
             for table, rows in ((session_events, events_rows), (indicator_samples, samples_rows), (recordings, files)):
                 if rows:
                     conn.execute(table.insert(), rows)
+
+    # -- nodes (nodes.py) ----------------------------------------------------------------
+
+    def register_node(self, node_id: str, url: str, cpu: float | None = None) -> None:
+        """A node starts: its row, live, with a heartbeat now (a row of the same id, from an
+        earlier run of it, is taken over)."""
+        now = time.time()
+        with self._transaction(write=True) as conn:
+            _upsert(conn, nodes, ["id"], {"id": node_id, "url": url, "state": "live", "calls": 0, "cpu": cpu,
+                                          "started_at": now, "heartbeat_at": now})
+
+    def node_heartbeat(self, node_id: str, url: str, state: str, calls: int, cpu: float | None) -> None:
+        """A node is alive now, with this state and load. A row gone meanwhile (removed by hand,
+        say) is written again."""
+        now = time.time()
+        with self._transaction(write=True) as conn:
+            values = {"url": url, "state": state, "calls": calls, "cpu": cpu, "heartbeat_at": now}
+            if conn.execute(q.UPDATE_NODE, {"node": node_id, **values}).rowcount == 0:
+                conn.execute(nodes.insert(), {"id": node_id, "started_at": now, **values})
+
+    def remove_node(self, node_id: str) -> None:
+        """A node stopped: its sessions go to other nodes when they are next asked for."""
+        with self._transaction(write=True) as conn:
+            conn.execute(q.DELETE_NODE, {"node": node_id})
+
+    def nodes(self) -> list[NodeRow]:
+        with self._transaction() as conn:
+            return [NodeRow(*row) for row in conn.execute(q.NODES).all()]
+
+    def node(self, node_id: str) -> NodeRow | None:
+        with self._transaction() as conn:
+            row = conn.execute(q.NODE, {"node": node_id}).first()
+        return NodeRow(*row) if row else None
+
+    def session_node(self, session_id: str) -> tuple[str | None, NodeRow | None] | None:
+        """``(owner id, its row)`` of a session: the id None when it has no owner, the row None
+        when its owner has no row (stopped); None when there is no such session."""
+        with self._transaction() as conn:
+            row = conn.execute(q.SESSION_NODE, {"session": session_id}).first()
+        if row is None:
+            return None
+        return row[0], NodeRow(*row[1:]) if row[1] is not None else None
+
+    def assign_session(self, session_id: str, alive_within_s: float, exclude: str | None = None) -> NodeRow | None:
+        """Give the session to the least-loaded live node (not ``exclude``), unless, once its row
+        is locked, its owner is a node alive within ``alive_within_s`` other than ``exclude``
+        (another node reassigned it meanwhile): the owner then stays. Returns the owner after
+        this (None: no such session, or no live node to give it to and no owner)."""
+        now = time.time()
+        with self._transaction(write=True) as conn:
+            owner = conn.execute(q.LOCK_SESSION_NODE, {"session": session_id}).first()
+            if owner is None:
+                return None
+            row = conn.execute(q.NODE, {"node": owner[0]}).first() if owner[0] is not None else None
+            current = NodeRow(*row) if row else None
+            if current is not None and current.id != exclude and current.alive(now, alive_within_s):
+                return current
+            for candidate in conn.execute(q.LIVE_NODES, {"since": now - alive_within_s}).all():
+                chosen = NodeRow(*candidate)
+                if chosen.id == exclude:
+                    continue
+                conn.execute(q.UPDATE_SESSION, {"session": session_id, "node_id": chosen.id})
+                conn.execute(q.UPDATE_NODE, {"node": chosen.id, "assigned_at": now})
+                return chosen
+            return current
+
+
+def _upsert(conn: Connection, table: Any, keys: list[str], values: dict[str, Any]) -> None:
+    """Insert a row, or replace the columns ``values`` names in the row with the same ``keys``."""
+    upsert = database.insert(conn, table)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[table.c[k] for k in keys],
+        set_={name: upsert.excluded[name] for name in values if name not in keys},
+    )
+    conn.execute(upsert, values)
 
 
 def _keep_row(conn: Connection, table: Any, values: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from .schema import (
     coaches,
     consents,
     indicator_samples,
+    nodes,
     nudges,
     recordings,
     review_cache,
@@ -251,3 +252,28 @@ IMPORTED_SESSION = (
     sessions.update().where(sessions.c.id == _SESSION)
     .values(client_token_sha256="", last_activity_at=bindparam("now"))
 )
+
+# -- nodes (nodes.py) ------------------------------------------------------------------------------
+
+NODE_COLUMNS = (nodes.c.id, nodes.c.url, nodes.c.state, nodes.c.calls, nodes.c.cpu, nodes.c.heartbeat_at)
+_NODE = bindparam("node")
+NODE = select(*NODE_COLUMNS).where(nodes.c.id == _NODE)
+NODES = select(*NODE_COLUMNS).order_by(nodes.c.id)
+UPDATE_NODE = nodes.update().where(nodes.c.id == _NODE)
+DELETE_NODE = nodes.delete().where(nodes.c.id == _NODE)
+SESSION_NODE = (
+    select(sessions.c.node_id, *NODE_COLUMNS)
+    .select_from(sessions.outerjoin(nodes, nodes.c.id == sessions.c.node_id))
+    .where(sessions.c.id == _SESSION)
+)
+"""A session's owner and that node's row (all null: no owner, or an owner without a row)."""
+LOCK_SESSION_NODE = select(sessions.c.node_id).where(sessions.c.id == _SESSION).with_for_update()
+"""The session's owner, its row locked until the transaction ends (PostgreSQL's FOR UPDATE;
+SQLite has no row locks: a write transaction there holds the database's one write lock)."""
+LIVE_NODES = (
+    select(*NODE_COLUMNS)
+    .where(nodes.c.state == "live", nodes.c.heartbeat_at >= bindparam("since"))
+    .order_by(nodes.c.calls, nodes.c.assigned_at, nodes.c.id)
+)
+"""The nodes that take new sessions, least loaded first; among equals the one given a session
+longest ago, so that sessions created together (within one heartbeat) spread out."""

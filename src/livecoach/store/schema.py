@@ -47,6 +47,7 @@ sessions = Table(
     Column("keep_recordings_days", Integer),
     Column("client", Text, nullable=False, server_default=""),
     Column("origin", Text, nullable=False, server_default="live"),
+    Column("node_id", Text),
     Index("sessions_by_coach_client", "coach_id", "client", "created_at"),
 )
 """A session: its coach, the digests of its two links' tokens (an empty client digest: the
@@ -54,7 +55,24 @@ coach revoked the invite) and when someone last joined or left its call (the inv
 while after that; null: never, so its creation counts). ``keep_recordings_days``: the coach's
 shorter retention for this session's recordings (null: the installation's). ``client``: the
 name the coach files the session under (sessions of one client group together in the library);
-``origin``: "live" (a call held here) or "import" (a recorded call brought in afterwards)."""
+``origin``: "live" (a call held here) or "import" (a recorded call brought in afterwards).
+``node_id``: the node that runs its calls when several share the database (nodes.py; null: none
+chosen yet, or a single server)."""
+
+nodes = Table(
+    "nodes", metadata,
+    Column("id", Text, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("state", Text, nullable=False, server_default="live"),
+    Column("calls", Integer, nullable=False, server_default="0"),
+    Column("cpu", Seconds),
+    Column("started_at", Seconds, nullable=False),
+    Column("heartbeat_at", Seconds, nullable=False),
+    Column("assigned_at", Seconds, nullable=False, server_default="0"),
+)
+"""The server processes (nodes) sharing the database: where each is reached, "live" or
+"draining" (no new sessions), its load (``calls`` it holds, its machine's ``cpu`` load per core)
+as its last heartbeat reported it, and when it was last given a session (migration 0009)."""
 
 coaches = Table(
     "coaches", metadata,

@@ -1,0 +1,472 @@
+"""Several nodes sharing one PostgreSQL database (nodes.py, node_routing.py, docs/deploy.md).
+
+Real processes: a throwaway PostgreSQL (tests/pg.py) and two or three ``livecoach serve
+--node-url`` nodes on 127.0.0.1 sharing one data folder (its secret, its recordings), as nodes
+on several machines share the database and the recordings' storage. Calls are made by the
+project's simulated participants (live/simpeer.py) with real WebRTC on loopback. One test goes
+through HAProxy (Debian's haproxy) with a configuration made by deploy/haproxy_config.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import websockets
+
+from liveserver import COACH_EMAIL, COACH_NAME, COACH_PASSWORD, Server, _add_coach, excerpt, free_port
+from livecoach.live.ice import restrict_host_addresses
+from livecoach.live.simpeer import IndicatorReader, SimPeer
+from livecoach.node_routing import MOVED
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def loopback_only():
+    restrict_host_addresses(["127.0.0.1"])
+    yield
+    restrict_host_addresses([])
+
+
+class Cluster:
+    """Nodes on loopback sharing a PostgreSQL database and a data folder."""
+
+    def __init__(self, folder: Path, database: str) -> None:
+        self.folder = folder
+        self.database = database
+        self.nodes: dict[str, Server] = {}
+        self.cookie = ""
+
+    def start(self, *ids: str, workers: int = 0) -> list[Server]:
+        """Start nodes at once (each waits for its /healthz)."""
+        def one(node_id: str) -> Server:
+            port = free_port()
+            return Server(self.folder, workers=workers, coach=False, port=port, log_name=f"node-{node_id}.log",
+                          extra=["--database", self.database, "--node-url", f"http://127.0.0.1:{port}",
+                                 "--node-id", node_id])
+
+        with ThreadPoolExecutor(len(ids)) as pool:
+            started = list(pool.map(one, ids))
+        self.nodes.update(zip(ids, started))
+        return started
+
+    def node_of(self, url: str) -> str:
+        """The id of the node a link points at (``http://127.0.0.1:PORT/…``)."""
+        return next(i for i, n in self.nodes.items() if url.startswith(n.url + "/"))
+
+    def new_session(self, via: str) -> dict:
+        """POST /api/sessions on node ``via``, as the test coach (logged in once, on any node)."""
+        node = self.nodes[via]
+        if not self.cookie:
+            self.cookie = node.login()
+        node.cookie = self.cookie
+        return node.create_session(video=False)
+
+    def stop(self) -> str:
+        return "".join(n.stop() for n in self.nodes.values())
+
+
+@pytest.fixture
+def cluster(tmp_path, postgresql, migrated_postgresql):
+    database = postgresql.new_database(template=migrated_postgresql)
+    _add_coach(database, COACH_EMAIL, COACH_PASSWORD, COACH_NAME)
+    c = Cluster(tmp_path / "data", database)
+    yield c
+    logs = c.stop()
+    postgresql.drop_database(database)
+    assert "Traceback" not in logs, logs
+
+
+def fetch(base: str, path: str, method: str = "GET", headers: dict | None = None,
+         body: dict | None = None) -> tuple[int, dict, bytes]:
+    """One request, redirects not followed: (status, headers lower-cased, body)."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    h = dict(headers or {})
+    data = None
+    if body is not None:
+        data, h["Content-Type"] = json.dumps(body).encode(), "application/json"
+    try:
+        conn.request(method, path, body=data, headers=h)
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+async def first_message(url: str, session: str, token: str) -> tuple[dict, int | None, str]:
+    """Open an indicator stream: its first message, and the close code and reason if it closed
+    right after (None while it stays open)."""
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"type": "hello", "session": session, "token": token}))
+        message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        try:
+            await asyncio.wait_for(ws.recv(), 1.0)
+        except websockets.ConnectionClosed:
+            return message, ws.close_code, ws.close_reason
+        except TimeoutError:
+            pass
+        return message, None, ""
+
+
+def tokens(created: dict) -> tuple[str, str, str]:
+    return created["session"], created["coach_url"].split("#", 1)[1], created["client_url"].split("#", 1)[1]
+
+
+async def start_call(node: Server, tmp_path: Path, session: str, coach_token: str, client_token: str,
+                     seconds: float = 30) -> tuple[SimPeer, SimPeer]:
+    files = {who: excerpt("clean", who, seconds, tmp_path) for who in ("coach", "client")}
+    start = asyncio.Event()
+    coach = SimPeer(node.url, session, coach_token, str(files["coach"]), start=start)
+    client = SimPeer(node.url, session, client_token, str(files["client"]), start=start)
+    welcomes = await asyncio.gather(coach.join(), client.join())
+    assert [w["type"] for w in welcomes] == ["welcome", "welcome"], welcomes
+    await asyncio.gather(coach.server_connected(), client.server_connected())
+    start.set()
+    return coach, client
+
+
+async def test_sessions_spread_over_the_nodes_and_each_is_served_by_its_owner(cluster):
+    cluster.start("a", "b", "c")
+    created = [cluster.new_session(via="a") for _ in range(6)]
+    owners = [cluster.node_of(s["coach_url"]) for s in created]
+    assert Counter(owners) == {"a": 2, "b": 2, "c": 2}, owners  # consecutive new sessions spread
+    assert all(cluster.node_of(s["client_url"]) == o for s, o in zip(created, owners))
+
+    session, coach_token, _ = tokens(created[0])
+    owner = cluster.nodes[owners[0]]
+    other_id = next(i for i in cluster.nodes if i != owners[0])
+    other = cluster.nodes[other_id]
+    bearer = {"Authorization": f"Bearer {coach_token}"}
+    # A page and an API request on the wrong node: 307 to the owner's own URL (no proxy here).
+    status, headers, _ = fetch(other.url, f"/s/{session}/coach")
+    assert (status, headers["location"]) == (307, f"{owner.url}/s/{session}/coach")
+    status, headers, _ = fetch(other.url, f"/api/sessions/{session}/report?format=article", headers=bearer)
+    assert (status, headers["location"]) == (307, f"{owner.url}/api/sessions/{session}/report?format=article")
+    assert fetch(owner.url, f"/s/{session}/coach")[0] == 200
+    assert fetch(owner.url, f"/api/sessions/{session}/tags", headers=bearer)[0] == 200
+    # Under a node prefix, or with the proxy's header: 307 to the owner's prefix.
+    status, headers, _ = fetch(other.url, f"/n/{other_id}/s/{session}/coach")
+    assert (status, headers["location"]) == (307, f"/n/{owners[0]}/s/{session}/coach")
+    status, headers, _ = fetch(other.url, f"/s/{session}/join", headers={"X-Livecoach-Proxy": "1"})
+    assert (status, headers["location"]) == (307, f"/n/{owners[0]}/s/{session}/join")
+    assert fetch(owner.url, f"/n/{owners[0]}/api/sessions/{session}/tags", headers=bearer)[0] == 200
+    # The owner's prefix on another node: the proxy could not reach the owner, which the
+    # registry still has alive. Sending it back would loop: try again in a moment.
+    status, headers, _ = fetch(other.url, f"/n/{owners[0]}/s/{session}/coach")
+    assert status == 503 and headers["retry-after"] == "1"
+    # Store-only requests are served by any node; so are the pages' files.
+    cookie = {"Cookie": cluster.cookie}
+    assert fetch(other.url, "/api/library", headers=cookie)[0] == 200
+    assert fetch(other.url, f"/n/{other_id}/static/js/node.js")[0] == 200
+    # The indicator stream on the wrong node is told where to go, in a message and the close.
+    ws_path = "/ws/indicators"
+    message, code, reason = await first_message(other.url.replace("http", "ws") + ws_path, session, coach_token)
+    assert (message["type"], message["code"], message["to"], code, reason) == (
+        "error", "moved", owner.url, MOVED, owner.url)
+    message, code, reason = await first_message(f"{other.url.replace('http', 'ws')}/n/{other_id}{ws_path}",
+                                                session, coach_token)
+    assert (message["code"], code, reason) == ("moved", MOVED, f"/n/{owners[0]}")
+    message, code, _ = await first_message(owner.url.replace("http", "ws") + ws_path, session, coach_token)
+    assert message["type"] == "snapshot" and code is None  # the owner passes the hello on
+    # A session that does not exist is answered by the node asked.
+    assert fetch(other.url, "/api/sessions/no-such-session/tags", headers=bearer)[0] in (401, 404)
+    health = json.loads(fetch(owner.url, "/healthz")[2])
+    assert health["node"] == {"id": owners[0], "state": "live", "calls": 0}
+
+
+async def test_a_node_stopped_with_sigterm_keeps_its_call_and_stops_after_it(cluster, tmp_path):
+    """SIGTERM: the node is draining at once. Its call goes on (this test's nodes run their calls
+    in a worker process, as by default); its session that has no call, and every new session,
+    go to the other node; once the call has ended the node stops, with status 0."""
+    cluster.start("a", "b", workers=1)
+    created = cluster.new_session(via="a")
+    first, owner_id = tokens(created), cluster.node_of(created["coach_url"])
+    draining = cluster.nodes[owner_id]
+    live_id = next(i for i in cluster.nodes if i != owner_id)
+    live = cluster.nodes[live_id]
+    idle = None  # another session of the draining node, whose call has not started
+    while idle is None:
+        made = cluster.new_session(via=live_id)
+        if cluster.node_of(made["coach_url"]) == owner_id:
+            idle = made["session"]
+    session, coach_token, client_token = first
+    coach, client = await start_call(draining, tmp_path, session, coach_token, client_token)
+    reader = IndicatorReader(draining.url, session, coach_token)
+    await reader.open()
+    try:
+        await asyncio.sleep(2.0)
+        draining.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(1.0)
+        assert draining.proc.poll() is None
+        health = json.loads(fetch(draining.url, "/healthz")[2])
+        assert health["node"] == {"id": owner_id, "state": "draining", "calls": 1}
+        # New sessions go to the live node, whichever node is asked.
+        for via in (owner_id, live_id, owner_id):
+            assert cluster.node_of(cluster.new_session(via=via)["coach_url"]) == live_id
+        # The draining node's session without a call moves: asked for, it is the live node's.
+        status, headers, _ = fetch(draining.url, f"/s/{idle}/coach")
+        assert (status, headers["location"]) == (307, f"{live.url}/s/{idle}/coach")
+        assert fetch(live.url, f"/s/{idle}/coach")[0] == 200
+        # The call goes on there: its page, its analysis, its signalling.
+        assert fetch(draining.url, f"/s/{session}/coach")[0] == 200
+        before = reader.latest()["session_time"]
+        await coach._send({"type": "ping", "id": "still-there"})
+        await asyncio.sleep(2.0)
+        assert reader.latest()["session_time"] >= before + 1.5
+        assert {"type": "pong", "id": "still-there"} in coach.messages
+        assert draining.proc.poll() is None
+    finally:
+        await reader.close()
+        await asyncio.gather(coach.leave(), client.leave())
+    ended = time.monotonic()
+    code = await asyncio.to_thread(draining.proc.wait, 20)
+    assert code == 0, draining.log.read_text()
+    stopped_after = time.monotonic() - ended
+    assert stopped_after < 10, stopped_after
+    assert "has no call left: stopping" in draining.log.read_text()
+    # Its row is gone: its sessions go to live nodes when next asked for.
+    from livecoach.store import Store
+
+    store = Store(cluster.database)
+    try:
+        assert [n.id for n in store.nodes()] == [live_id]
+        # Its worker finished the call's recordings as it stopped.
+        assert {r["state"] for r in store.recordings(session)} == {"finished"}
+    finally:
+        store.close()
+    status, headers, _ = fetch(live.url, f"/s/{session}/review")
+    assert status == 200
+
+
+async def test_a_killed_nodes_session_goes_to_a_live_node_within_10_s_and_goes_on(cluster, tmp_path):
+    """SIGKILL mid-call: asked for on the other node, the session is that node's within 10 s of
+    the death. The coach's page rejoins there: the session's clock goes on from its stored
+    timeline plus the time it was down (a ``resumed`` event marks the gap), and the tags
+    acknowledged before the kill are all there."""
+    from livecoach.store import Store
+    from livecoach.store.queries import RESUMED
+
+    cluster.start("a", "b")
+    created = cluster.new_session(via="a")
+    session, coach_token, client_token = tokens(created)
+    owner_id = cluster.node_of(created["coach_url"])
+    survivor_id = next(i for i in cluster.nodes if i != owner_id)
+    doomed, survivor = cluster.nodes[owner_id], cluster.nodes[survivor_id]
+    assert fetch(doomed.url, f"/s/{session}/coach")[0] == 200
+    coach, client = await start_call(doomed, tmp_path, session, coach_token, client_token)
+    reader = IndicatorReader(doomed.url, session, coach_token)
+    await reader.open()
+    bearer = {"Authorization": f"Bearer {coach_token}"}
+    peers = [coach, client]
+    try:
+        await asyncio.sleep(4.0)
+        acknowledged = []
+        for i in range(2):
+            tag_id = f"before-the-kill-{i}"
+            status, _, body = await asyncio.to_thread(
+                fetch, doomed.url, f"/api/sessions/{session}/tags/{tag_id}", "PUT", bearer,
+                {"kind": "breakthrough", "label": "Breakthrough", "session_time": reader.latest()["session_time"]})
+            assert status == 201, body
+            acknowledged.append(tag_id)
+        await asyncio.sleep(1.5)  # the timeline is stored about once a second
+        last_seen = reader.latest()["session_time"]
+        doomed.proc.kill()
+        killed = time.monotonic()
+        await asyncio.gather(reader.close(), *(p.close() for p in peers))
+        # Asked for on the live node: first the owner is still alive in the registry (307 there),
+        # then it is dead and the session is given to the live node (200).
+        while True:
+            status, _, _ = await asyncio.to_thread(fetch, survivor.url, f"/s/{session}/coach")
+            if status == 200:
+                break
+            assert status == 307 and time.monotonic() - killed < 10
+            await asyncio.sleep(0.2)
+        moved_after = time.monotonic() - killed
+        assert moved_after < 10, moved_after
+        # The coach's page rejoins on the new owner.
+        files = {who: excerpt("clean", who, 8, tmp_path, start=10) for who in ("coach", "client")}
+        peers = [SimPeer(survivor.url, session, coach_token, str(files["coach"]))]
+        welcome = await peers[0].join()
+        rejoined = time.monotonic()
+        assert welcome["type"] == "welcome", welcome
+        gap = rejoined - killed
+        # The clock went on over the time it was down (within 1.5 s: what the dead node had not
+        # stored yet, and the time between the last snapshot and the kill).
+        assert last_seen + gap - 1.5 <= welcome["session_time"] <= last_seen + gap + 1.5, (welcome, last_seen, gap)
+        status, _, body = await asyncio.to_thread(fetch, survivor.url, f"/api/sessions/{session}/tags", "GET", bearer)
+        assert status == 200 and {t["id"] for t in json.loads(body)["tags"]} >= set(acknowledged)
+        store = Store(cluster.database)
+        try:
+            resumed = store.events(session, (RESUMED,))
+            assert len(resumed) == 1 and last_seen - 1.5 <= resumed[0]["since"] <= last_seen + 0.5, resumed
+            # Both participants were still in the call when it stopped: they left at the gap's start.
+            gap_start = [e for e in store.events(session, ("left",)) if e["session_time"] == resumed[0]["since"]]
+            assert sorted(e["participant"] for e in gap_start) == ["client", "coach"], gap_start
+            assert store.session_node(session)[0] == survivor_id
+            # What the dead node recorded is kept (the recordings' rows are written every second).
+            assert all(r["bytes"] > 0 for r in store.recordings(session) if r["kind"] == "audio")
+        finally:
+            store.close()
+    finally:
+        await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists(),
+                    reason="HAProxy is not installed (Debian: apt-get install haproxy)")
+async def test_through_haproxy_requests_reach_the_owner_and_a_dead_nodes_prefix_moves(cluster, tmp_path):
+    a, b = cluster.start("a", "b")
+    port = free_port()
+    config = tmp_path / "haproxy.cfg"
+    made = subprocess.run([sys.executable, str(ROOT / "deploy" / "haproxy_config.py"), "--listen",
+                           f"127.0.0.1:{port}", f"a={a.url}", f"b={b.url}"], capture_output=True, text=True, check=True)
+    config.write_text(made.stdout)
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    proxy = subprocess.Popen([haproxy, "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
+                             stderr=open(tmp_path / "haproxy.log", "w"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # up, and both nodes' health checks passed
+            try:
+                if fetch(base, "/n/a/healthz")[0] == 200 and fetch(base, "/n/b/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "haproxy.log").read_text()
+            time.sleep(0.1)
+        status, headers, _ = fetch(base, "/api/login", "POST", body={"email": COACH_EMAIL, "password": COACH_PASSWORD})
+        assert status == 200
+        cookie = {"Cookie": headers["set-cookie"].split(";", 1)[0]}
+        status, _, body = fetch(base, "/api/sessions", "POST", cookie, {"video_recording": False})
+        created = json.loads(body)
+        session, coach_token, _ = tokens(created)
+        owner = created["coach_url"].split("/")[2]
+        assert status == 201 and created["coach_url"].startswith(f"/n/{owner}/s/{session}/coach#")
+        other = "b" if owner == "a" else "a"
+        # Its prefix reaches the owner; without one, round-robin lands on either node, and the
+        # other one redirects to the owner's prefix.
+        assert fetch(base, f"/n/{owner}/s/{session}/coach")[0] == 200
+        answers = {fetch(base, f"/s/{session}/coach")[:2][0] for _ in range(4)}
+        assert answers == {200, 307}, answers
+        status, headers, _ = fetch(base, f"/n/{other}/s/{session}/coach")
+        assert (status, headers["location"]) == (307, f"/n/{owner}/s/{session}/coach")
+        ws = base.replace("http", "ws")
+        message, code, reason = await first_message(f"{ws}/n/{other}/ws/indicators", session, coach_token)
+        assert (message["code"], code, reason) == ("moved", MOVED, f"/n/{owner}")
+        message, code, _ = await first_message(f"{ws}/n/{owner}/ws/indicators", session, coach_token)
+        assert message["type"] == "snapshot" and code is None
+        # The owner dies: HAProxy answers 502 or 503 until its health check has the node down
+        # (about 2 s), then sends the prefix to the live node, which says "try again" (503) while
+        # the registry has the owner alive, then takes the session and sends the page to its own
+        # prefix, all within 10 s of the death.
+        cluster.nodes[owner].proc.kill()
+        killed = time.monotonic()
+        seen = []
+        while True:
+            status, headers, _ = await asyncio.to_thread(fetch, base, f"/n/{owner}/s/{session}/coach")
+            seen.append(status)
+            if status == 307:
+                break
+            assert status in (502, 503) and time.monotonic() - killed < 10, seen
+            await asyncio.sleep(0.2)
+        assert headers["location"] == f"/n/{other}/s/{session}/coach"
+        assert time.monotonic() - killed < 10
+        assert fetch(base, f"/n/{other}/s/{session}/coach")[0] == 200
+    finally:
+        proxy.terminate()
+        proxy.wait(5)
+
+
+def test_the_pages_use_the_prefix_they_were_loaded_under(tmp_path):
+    """web/js/node.js and link.js, run by Node.js with a made-up ``location``."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed")
+    script = tmp_path / "check.mjs"
+    script.write_text(f"""
+const replaced = [];
+globalThis.location = {{ pathname: '/n/b-2/s/abc/coach', search: '?x=1', hash: '#tok',
+                         replace: (url) => replaced.push(url) }};
+const node = await import('{(ROOT / "web/js/node.js").as_uri()}');
+const link = await import('{(ROOT / "web/js/link.js").as_uri()}');
+const out = {{
+  prefix: node.nodePrefix, page: node.pagePath, api: node.at('/api/sessions/abc'), link: link.readLink(),
+  proxied: node.goToNode('/n/c'), direct: node.goToNode('https://node3.example.org:8443'),
+  refused: [node.goToNode('/n/c/../x'), node.goToNode('javascript:alert(1)'), node.goToNode('')],
+  replaced,
+}};
+console.log(JSON.stringify(out));
+""")
+    done = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=20)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "prefix": "/n/b-2", "page": "/s/abc/coach", "api": "/n/b-2/api/sessions/abc",
+        "link": {"session": "abc", "token": "tok"}, "proxied": True, "direct": True,
+        "refused": [False, False, False],
+        "replaced": ["/n/c/s/abc/coach?x=1#tok", "https://node3.example.org:8443/s/abc/coach?x=1#tok"],
+    }
+
+
+# -- the registry in the store, on both databases ----------------------------------------------
+
+
+@pytest.fixture
+def store(migrated_database):
+    from livecoach.store import Store
+
+    s = Store(migrated_database)
+    yield s
+    s.close()
+
+
+def test_sessions_go_to_the_least_loaded_live_node_and_stay_while_it_lives(store):
+    from livecoach.nodes import ALIVE_S
+
+    for node_id in ("a", "b", "c"):
+        store.register_node(node_id, f"http://{node_id}.example.org")
+    store.node_heartbeat("c", "http://c.example.org", "live", 2, 0.5)  # c holds two calls
+    sessions = [store.create_session().id for _ in range(4)]
+    # Equal loads take turns (the one given a session longest ago first); the loaded one waits.
+    assert [store.assign_session(s, ALIVE_S).id for s in sessions] == ["a", "b", "a", "b"]
+    assert store.session_node(sessions[0])[0] == "a" and store.session_node("no-such-session") is None
+    # A live owner keeps its session; excluded (it is draining), the session goes elsewhere.
+    assert store.assign_session(sessions[0], ALIVE_S).id == "a"
+    store.node_heartbeat("a", "http://a.example.org", "draining", 1, None)
+    assert store.assign_session(sessions[0], ALIVE_S, exclude="a").id == "b"
+    # A draining node gets no new session; a dead one (no heartbeat within ALIVE_S) neither,
+    # and its sessions go to a live node.
+    with store._transaction(write=True) as conn:  # b's last heartbeat 6 s ago
+        from livecoach.store import queries as q
+
+        conn.execute(q.UPDATE_NODE, {"node": "b", "heartbeat_at": time.time() - ALIVE_S - 1})
+    assert store.assign_session(sessions[1], ALIVE_S).id == "c"
+    assert store.assign_session(store.create_session().id, ALIVE_S).id == "c"
+    # A node that stopped took its row away: its sessions have an owner with no row, then a new one.
+    store.remove_node("c")
+    assert store.session_node(sessions[1]) == ("c", None)
+    assert store.assign_session(sessions[1], ALIVE_S) is None  # nobody live to take it: it stays
+    assert [n.id for n in store.nodes()] == ["a", "b"]
+
+
+def test_a_node_id_and_url_are_checked():
+    from livecoach.nodes import NodeError, node_identity
+
+    assert node_identity("http://10.0.0.5:8080/") == ("http://10.0.0.5:8080", "10-0-0-5-8080")
+    assert node_identity("https://Node2.example.org", "n2") == ("https://Node2.example.org", "n2")
+    assert node_identity("https://node2.example.org")[1] == "node2-example-org-443"
+    for url, node_id in [("ftp://x", None), ("http://x/path", None), ("http://x:99999", None),
+                         ("http://u:p@x", None), ("http://x", "no/slash"), ("http://x", "")]:
+        with pytest.raises(NodeError):
+            node_identity(url, node_id)
