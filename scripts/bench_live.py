@@ -136,6 +136,8 @@ import threading
 import time
 import traceback
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -349,8 +351,12 @@ class Sampler(threading.Thread):
         busy, total = system_cpu()
         children = children_of()  # one pass over /proc for every figure of this sample
         values: dict[str, float | None] = {name: proc_cpu(pid, children) for name, pid in self.pids.items()}
+        nodes = [v for name, v in values.items() if name.startswith("node:")]
+        if nodes:  # several servers (scripts/bench_cluster.py): "server" is all of them together
+            values["server"] = None if None in nodes else sum(nodes)
         values["_sys_busy"], values["_sys_total"] = busy, total
-        values["_server_rss"] = proc_mem(self.pids["server"], children).get("VmRSS")
+        values["_server_rss"] = sum(proc_mem(pid, children).get("VmRSS") or 0.0 for name, pid in self.pids.items()
+                                    if name == "server" or name.startswith("node:"))
         return time.time(), values
 
     def run(self) -> None:
@@ -411,9 +417,9 @@ def add_bench_coach(data: Path) -> None:
         store.close()
 
 
-def login(url: str) -> str:
-    """The bench coach's login cookie, as a ``Cookie`` header value."""
-    body = json.dumps({"email": BENCH_COACH[0], "password": BENCH_COACH[1]}).encode()
+def login(url: str, coach: tuple[str, str] = BENCH_COACH) -> str:
+    """The coach's login cookie (by default the bench coach's), as a ``Cookie`` header value."""
+    body = json.dumps({"email": coach[0], "password": coach[1]}).encode()
     req = urllib.request.Request(url + "/api/login", data=body, method="POST",
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
@@ -454,6 +460,40 @@ def start_server(run_dir: Path, topology: str, cpu: int | None, workers: str | N
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"the server did not start: {log.read_text()}")
+
+
+@dataclass
+class Servers:
+    """What a run measures: the one server ``start_server`` starts, or (scripts/bench_cluster.py)
+    a cluster's nodes behind its proxy."""
+
+    url: str
+    """Where the coach logs in and makes sessions (each session's links say where its calls go)."""
+    pids: dict[str, int]
+    """``{"server": pid}``, or ``{"node:NAME": pid, ...}``: each with its worker processes."""
+    logs: list[Path]
+    health_urls: list[str]
+    services: tuple[str, ...] = ()
+    """Names in ``pids`` that are not livecoach but serve it (a database, a proxy): measured beside it."""
+    coach: tuple[str, str] = BENCH_COACH
+    """Who logs in to make the sessions (email, password)."""
+    recordings: Path | None = None
+    """A recordings folder whose size is reported (None: the recordings are elsewhere)."""
+    stop: Callable[[], None] = field(default=lambda: None)
+
+    def rss(self) -> dict[str, float]:
+        """VmRSS and VmHWM over all the servers' processes, MiB."""
+        total: dict[str, float] = {}
+        for pid in self.pids.values():
+            for key, value in proc_mem(pid).items():
+                total[key] = total.get(key, 0.0) + value
+        return total
+
+
+def one_server(run_dir: Path, args: argparse.Namespace, cpu: int | None) -> Servers:
+    proc, url, log = start_server(run_dir, args.topology, cpu, args.workers, args.recording)
+    return Servers(url, {"server": proc.pid}, [log], [url + "/healthz"], recordings=run_dir / "data" / "recordings",
+                   stop=lambda: stop_process(proc))
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
@@ -552,7 +592,10 @@ async def readers_main(cfg: dict, out_path: Path) -> None:
     url = cfg["url"]
     if cfg.get("reader_delay_ms"):
         url = await delaying_proxy(url, cfg["reader_delay_ms"] / 1000)
-    readers = [IndicatorReader(url, c["session"], c["coach_token"]) for c in cfg["calls"]]
+    if cfg.get("reader_delay_ms"):
+        readers = [IndicatorReader(url, c["session"], c["coach_token"]) for c in cfg["calls"]]
+    else:  # each session's own address (on a cluster: its node's)
+        readers = [IndicatorReader(c.get("url", url), c["session"], c["coach_token"]) for c in cfg["calls"]]
     await asyncio.gather(*(r.open() for r in readers))
     print(MARK, "READY", flush=True)
     loop = asyncio.get_running_loop()
@@ -626,9 +669,9 @@ async def peers_main(cfg: dict, out_path: Path) -> None:
             try:
                 jitter = {who: Jitter(cfg["jitter_ms"], seed=2 * c["index"] + n) if cfg.get("jitter_ms") else None
                           for n, who in enumerate(("coach", "client"))}
-                coach = SimPeer(url, c["session"], c["coach_token"], c["files"]["coach"], start=start,
+                coach = SimPeer(c.get("url", url), c["session"], c["coach_token"], c["files"]["coach"], start=start,
                                 packets=packets, jitter=jitter["coach"])
-                client = SimPeer(url, c["session"], c["client_token"], c["files"]["client"], start=start,
+                client = SimPeer(c.get("url", url), c["session"], c["client_token"], c["files"]["client"], start=start,
                                  packets=packets, jitter=jitter["client"])
                 entry["peers"] = {"coach": coach, "client": client}
                 await asyncio.gather(coach.join(), client.join())
@@ -950,7 +993,15 @@ def source_version() -> dict:
     return out
 
 
-def run(args: argparse.Namespace) -> dict:
+def session_base(coach_url: str, url: str) -> str:
+    """The address a session's calls and windows use: its coach link up to ``/s/`` (on a cluster,
+    with the owning node's prefix; a link behind the proxy is a path on ``url``)."""
+    base = coach_url.split("/s/", 1)[0]
+    return url + base if base.startswith("/") or not base else base
+
+
+def run(args: argparse.Namespace, servers: Servers | None = None) -> dict:
+    """One run against ``servers``, or (None) a server of its own."""
     work = Path(args.workdir)
     run_dir = work / f"run-{args.topology}-{args.calls}-{time.strftime('%H%M%S')}-{os.getpid()}"
     if run_dir.exists():
@@ -961,16 +1012,20 @@ def run(args: argparse.Namespace) -> dict:
     background, waited = wait_quiet(args.quiet_limit, args.quiet_wait)
     server_cpu = 0 if args.pin else None
     child_cpu = 1 if args.pin else None
-    server, url, server_log = start_server(run_dir, args.topology, server_cpu, args.workers, args.recording)
+    if servers is None:
+        servers = one_server(run_dir, args, server_cpu)
+    url = servers.url
+    main_pid = next(iter(servers.pids.values()))  # its threads are reported
     procs: list[subprocess.Popen] = []
     try:
         time.sleep(1.0)
-        mem_idle = proc_mem(server.pid)
+        mem_idle = servers.rss()
         sessions = []
-        cookie = login(url)
+        cookie = login(url, servers.coach)
         for spec in specs:
             s = http_json(url + "/api/sessions", b"{}", cookie)
-            sessions.append({**spec, "session": s["session"], "coach_token": s["coach_url"].split("#", 1)[1],
+            sessions.append({**spec, "session": s["session"], "url": session_base(s["coach_url"], url),
+                             "coach_token": s["coach_url"].split("#", 1)[1],
                              "client_token": s["client_url"].split("#", 1)[1]})
         cfg = {"url": url, "topology": args.topology, "seconds": args.seconds, "tail": args.tail,
                "source": args.source, "p2p": args.p2p, "jitter_ms": args.jitter, "reader_delay_ms": args.reader_delay,
@@ -985,7 +1040,7 @@ def run(args: argparse.Namespace) -> dict:
             raise RuntimeError("the readers did not start")
         peers = spawn("peers", cfg_path, run_dir, child_cpu)
         procs.append(peers)
-        pids = {"server": server.pid, "peers": peers.pid, "readers": readers.pid}
+        pids = {**servers.pids, "peers": peers.pid, "readers": readers.pid}
         sampler = Sampler(pids)
         sampler.start()
 
@@ -1001,20 +1056,24 @@ def run(args: argparse.Namespace) -> dict:
                 setup_ok = int(mark[1])
             if mark[0] == "AUDIO_START":
                 udp0 = udp_counters()
-                threads0 = thread_cpu(server.pid)
+                threads0 = thread_cpu(main_pid)
             if mark[0] == "AUDIO_END":
                 udp1 = udp_counters()
-                threads1 = thread_cpu(server.pid)
-                mem_end = proc_mem(server.pid)
+                threads1 = thread_cpu(main_pid)
+                mem_end = servers.rss()
             if mark[0] == "DONE":
                 break
         # the calls are closed: does the server let go of everything?
         leak_deadline = time.time() + 10
-        health = http_json(url + "/healthz")
+        def health_now() -> dict:
+            each = [http_json(h) for h in servers.health_urls]
+            return each[0] if len(each) == 1 else {"peers": sum(h.get("peers") or 0 for h in each), "nodes": each}
+
+        health = health_now()
         while health.get("peers") and time.time() < leak_deadline:
             time.sleep(0.5)
-            health = http_json(url + "/healthz")
-        mem_after = proc_mem(server.pid)
+            health = health_now()
+        mem_after = servers.rss()
         readers.stdin.write("STOP\n")
         readers.stdin.flush()
         read_mark(readers, time.time() + 30)
@@ -1024,9 +1083,9 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         for p in procs:
             stop_process(p)
-        stop_process(server)
+        servers.stop()
 
-    log_text = server_log.read_text()
+    log_text = "".join(log.read_text() for log in servers.logs)
     peers_res = json.loads((run_dir / "peers.json").read_text())
     readers_res = json.loads((run_dir / "readers.json").read_text())
 
@@ -1034,7 +1093,7 @@ def run(args: argparse.Namespace) -> dict:
     (ta, va), (tb, vb) = marks["AUDIO_START"], marks["AUDIO_END"]
     wall = tb - ta
     cpu = {name: (vb[name] - va[name]) / wall if va.get(name) is not None and vb.get(name) is not None else None
-           for name in ("server", "peers", "readers")}
+           for name in ("server", "peers", "readers", *servers.pids)}
     ncpu = os.cpu_count() or 1
     machine = (vb["_sys_busy"] - va["_sys_busy"]) / max(1, vb["_sys_total"] - va["_sys_total"]) * ncpu
     (tsa, vsa), (tsb, vsb) = marks.get("SETUP_DONE", marks["AUDIO_START"]), marks["AUDIO_START"]
@@ -1074,10 +1133,12 @@ def run(args: argparse.Namespace) -> dict:
             "server": cpu["server"], "server_per_call": cpu["server"] / args.calls if cpu["server"] is not None else None,
             "server_peak_1s": sampler.peak_share("server", ta, tb),
             "peers": cpu["peers"], "readers": cpu["readers"], "machine_busy_cores": machine,
+            "by_process": {name: cpu[name] for name in servers.pids},
             # threads that ended during the audio are missing from the end count (the decoder threads live as
             # long as their track, so this is the whole audio for them)
             "server_threads": {k: round((v - threads0.get(k, 0.0)) / wall, 3) for k, v in sorted(threads1.items())},
-            "other_busy_cores": machine - sum(v for v in cpu.values() if v is not None),
+            "other_busy_cores": machine - sum(v for name, v in cpu.items() if v is not None and name in
+                                              ("server", "peers", "readers", *servers.services)),
             "background_before": background, "waited_for_quiet_s": round(waited, 1),
             "setup_server": (vsb["server"] - vsa["server"]) / max(1e-6, tsb - tsa) if tsb > tsa else None,
             "audio_wall_s": wall,
@@ -1115,10 +1176,11 @@ def run(args: argparse.Namespace) -> dict:
         "per_call": [{k: v for k, v in c.items() if k not in ("latencies", "latencies_live_start", "detect_media_s", "latencies_naive")}
                      | {"latency_p50": c["latency_p50"], "latency_p95": c["latency_p95"]} for c in calls],
         "run_dir": str(run_dir),
-        "recording": {"on": args.recording, "bytes_on_disk": folder_bytes(run_dir / "data" / "recordings")},
+        "recording": {"on": args.recording,
+                      "bytes_on_disk": folder_bytes(servers.recordings) if servers.recordings else None},
     }
     if tracebacks:
-        result["problems"].append(f"{tracebacks} traceback(s) in {server_log}")
+        result["problems"].append(f"{tracebacks} traceback(s) in {', '.join(map(str, servers.logs))}")
         result["holds"] = False
     harness = [p for p in problems if "harness" in p]
     # the same verdict, forgiving audio dropped only in the first 2 s (a start-up glitch of the
@@ -1201,8 +1263,9 @@ def print_report(r: dict) -> None:
                                                      + (" ..." if len(r["problems"]) > 8 else "")))
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(description: str = __doc__.split("\n\n")[0]) -> argparse.ArgumentParser:
+    """The options of a run (scripts/bench_cluster.py takes the same)."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--calls", type=int, default=1)
     p.add_argument("--topology", choices=("direct", "relay"), default="direct")
     p.add_argument("--seconds", type=float, default=30.0)
@@ -1238,7 +1301,11 @@ def main() -> int:
     p.add_argument("--child", choices=("readers", "peers"), help=argparse.SUPPRESS)
     p.add_argument("--config", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
-    args = p.parse_args()
+    return p
+
+
+def main() -> int:
+    args = arguments().parse_args()
     if args.child:
         child_main(args.child, Path(args.config), Path(args.out))
         return 0

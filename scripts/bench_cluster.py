@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Benchmark several nodes against one: the same calls (scripts/bench_live.py's) first on a single
+server (SQLite, a data folder), then on a local cluster (scripts/cluster.py: PostgreSQL,
+SeaweedFS for the recordings, ``--nodes`` nodes behind HAProxy), alternating ``--repeats`` times.
+
+What it shows (issue 13): the calls held, the onset latency (sound sent -> the coach's window has
+the message, as bench_live measures it; the coach windows reach their node through the proxy),
+and the CPU of each node and of the services, against the single server: what the routing and
+the shared store add per call. All on this one machine: the nodes, the services and the
+simulated participants share its cores, so the CPU per call is the figure to compare, not the
+calls a node could hold.
+
+    scripts/bench_cluster.py --nodes 3 --calls 6 --seconds 40 --repeats 2
+
+Prints a summary per run and the figures as JSON on the last line.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_live  # noqa: E402
+import cluster  # noqa: E402
+
+
+def postmaster_pid(folder: str) -> int | None:
+    try:
+        return int((Path(folder) / "data" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cluster_servers(args, run_dir: Path) -> bench_live.Servers:
+    """A cluster in ``run_dir`` as bench_live measures servers: the nodes' processes together are
+    "server"; PostgreSQL, SeaweedFS and HAProxy are services, measured beside."""
+    c = cluster.start(run_dir / "cluster", args.nodes, workers=int(args.workers or 1),
+                      proxy_port=bench_live.free_port(), node_port=bench_live.free_port(),
+                      extra=[] if args.recording else ["--no-recording"])
+    pids = {f"node:{i}": pid for i, pid in c.node_pids().items()}
+    services = {"svc:postgresql": postmaster_pid(c.postgresql["folder"]), "svc:seaweedfs": c.seaweedfs["pid"],
+                "svc:haproxy": c.haproxy_pid}
+    pids |= {name: pid for name, pid in services.items() if pid is not None}
+    return bench_live.Servers(
+        c.url, pids, [Path(n["log"]) for n in c.nodes.values()], [n["url"] + "/healthz" for n in c.nodes.values()],
+        services=tuple(name for name in services if name in pids),
+        stop=lambda: cluster.stop(run_dir / "cluster", keep=True), coach=(c.coach["email"], c.coach["password"]))
+
+
+def summary(r: dict) -> dict:
+    cpu = r["cpu"]
+    by = cpu.get("by_process") or {}
+    services = sum(v for k, v in by.items() if k.startswith("svc:") and v is not None)
+    server = cpu["server"]
+    return {
+        "calls_up": r["calls_up"], "calls": r["calls"], "holds": r["holds"], "problems": r["problems"][:6],
+        "latency_p50_ms": _ms(r["latency_s"].get("p50")), "latency_p95_ms": _ms(r["latency_s"].get("p95")),
+        "onsets_matched": r["onsets_matched"], "dropped_s": r["dropped_s_total"],
+        "server_cores": _r(server), "services_cores": round(services, 3),
+        "per_call_cores": _r((server + services) / r["calls"]) if server is not None else None,
+        "nodes_cores": {k.removeprefix("node:"): _r(v) for k, v in by.items() if k.startswith("node:")},
+        "services_by_process": {k.removeprefix("svc:"): _r(v) for k, v in by.items() if k.startswith("svc:")},
+        "machine_busy_cores": _r(cpu["machine_busy_cores"]), "other_busy_cores": _r(cpu["other_busy_cores"]),
+        "harness_ok": r["harness_ok"], "tracebacks": r["server_log_tracebacks"], "run_dir": r["run_dir"],
+    }
+
+
+def _ms(x: float | None) -> float | None:
+    return None if x is None else round(x * 1000, 1)
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def main() -> int:
+    p = bench_live.arguments(__doc__.split("\n\n")[0])
+    p.add_argument("--nodes", type=int, default=3, help="nodes of the cluster (default 3)")
+    p.add_argument("--repeats", type=int, default=1, help="single/cluster pairs run, alternating (default 1)")
+    args = p.parse_args()
+    if args.child:
+        bench_live.child_main(args.child, Path(args.config), Path(args.out))
+        return 0
+    args.workers = args.workers or "1"  # the same on the single server and on each node
+    work = Path(args.workdir)
+    runs: dict[str, list[dict]] = {"single": [], "cluster": []}
+    for repeat in range(args.repeats):
+        for kind in ("single", "cluster"):
+            print(f"== {kind} ({repeat + 1}/{args.repeats}): {args.calls} calls of {args.seconds:g} s", flush=True)
+            if kind == "single":
+                result = bench_live.run(args)
+            else:
+                run_dir = work / f"cluster-{time.strftime('%H%M%S')}"
+                result = bench_live.run(args, cluster_servers(args, run_dir))
+            s = summary(result)
+            runs[kind].append(s)
+            print(json.dumps(s), flush=True)
+
+    def med(kind: str, key: str) -> float | None:
+        values = [r[key] for r in runs[kind] if r[key] is not None]
+        return statistics.median(values) if values else None
+
+    compare = {}
+    for key in ("latency_p50_ms", "latency_p95_ms", "per_call_cores"):
+        single, several = med("single", key), med("cluster", key)
+        compare[key] = {"single": single, "cluster": several,
+                        "added": None if single is None or several is None else round(several - single, 3)}
+    if compare["per_call_cores"]["single"]:
+        compare["per_call_cores"]["added_share"] = round(
+            compare["per_call_cores"]["added"] / compare["per_call_cores"]["single"], 3)
+    verdict = {
+        "latency_added_ms_ok": compare["latency_p50_ms"]["added"] is not None and compare["latency_p50_ms"]["added"] <= 10,
+        "cpu_added_share_ok": compare["per_call_cores"].get("added_share") is not None
+        and compare["per_call_cores"]["added_share"] <= 0.10,
+        "all_calls_held": all(r["holds"] for rs in runs.values() for r in rs),
+    }
+    print(f"\nonset latency p50 single {compare['latency_p50_ms']['single']} ms, cluster "
+          f"{compare['latency_p50_ms']['cluster']} ms (+{compare['latency_p50_ms']['added']}); p95 single "
+          f"{compare['latency_p95_ms']['single']}, cluster {compare['latency_p95_ms']['cluster']} ms")
+    print(f"CPU per call (nodes + services) single {compare['per_call_cores']['single']}, cluster "
+          f"{compare['per_call_cores']['cluster']} cores ({compare['per_call_cores'].get('added_share')} added)")
+    print(json.dumps({"nodes": args.nodes, "calls": args.calls, "seconds": args.seconds, "repeats": args.repeats,
+                      **bench_live.source_version(), "runs": runs, "compare": compare, "verdict": verdict}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
