@@ -5,26 +5,39 @@
 
 const PREFIX = /^\/n\/[A-Za-z0-9_-]{1,64}(?=\/)/;
 
-/** The prefix of this page's path ("/n/<node>"), or "" for none. */
-export const nodePrefix = PREFIX.exec(location.pathname)?.[0] ?? '';
+let prefix = PREFIX.exec(location.pathname)?.[0] ?? '';
 
 /** This page's path without the node prefix ("/s/<session>/coach"). */
-export const pagePath = location.pathname.slice(nodePrefix.length);
+export const pagePath = location.pathname.slice(prefix.length);
 
-/** A server path ("/api/…", "/ws/…", "/s/…") as this page reaches it. */
-export const at = (path) => nodePrefix + path;
+/** The prefix now ("/n/<node>", or "" for none): it changes when the session moves to another
+ * node behind the same proxy (goToNode). */
+export const nodePrefix = () => prefix;
+
+/** A server path ("/api/…", "/ws/…", "/s/…") as this page reaches it now. */
+export const at = (path) => prefix + path;
 
 /** The websocket close code of a session that runs on another node (docs/signalling.md). */
 export const MOVED = 4307;
 
 /**
- * The session runs on another node: open this page there. `where` is "/n/<node>" (behind the
- * proxy) or the node's URL ("https://node2.example.org:8443"); anything else is ignored.
- * @returns {boolean} whether the page is going there
+ * The session runs on another node. `where` is "/n/<node>" (behind the proxy) or the node's URL
+ * ("https://node2.example.org:8443"); anything else is ignored.
+ * - Behind the same proxy the page stays, and the call with it: from now on every request and
+ *   websocket goes under the new prefix (the address bar too), so the channels reconnect there
+ *   at once and the call goes on on the new node.
+ * - Another origin cannot be reached from this page (its requests would be another site's):
+ *   the page is opened there, and the person joins again.
+ * @returns {'here'|'away'|false} whether the page stays, goes, or ignores it
  */
 export function goToNode(where) {
   if (typeof where !== 'string') return false;
-  if (!/^\/n\/[A-Za-z0-9_-]{1,64}$/.test(where) && !/^https?:\/\/[^/?#]+$/.test(where)) return false;
+  if (/^\/n\/[A-Za-z0-9_-]{1,64}$/.test(where)) {
+    prefix = where;
+    history.replaceState(history.state, '', `${where}${pagePath}${location.search}${location.hash}`);
+    return 'here';
+  }
+  if (!/^https?:\/\/[^/?#]+$/.test(where)) return false;
   location.replace(`${where}${pagePath}${location.search}${location.hash}`);
-  return true;
+  return 'away';
 }

@@ -19,6 +19,11 @@ const FINAL = {
 };
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+// For this long after a working connection dropped, the channel tries again every BACKOFF_MS[0]
+// whatever answers it gets: a server that went away mid-call is most often back, or replaced by
+// another node, within seconds (docs/deploy.md, "When a node dies"), and each second of backoff
+// is a second more of the call without figures.
+const EAGER_MS = 10000;
 
 export class Channel {
   /**
@@ -27,14 +32,14 @@ export class Channel {
    * @param {number} pingMs keep-alive period; 0 for none
    */
   constructor(path, hello, pingMs = 0) {
-    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    this.url = `${scheme}//${location.host}${at(path)}`; // under the page's node prefix, if any
+    this.path = path;
     this.hello = hello;
     this.pingMs = pingMs;
     this.handlers = new Map();
     this.ws = null;
     this.closed = false;
     this.attempt = 0;
+    this.lostAt = 0; // when a working connection dropped (0: it works, or never did)
   }
 
   /** Calls fn(msg) for every message of this type. Besides the server's types, the channel
@@ -48,6 +53,12 @@ export class Channel {
 
   emit(type, msg = {}) {
     for (const fn of this.handlers.get(type) ?? []) fn(msg);
+  }
+
+  /** Where the channel connects: under the page's node prefix as it is now (node.js). */
+  get url() {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${scheme}//${location.host}${at(this.path)}`;
   }
 
   open() {
@@ -77,6 +88,7 @@ export class Channel {
       }
       if (typeof msg?.type !== 'string') return;
       this.attempt = 0;
+      if (msg.type !== 'error') ws.__working = true;
       if (msg.type === 'pong') unanswered = false;
       if (msg.type === 'error') {
         if (msg.code === 'moved') movedTo = msg.to; // and the close (4307) follows
@@ -87,13 +99,16 @@ export class Channel {
       this.emit(msg.type, msg);
     };
     ws.onclose = (event) => {
-      // The session runs on another node (docs/signalling.md): the page goes there.
-      if (event.code === MOVED && ws === this.ws && goToNode(event.reason || movedTo)) {
+      // The session runs on another node (docs/signalling.md): behind the same proxy the
+      // channel reconnects there at once, and the call goes on; elsewhere the page goes there.
+      const moved = event.code === MOVED && ws === this.ws ? goToNode(event.reason || movedTo) : false;
+      if (moved === 'away') {
         this.closed = true;
         clearInterval(this.pinger);
         return;
       }
-      this.dropped(ws);
+      if (moved === 'here') this.attempt = 0;
+      this.dropped(ws, moved === 'here' ? 0 : undefined);
     };
   }
 
@@ -113,14 +128,17 @@ export class Channel {
     this.ws = null;
   }
 
-  dropped(ws) {
+  /** A connection gone: reconnect after the backoff (or after `now` ms). */
+  dropped(ws, now = undefined) {
     if (ws !== this.ws) return; // a socket already given up on
     clearInterval(this.pinger);
     this.ws = null;
     ws.onclose = null;
     ws.close();
     if (this.closed) return;
-    const delay = BACKOFF_MS[Math.min(this.attempt++, BACKOFF_MS.length - 1)];
+    if (ws.__working) this.lostAt = Date.now();
+    const eager = this.lostAt && Date.now() - this.lostAt < EAGER_MS;
+    const delay = now ?? (eager ? BACKOFF_MS[0] : BACKOFF_MS[Math.min(this.attempt++, BACKOFF_MS.length - 1)]);
     this.emit('reconnecting', { delay });
     this.retry = setTimeout(() => this.open(), delay);
   }

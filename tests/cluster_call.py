@@ -1,0 +1,194 @@
+"""A call in two headless Chromiums through HAProxy in front of two nodes, one of which is killed
+mid-call, for tests/test_cluster_browser.py.
+
+Two nodes (``livecoach serve --node-url``) share a data folder and its SQLite database (the
+registry works on both databases; PostgreSQL cannot run in the test's user namespace), HAProxy
+(deploy/haproxy_config.py) in front. The coach and the client open their links through the
+proxy (``/n/<owner>/s/…``), join, and talk until the coach's sidebar shows the client speaking.
+Then the owning node is SIGKILLed, and the run records what the pages do: when each page's
+address moves under the other node's prefix (without a reload: the call goes on), when the
+sidebar's stream is live again there, when it shows the client speaking again, and the
+session time before and after. Prints one JSON object on the last line; the test decides.
+
+Runs in a loopback-only network namespace (tests/browser_run.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from browser_call import DEVICES_READY, WATCH_READOUT, Page, audio_files, chromium_args, closing, report, script_parser
+from liveserver import COACH_EMAIL, COACH_PASSWORD, Server, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+LIVE_TIMEOUT_S = 30.0
+MOVE_TIMEOUT_S = 30.0
+
+READ = """
+() => {
+  const q = (id) => document.querySelector(`[data-testid="${id}"]`);
+  return {
+    path: location.pathname,
+    loads: performance.getEntriesByType('navigation').length,
+    call_state: q('call-status')?.dataset.state ?? null,
+    stream_state: q('stream-state')?.dataset.state ?? null,
+    client_state: q('client-state')?.textContent ?? null,
+    session_time: q('session-time')?.textContent ?? null,
+    speaking_seen: window.__lcSeen ?? [],
+  };
+}
+"""
+
+
+def post(url: str, body: dict, cookie: str = "") -> tuple[dict, str]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", **({"Cookie": cookie} if cookie else {})})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read()), (r.headers.get("Set-Cookie") or "").split(";", 1)[0]
+
+
+def run(args, out: dict) -> None:
+    from playwright.sync_api import sync_playwright
+
+    t0 = time.monotonic()
+
+    def mark(name: str) -> None:
+        out["timings"][name] = round(time.monotonic() - t0, 2)
+
+    work, artifacts = Path(args.work), Path(args.artifacts)
+    work.mkdir(parents=True, exist_ok=True)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    data = work / "data"
+    nodes: dict[str, Server] = {}
+    proxy = None
+    pages: dict[str, Page] = {}
+    try:
+        for node_id in ("a", "b"):
+            port = free_port()
+            nodes[node_id] = Server(data, workers=0, coach=node_id == "a", port=port, log_name=f"node-{node_id}.log",
+                                    extra=["--node-url", f"http://127.0.0.1:{port}", "--node-id", node_id])
+        out["server_log"] = str(nodes["a"].log)
+        proxy_port = free_port()
+        config = work / "haproxy.cfg"
+        made = subprocess.run([sys.executable, str(ROOT / "deploy" / "haproxy_config.py"), "--listen",
+                               f"127.0.0.1:{proxy_port}", *(f"{i}={n.url}" for i, n in nodes.items())],
+                              capture_output=True, text=True, check=True)
+        config.write_text(made.stdout)
+        haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        proxy = subprocess.Popen([haproxy, "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
+                                 stderr=open(work / "haproxy.log", "w"))
+        url = f"http://127.0.0.1:{proxy_port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"HAProxy did not answer: {(work / 'haproxy.log').read_text()[-2000:]}") from None
+                time.sleep(0.2)
+        mark("cluster_up")
+        _, cookie = post(url + "/api/login", {"email": COACH_EMAIL, "password": COACH_PASSWORD})
+        links, _ = post(url + "/api/sessions", {"video": False}, cookie)
+        out["links"] = {k: links[k].split("#", 1)[0] for k in ("coach_url", "client_url")}
+        files = audio_files(work)
+        with sync_playwright() as pw:
+            browsers = []
+            try:
+                for who in ("coach", "client"):
+                    browser = pw.chromium.launch(executable_path=args.chromium, headless=True,
+                                                 args=chromium_args(files[who]))
+                    browsers.append(browser)
+                    pages[who] = Page(browser, who, t0)
+                coach, client = pages["coach"], pages["client"]
+                coach.page.goto(url + links["coach_url"])
+                coach.page.wait_for_function(DEVICES_READY)
+                coach.page.evaluate(WATCH_READOUT)
+                coach.page.get_by_test_id("join").click()
+                client.page.goto(url + links["client_url"])
+                client.page.wait_for_function(DEVICES_READY)
+                client.page.get_by_test_id("join").click()
+                mark("joined")
+
+                deadline = time.monotonic() + LIVE_TIMEOUT_S
+                while time.monotonic() < deadline:
+                    cs, ks = coach.page.evaluate(READ), client.page.evaluate(READ)
+                    out["coach"], out["client"] = cs, ks
+                    if cs["call_state"] == "live" and ks["call_state"] == "live" and "client" in cs["speaking_seen"]:
+                        break
+                    time.sleep(0.1)
+                else:
+                    raise RuntimeError("the call did not go live with the client speaking")
+                mark("live")
+                owner = cs["path"].split("/")[2]
+                other = next(i for i in nodes if i != owner)
+                out["owner"], out["other"] = owner, other
+                time.sleep(1.0)
+                out["before"] = {"coach": coach.page.evaluate(READ), "client": client.page.evaluate(READ)}
+                nodes[owner].proc.kill()  # SIGKILL: no drain, no goodbye
+                killed = time.monotonic()
+                mark("killed")
+                seen: dict[str, float] = {}
+                trace: list = []
+                deadline = killed + MOVE_TIMEOUT_S
+                while time.monotonic() < deadline and len(seen) < 6:
+                    cs, ks = coach.page.evaluate(READ), client.page.evaluate(READ)
+                    now = round(time.monotonic() - killed, 2)
+                    state = [cs["path"].split("/")[2], cs["call_state"], cs["stream_state"], cs["client_state"],
+                             ks["path"].split("/")[2], ks["call_state"]]
+                    if not trace or trace[-1][1:] != state:
+                        trace.append([now, *state])
+                    moved = cs["path"].startswith(f"/n/{other}/") and ks["path"].startswith(f"/n/{other}/")
+                    for key, ok in (("coach_moved", cs["path"].startswith(f"/n/{other}/")),
+                                    ("client_moved", ks["path"].startswith(f"/n/{other}/")),
+                                    # what the coach's page shows once both are on the new node
+                                    ("stream_live", moved and cs["stream_state"] == "live"),
+                                    ("calls_live", moved and cs["call_state"] == "live" and ks["call_state"] == "live"),
+                                    ("client_connected", moved and cs["client_state"] == "connected")):
+                        if ok and key not in seen:
+                            seen[key] = now
+                            if key == "client_connected":  # from now on, the client heard on the new node
+                                coach.page.evaluate("() => { window.__lcSeen = []; window.__lcWatching = false; }")
+                                coach.page.evaluate(WATCH_READOUT)
+                    if "client_connected" in seen and "client" in cs["speaking_seen"] and "client_speaking" not in seen:
+                        seen["client_speaking"] = now
+                    time.sleep(0.1)
+                out["after_kill_s"] = seen
+                out["trace"] = trace
+                settle = time.monotonic() + 5  # and after: does it stay so?
+                while time.monotonic() < settle:
+                    cs, ks = coach.page.evaluate(READ), client.page.evaluate(READ)
+                    state = [cs["path"].split("/")[2], cs["call_state"], cs["stream_state"], cs["client_state"],
+                             ks["path"].split("/")[2], ks["call_state"]]
+                    if trace[-1][1:] != state:
+                        trace.append([round(time.monotonic() - killed, 2), *state])
+                    time.sleep(0.1)
+                out["after"] = {"coach": coach.page.evaluate(READ), "client": client.page.evaluate(READ)}
+                for who, p in pages.items():
+                    p.page.screenshot(path=str(artifacts / f"{who}-after-move.png"))
+                mark("done")
+            finally:
+                closing(pages, browsers, out, artifacts, "done")
+    finally:
+        if proxy is not None:
+            proxy.kill()
+            proxy.wait()
+        out["node_logs"] = {i: n.stop()[-3000:] for i, n in nodes.items()}
+
+
+def main() -> int:
+    args = script_parser(__doc__).parse_args()
+    out: dict = {"timings": {}, "console": {}, "websockets": {}}
+    return report(run, args, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

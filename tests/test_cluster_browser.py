@@ -1,0 +1,51 @@
+"""A node killed mid-call, seen from two real browsers through HAProxy (tests/cluster_call.py):
+both pages go on under the other node's prefix without a reload, the coach's sidebar is live
+there again and shows the client speaking, and the session's clock runs on. Screenshots go to
+test-artifacts/cluster/."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from browser_run import diagnostics, fresh_artifacts, run_script
+
+SCRIPT = Path(__file__).resolve().parent / "cluster_call.py"
+REJOIN_LIMIT_S = 10.0  # issue 13: the pages rejoin on another node within 10 s of the death
+TAP_LIMIT_S = 15.0
+"""... and the new node hears the client again (its tap of the client's audio connected, the
+client seen speaking): measured 5-9 s after the death on a quiet machine, up to 14 s with the
+machine's load average at 14; the figures of the call wait for it."""
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists(),
+                    reason="HAProxy is not installed (Debian: apt-get install haproxy; scripts/test installs it)")
+def test_a_node_killed_mid_call_the_pages_go_on_on_the_other_node(tmp_path):
+    artifacts = fresh_artifacts("cluster")
+    result, stderr = run_script(SCRIPT, [], tmp_path, artifacts, 180)
+    why = diagnostics(result, stderr) + "\n--- node logs:\n" + "\n".join(
+        f"[{i}] {text}" for i, text in result.get("node_logs", {}).items())
+    assert "error" not in result, why
+    seen = result["after_kill_s"]
+    for key in ("coach_moved", "client_moved", "stream_live", "calls_live"):
+        assert key in seen and seen[key] <= REJOIN_LIMIT_S, f"{key}: {seen}\n{result.get('trace')}\n{why}"
+    for key in ("client_connected", "client_speaking"):
+        assert key in seen and seen[key] <= TAP_LIMIT_S, f"{key}: {seen}\n{result.get('trace')}\n{why}"
+    before, after = result["before"]["coach"], result["after"]["coach"]
+    # the same page all along (the call went on; no reload), now under the other node's prefix
+    assert after["loads"] == before["loads"] == 1, why
+    assert after["path"] == before["path"].replace(f"/n/{result['owner']}/", f"/n/{result['other']}/", 1), why
+    assert result["after"]["client"]["call_state"] == "live", why
+    # the session's clock ran on across the death (the gap marked, not restarted at 0)
+    t_before, t_after = (_seconds(x["session_time"]) for x in (before, after))
+    assert t_before is not None and t_after is not None and t_after > t_before, why
+
+
+def _seconds(text: str | None) -> float | None:
+    if not text or ":" not in text or not all(p.isdigit() for p in text.split(":")):
+        return None
+    total = 0
+    for part in text.split(":"):
+        total = total * 60 + int(part)
+    return float(total)
