@@ -16,6 +16,7 @@ into a bucket.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import io
 import json
@@ -23,8 +24,10 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -40,7 +43,7 @@ from conftest import track
 from livecoach.recordings.finalise import remux_to_webm
 from livecoach.recordings.objects import Location, MissingObject, ObjectStorage, parse_location
 from livecoach.recordings.recorder import AudioRecorder
-from livecoach.recordings.storage import FolderStorage, StorageError, open_storage
+from livecoach.recordings.storage import FolderStorage, StorageError, made_by, open_storage
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
@@ -136,7 +139,13 @@ def test_a_file_written_in_flushes_reads_back_whole_and_by_ranges(storage):
         for i in range(0, len(data), 700):
             f.write(data[i : i + 700])
             f.flush()
-        assert data.startswith(storage.read("s1", "coach-audio-1.ogg"))  # growing: what is there so far
+        # Growing, still open: every flush put what waited (segment_seconds is 0), so the whole
+        # of it is there once the segments on their way have landed; until then a prefix of it.
+        deadline = time.monotonic() + 10
+        while (so_far := storage.read("s1", "coach-audio-1.ogg")) != data and time.monotonic() < deadline:
+            assert data.startswith(so_far)
+            time.sleep(0.05)
+        assert len(so_far) == len(data) and so_far == data
     assert storage.read("s1", "coach-audio-1.ogg") == data
     assert storage.size("s1", "coach-audio-1.ogg") == 5000
     assert storage.exists("s1", "coach-audio-1.ogg") and not storage.exists("s1", "other.ogg")
@@ -222,6 +231,21 @@ def test_staging_and_its_move_to_a_session(storage):
     assert storage.read("s9", "coach-audio-1.peaks") == b"\1\2\3"
     assert storage.staging() == [] and storage.names(staging) == []
     assert storage.free_bytes() > 0
+    # Several nodes sharing the storage name their folders after themselves (import_api.py's
+    # clean-up removes only its own); a node id too long for a folder's name goes as a digest.
+    long_id = "node-" + "x" * 60
+    named = {owner: storage.new_staging("upload", owner) for owner in ("a", "a-b", long_id)}
+    assert named["a"].startswith("upload-a-") and len(named[long_id]) <= 64
+    for owner, name in named.items():
+        with storage.create(name, "coach") as f:
+            f.write(b"x")
+        assert made_by(name, "upload", owner) and not made_by(name, "upload") and not made_by(name, "import", owner)
+        assert [other for other in named if made_by(name, "upload", other)] == [owner]
+    assert [name for name, _ in storage.staging()] == sorted(named.values())
+    for name in named.values():
+        storage.delete_session(name)
+    with pytest.raises(ValueError):
+        storage.new_staging("upload", "no/slash")
 
 
 def test_a_recording_opens_in_pyav_and_is_remuxed_through_writer_path_and_seal(storage):
@@ -340,6 +364,140 @@ def test_segments_are_named_by_zero_padded_offset_and_small_ones_merged_at_close
         assert store.read("s1", "y.ogg") == big[:3000] + b"end"
     finally:
         store.close()
+
+
+class StalledStore:
+    """A TCP server on loopback that takes every connection and never answers: an object store
+    that stopped responding mid-call. boto3 waits for its read timeout (``stalled_client``) on
+    each request; ``close`` drops the connections, and the requests fail at once."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections.append(conn)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.listener.close()
+        for conn in self.connections:
+            conn.close()
+
+
+STALL_S = 20.0
+"""The stalled store's requests wait this long for an answer (boto3's read timeout, one attempt)."""
+
+
+@pytest.fixture
+def stalled(credentials, tmp_path):
+    """An ObjectStorage whose store never answers (segments of at most 1000 bytes, put at each
+    flush, at most 8000 bytes waiting), and the stalled store."""
+    from botocore.config import Config
+
+    server = StalledStore()
+    client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1", config=Config(
+        connect_timeout=5, read_timeout=STALL_S, retries={"total_max_attempts": 1}, s3={"addressing_style": "path"},
+        max_pool_connections=32))
+    store = ObjectStorage(Location("stalled", "calls/", server.endpoint), tmp_path / "spool", client=client,
+                          segment_bytes=1000, segment_seconds=0.0, merge_bytes=0, pending_bytes=8000)
+    yield store, server
+    server.close()  # what is on its way fails now, so the put threads end
+    store.close()
+
+
+def test_on_the_event_loop_a_recording_never_waits_for_a_stalled_store(stalled):
+    """A call's recorder is made and written on the event loop: with the store answering
+    nothing, making it and each packet and flush return at once; once more than pending_bytes
+    wait to go up, a write fails with an OSError (as on a full disk), and every one after."""
+    store, server = stalled
+    packets = opus_packets(4)
+    timings: list[tuple[str, float]] = []
+
+    def timed(what: str, action) -> None:
+        start = time.perf_counter()
+        try:
+            action()
+        finally:
+            timings.append((what, time.perf_counter() - start))
+
+    async def call():
+        made: list[AudioRecorder] = []
+        timed("create", lambda: made.append(AudioRecorder(store, "s1", "coach", 0)))
+        recorder = made[0]
+        for k, packet in enumerate(packets):
+            try:
+                timed("add", lambda: recorder.add(k * 960, 960, packet, 20000))
+                if k % 10 == 9:
+                    timed("flush", recorder.flush)
+            except OSError as err:
+                with pytest.raises(OSError):  # and every write after
+                    recorder.flush()
+                return recorder, err, k
+        return recorder, None, len(packets)
+
+    recorder, err, k = asyncio.run(call())
+    try:
+        slowest = max(timings, key=lambda t: t[1])
+        print(f"{len(timings)} calls ({k} packets) before the failure, the slowest {slowest[0]}: "
+              f"{slowest[1] * 1000:.1f} ms")
+        deadline = time.monotonic() + 5  # the put threads may not have connected yet: it all took ms
+        while not server.connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.connections, "the store was asked nothing: it stalled nothing"
+        assert err is not None and err.errno == errno.EIO and "not keeping up" in str(err), err
+        assert slowest[1] < 0.2, timings  # the store answers nothing within STALL_S (20 s)
+        assert {what for what, _ in timings} == {"create", "add", "flush"}
+    finally:
+        server.close()
+        recorder.abandon()  # the queued segments fail at once now: it does not wait STALL_S
+
+
+async def test_a_stalled_store_stops_the_calls_recording_with_a_message_while_the_call_goes_on(stalled, tmp_path):
+    """The same through the call's recording (recordings/call.py): its packets on the event loop
+    never wait, and the failure is the recording's "write-failed" problem, as a full disk's is."""
+    from livecoach.recordings.call import FAILED, PROBLEMS, CallRecording
+    from livecoach.store import Store
+
+    store, server = stalled
+    db = Store(tmp_path / "db.sqlite3")
+    statuses: list[dict] = []
+    try:
+        sid = db.create_session().id
+        recording = CallRecording(sid, db, store, on_status=statuses.append)
+        recording.consent("coach", {"audio"})
+        slowest = 0.0
+        for k, packet in enumerate(opus_packets(4)):
+            start = time.perf_counter()
+            recording.packet("coach", k * 960, 960, packet, 20000)
+            if k % 10 == 9:
+                recording._each(AudioRecorder.flush)  # what tick() does first, each second
+            slowest = max(slowest, time.perf_counter() - start)
+            if recording.problem:
+                break
+        print(f"{k + 1} packets, the slowest {slowest * 1000:.1f} ms")
+        assert recording.problem == "write-failed" and slowest < 0.2
+        assert statuses[-1]["state"] == FAILED and statuses[-1]["problem"] == PROBLEMS["write-failed"]
+        recording.packet("coach", (k + 1) * 960, 960, packet, 20000)  # the call goes on: nothing more is written
+        server.close()
+        await asyncio.wait_for(recording.finish(), 30)
+        rows = db.recordings(sid)
+        assert len(rows) == 1 and rows[0]["state"] == "failed"  # the store never took its file
+    finally:
+        db.close()
 
 
 def test_clean_up_aborts_old_multipart_uploads_and_removes_unused_spool_files(moto, tmp_path):

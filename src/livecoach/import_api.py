@@ -13,7 +13,12 @@ code as ``livecoach import``), so its analysis and encoding never hold up the se
 one import runs at a time, others wait their turn. Its progress comes back line by line.
 
 Jobs live in this process's memory: a server that stops loses its imports in progress (their
-staging folders are removed the next time someone imports), never a half-stored session.
+staging folders are removed the next time someone imports), never a half-stored session. When
+the server is one of several nodes (nodes.py), the import's URLs in the answer to the POST carry
+this node's prefix behind the proxy (``/n/<node>/api/imports/<id>…``: node_routing.py), so that
+its files and questions reach the process that holds the job; and its upload folder is named
+after the node (recordings/storage.py, ``staging_name``), so that each node's clean-up removes
+only the folders it made, never another node's import in progress in the shared storage.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from starlette.routing import Route
 
 from .coach_api import ApiError, answering_errors, bad, json_response, read_object
 from .logins import logged_in_coach
-from .recordings.storage import RecordingStorage
+from .node_routing import link_base, proxied
+from .recordings.storage import RecordingStorage, made_by
 from .settings import Settings
 from .store import MAX_SESSION_LABEL, Coach, Store
 
@@ -109,6 +115,8 @@ class Imports:
 
     def __init__(self, store: Store, storage: RecordingStorage, settings: Settings) -> None:
         self.store, self.storage, self.settings = store, storage, settings
+        self.node_id: str | None = settings.node_id if settings.node_url else None
+        """This node's id, in its upload folders' names (None: the server is no node)."""
         self.jobs: dict[str, Job] = {}
         self._slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -151,11 +159,12 @@ class Imports:
         needed = sum(f["size"] for f in files.values()) + DISK_MARGIN
         if await run_in_threadpool(self.storage.free_bytes) < needed:
             raise ApiError(507, "no-space", "the server has not enough free disk space for these files")
-        folder = await run_in_threadpool(self.storage.new_staging, "upload")
+        folder = await run_in_threadpool(self.storage.new_staging, "upload", self.node_id)
         job = Job(secrets.token_urlsafe(12), coach, label, client, layout, files,
                   None if recorded_at is None else float(recorded_at), folder)
         self.jobs[job.id] = job
-        answer = job.status() | {"upload": {part: f"/api/imports/{job.id}/files/{part}" for part in files}}
+        url = f"{_node_base(request)}/api/imports/{job.id}"
+        answer = job.status() | {"url": url, "upload": {part: f"{url}/files/{part}" for part in files}}
         return json_response(answer, 201)
 
     async def get(self, request: Request) -> Response:
@@ -322,7 +331,9 @@ class Imports:
 
     async def _forget_old(self) -> None:
         """Finished imports kept past their time, uploads that stopped moving, and upload folders
-        no import here knows of (left by a server that stopped)."""
+        no import here knows of (left by a server that stopped): only those this server could
+        have made (named after this node, or after none when it is no node), never another
+        node's in the storage they share."""
         now = time.monotonic()
         for job in list(self.jobs.values()):
             if job.state == UPLOADING and not job.writing and now - job.touched > STALE_UPLOAD_S:
@@ -332,8 +343,16 @@ class Imports:
         known = {job.upload_folder for job in self.jobs.values()}
         wall = time.time()
         for name, changed in await run_in_threadpool(self.storage.staging):
-            if name.startswith("upload-") and name not in known and wall - changed > STALE_UPLOAD_S:
+            if made_by(name, "upload", self.node_id) and name not in known and wall - changed > STALE_UPLOAD_S:
                 await run_in_threadpool(self.storage.delete_session, name)
+
+
+def _node_base(request: Request) -> str:
+    """What goes before an import's paths to reach this process again: ``/n/<node>`` when the
+    server is a node reached through the proxy (which balances other requests over every node,
+    and the job lives here only), else nothing (one server, or a node reached at its own address)."""
+    node = getattr(request.app.state, "node", None)
+    return link_base(node.row(), request.scope) if node is not None and proxied(request.scope) else ""
 
 
 def _write_all(out: BinaryIO, data: bytes) -> None:

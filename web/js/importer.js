@@ -18,6 +18,10 @@
 // Files go to the server as they are (one PUT each, streamed by the browser, never read into
 // this page's memory), so recordings of hundreds of MB upload with a progress bar; the
 // analysis's progress is then asked for twice a second.
+//
+// Behind the proxy of several nodes the import lives on the node that answered the POST: its
+// answer's URLs (`url`, `upload`) carry that node's prefix (/n/<node>/…), and every later request
+// of the import goes to them, whatever prefix this page was loaded under.
 
 import { h } from './review/dom.js';
 
@@ -138,7 +142,7 @@ export function mountImporter(element) {
   /** The analysis's progress, until the import is done or failed. */
   async function follow() {
     while (!stopped) {
-      const got = await call('GET', `/api/imports/${encodeURIComponent(job.import)}`);
+      const got = await call('GET', jobUrl(job));
       if (stopped) return;
       if (!got.ok) return fail(got.message);
       const s = got.data;
@@ -181,7 +185,7 @@ export function mountImporter(element) {
   }
 
   function fail(message, cancelOnServer = false, local = false) {
-    if (cancelOnServer && job) call('DELETE', `/api/imports/${encodeURIComponent(job.import)}`);
+    if (cancelOnServer && job) call('DELETE', jobUrl(job));
     job = null;
     busy(false);
     bar.hidden = true;
@@ -195,7 +199,7 @@ export function mountImporter(element) {
     if (xhr) xhr.abort();
     const was = job;
     job = null;
-    if (was) await call('DELETE', `/api/imports/${encodeURIComponent(was.import)}`);
+    if (was) await call('DELETE', jobUrl(was));
     busy(false);
     bar.hidden = true;
     said.textContent = message;
@@ -231,6 +235,13 @@ export function mountImporter(element) {
       element.replaceChildren();
     },
   };
+}
+
+/** The import's own URL, as the server's answer to the POST gave it (with the prefix of the node
+ * that holds the import, behind the proxy). */
+export function jobUrl(job) {
+  return typeof job.url === 'string' && job.url.startsWith('/') ? job.url
+    : `/api/imports/${encodeURIComponent(job.import)}`;
 }
 
 /** A JSON request with the login cookie: {ok, status, data, message}; never throws. */

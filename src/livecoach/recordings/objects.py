@@ -12,9 +12,15 @@ its segments were on their way). An empty file is one empty object at offset 0.
 minutes to fill, and an object cannot be appended to. So a file open for writing (``create``,
 ``append``) is put as new segments: one whenever ``SEGMENT_BYTES`` are waiting, or the oldest
 waiting byte is ``SEGMENT_SECONDS`` old (checked at each write and each ``flush``), and at
-``close``. Segments go up in background threads, so the event loop that writes a call's pages is
-not held by the network; a failed put is raised by the next write, flush or close, as OSError,
-as a full disk is. A process killed mid-call keeps every segment put before: at most the last
+``close``. Segments go up in background threads; a failed put is raised by the next write, flush
+or close, as OSError, as a full disk is. ``create`` returns at once: the file's old segments are
+deleted and its empty first one put in the background too, before any segment of its new bytes.
+So the event loop that writes a call's pages never waits for the network: there a writer queues
+its segments, and once more than ``PENDING_BYTES`` wait to go up (the store is down, or slower
+than the call) its writes fail, as OSError, and the recording stops as on a full disk while the
+call goes on. Written in a worker thread (an import's files), a write waits for the store instead
+once ``PENDING_SEGMENTS`` segments are on their way. ``close`` waits for every segment: call it
+in a worker thread. A process killed mid-call keeps every segment put before: at most the last
 few seconds are lost, and the file read back is the intact run before them. A writer that put
 several segments but at most ``MERGE_BYTES`` in all (a level strip: 36 kB an hour, in hundreds of
 segments) puts them again as one at ``close`` and deletes the rest, so the review reads it in one
@@ -34,6 +40,7 @@ AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION (or ``?region=``), ~/.aws, an instance
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import io
 import os
@@ -50,7 +57,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
-from .storage import COPY_BLOCK, NAME, SESSION, STAGING, StorageError
+from .storage import COPY_BLOCK, NAME, SESSION, STAGING, StorageError, staging_name
 
 SEGMENT_BYTES = 8 * 1024 * 1024
 """A writer puts a segment once this much is waiting (an import's upload, a sealed file)."""
@@ -59,7 +66,12 @@ SEGMENT_SECONDS = 5.0
 MERGE_BYTES = 1024 * 1024
 """A writer that put several segments holding at most this much in all merges them at close."""
 PENDING_SEGMENTS = 4
-"""Segments of one writer on their way at once; a write waits beyond that."""
+"""Segments of one writer on their way at once; more wait in its queue (written in a worker
+thread, a write waits instead once this many are queued or on their way)."""
+PENDING_BYTES = 4 * 1024 * 1024
+"""Bytes of one writer's segments waiting to go up, at most, when it is written on an event loop
+(a call's recording, 4 kB/s: a quarter of an hour of it): past that its writes fail (OSError)
+rather than wait for the store."""
 FETCH_BYTES = 1024 * 1024
 """Reads are ranged GETs of at most this much, ``FETCH_AHEAD`` of them on their way at once."""
 FETCH_AHEAD = 4
@@ -167,11 +179,12 @@ class ObjectStorage:
 
     def __init__(self, location: Location | str, spool: str | os.PathLike, *, client=None,
                  segment_bytes: int = SEGMENT_BYTES, segment_seconds: float = SEGMENT_SECONDS,
-                 merge_bytes: int = MERGE_BYTES) -> None:
+                 merge_bytes: int = MERGE_BYTES, pending_bytes: int = PENDING_BYTES) -> None:
         self.location = parse_location(location) if isinstance(location, str) else location
         self.bucket, self.prefix = self.location.bucket, self.location.prefix
         self.spool = Path(spool)
         self.segment_bytes, self.segment_seconds, self.merge_bytes = segment_bytes, segment_seconds, merge_bytes
+        self.pending_bytes = pending_bytes
         self.client = client if client is not None else _client(self.location)
         self._uploads = ThreadPoolExecutor(8, thread_name_prefix="s3-put")
         self._downloads = ThreadPoolExecutor(8, thread_name_prefix="s3-get")
@@ -298,16 +311,23 @@ class ObjectStorage:
     # -- FolderStorage's methods -----------------------------------------------------------
 
     def create(self, session: str, name: str) -> BinaryIO:
-        """A new, empty file open for writing (an existing one is replaced)."""
+        """A new, empty file open for writing (an existing one is replaced). Returns at once, with
+        no request made: the old file's segments are deleted and the empty first one put in the
+        background, before any segment of the new bytes (a failure there is raised by the next
+        write, flush or close, as a failed put is)."""
         file = self._file(session, name)
-        old = [s.key for s in self._segments(session, name)]
+        first = self._key(file, 0)
         self._drop_cached(session, name)
-        self._delete_keys([k for k in old if k != self._key(file, 0)])
-        self._put(self._key(file, 0), b"")
-        return _Writer(self, file, 0, append=False)
+
+        def replace() -> None:
+            self._delete_keys([s.key for s in self._segments(session, name) if s.key != first])
+            self._put(first, b"")
+
+        return _Writer(self, file, 0, append=False, prepare=replace)
 
     def append(self, session: str, name: str) -> BinaryIO:
-        """An existing (or new) file open for appending."""
+        """An existing (or new) file open for appending (its segments are listed first: call it in
+        a worker thread)."""
         file = self._file(session, name)
         segments = self._segments(session, name)
         pieces, stray = _plan(segments)
@@ -468,13 +488,11 @@ class ObjectStorage:
 
     # -- staging: an import's files before they are a session's ----------------------------
 
-    def new_staging(self, kind: str) -> str:
-        """A new staging name for an import's files (``kind``: "import" or "upload"), used like a
-        session's with every method here (nothing is made in the bucket until a file is)."""
-        name = f"{kind}-{secrets.token_hex(8)}"
-        if not STAGING.fullmatch(name):
-            raise ValueError(f"not a kind of staging folder: {kind!r}")
-        return name
+    def new_staging(self, kind: str, owner: str | None = None) -> str:
+        """A new staging name for an import's files (``kind``: "import" or "upload"; ``owner``:
+        the node making it, storage.staging_name), used like a session's with every method here
+        (nothing is made in the bucket until a file is)."""
+        return staging_name(kind, owner)
 
     def move_session(self, staging: str, session: str) -> None:
         """A staging folder's files become the session's: copied in the bucket, then deleted from
@@ -583,17 +601,31 @@ class ObjectStorage:
 
 
 class _Writer(io.RawIOBase):
-    """A file of the bucket open for writing: its bytes go up as segments (module doc)."""
+    """A file of the bucket open for writing: its bytes go up as segments (module doc).
 
-    def __init__(self, storage: ObjectStorage, file: str, start: int, append: bool) -> None:
+    Its segments are queued and handed to the storage's put threads ``PENDING_SEGMENTS`` at a
+    time, after ``prepare`` (``create``'s deletion of the old file) has run. The queue is shared
+    with those threads, under ``_lock``; everything else is the writer's own."""
+
+    def __init__(self, storage: ObjectStorage, file: str, start: int, append: bool,
+                 prepare: Callable[[], None] | None = None) -> None:
         super().__init__()
         self._s, self._file, self._append = storage, file, append
         self._start = self._flushed = self._pos = start  # bytes before _flushed are put (or on their way)
         self._buf = bytearray()
         self._since: float | None = None  # when the oldest waiting byte was written
-        self._pending: deque[Future] = deque()
         self._mine: list[tuple[int, int]] = []  # (offset, size) of the segments put
         self._kept: bytearray | None = bytearray()  # what was put, while small enough to merge
+        self._refused: OSError | None = None  # too much waited to go up (on an event loop): writes fail
+        self._closing = False
+        self._lock = threading.Condition()
+        self._queue: deque[tuple[str, bytes]] = deque()  # segments not handed to a thread yet
+        self._sending = 0  # segments handed to a thread and not put yet
+        self._waiting = 0  # bytes of the segments queued or being put
+        self._ready = prepare is None  # segments may go (prepare has run)
+        self._failed: OSError | None = None  # the first put that failed: raised by every call after
+        if prepare is not None:
+            self._s._uploads.submit(self._prepare, prepare)
 
     def writable(self) -> bool:
         return True
@@ -619,6 +651,7 @@ class _Writer(io.RawIOBase):
     def write(self, b) -> int:
         self._checkClosed()
         self._raise_failed()
+        self._room()
         data = bytes(b)
         n = len(data)
         end = self._flushed + len(self._buf)
@@ -645,20 +678,24 @@ class _Writer(io.RawIOBase):
     def flush(self) -> None:
         """Put what waits if it has waited ``segment_seconds`` (not at every flush: a call's
         recorder flushes every second, and a segment a second would make thousands)."""
-        if self.closed:
+        if self.closed or self._closing:
             return
         self._raise_failed()
+        self._room()
         if self._due():
             self._put(len(self._buf))
 
     def close(self) -> None:
-        """Put what waits, wait for every segment, merge small ones (module doc)."""
+        """Put what waits, wait for every segment, merge small ones (module doc). It waits for
+        the store: call it in a worker thread. A writer refused for a store too slow still puts
+        what it took."""
         if self.closed:
             return
+        self._closing = True
         try:
             if self._buf:
                 self._put(len(self._buf))
-            self._wait(0)
+            self._drain()
             if self._kept is not None and len(self._mine) > 1:
                 self._s._put(self._s._key(self._file, self._start), bytes(self._kept))
                 self._s._delete_keys([self._s._key(self._file, offset) for offset, _ in self._mine[1:]])
@@ -666,21 +703,41 @@ class _Writer(io.RawIOBase):
         finally:
             self._buf.clear()
             self._since = None
-            for f in self._pending:
-                f.cancel()
-            self._pending.clear()
+            with self._lock:
+                self._waiting -= sum(len(data) for _, data in self._queue)
+                self._queue.clear()
             super().close()  # flushes first: nothing waits now
 
     def _due(self) -> bool:
         return bool(self._buf) and self._since is not None and (
             time.monotonic() - self._since >= self._s.segment_seconds)
 
+    def _room(self) -> None:
+        """On an event loop nothing waits for the store: once more than the storage's
+        ``pending_bytes`` wait to go up, this write and every one after fail (ObjectStoreError,
+        an OSError: the recording stops as on a full disk)."""
+        if self._refused is None and _on_event_loop():
+            with self._lock:
+                waiting = self._waiting
+            if waiting > self._s.pending_bytes:
+                self._refused = ObjectStoreError(
+                    f"the object store is not keeping up: {waiting} bytes of {self._file} are still waiting to go up")
+        if self._refused is not None:
+            raise self._refused
+
     def _put(self, count: int) -> None:
-        """The first ``count`` waiting bytes as a segment, put in the background."""
+        """The first ``count`` waiting bytes as a segment, queued to go up in the background. In
+        a worker thread it first waits until fewer than ``PENDING_SEGMENTS`` are queued or on
+        their way; on an event loop it never waits (``_room`` bounds the queue)."""
         segment = bytes(self._buf[:count])
         offset = self._flushed
-        self._wait(PENDING_SEGMENTS - 1)
-        self._pending.append(self._s._uploads.submit(self._s._put, self._s._key(self._file, offset), segment))
+        if not _on_event_loop():
+            self._wait_until(lambda: len(self._queue) + self._sending < PENDING_SEGMENTS)
+        with self._lock:
+            if self._failed is None:
+                self._queue.append((self._s._key(self._file, offset), segment))
+                self._waiting += len(segment)
+                self._pump()
         self._mine.append((offset, len(segment)))
         if self._kept is not None:
             self._kept += segment
@@ -690,20 +747,76 @@ class _Writer(io.RawIOBase):
         self._flushed += len(segment)
         self._since = time.monotonic() if self._buf else None
 
-    def _wait(self, most: int) -> None:
-        """Wait until at most ``most`` segments are on their way; raise the first that failed."""
-        while len(self._pending) > most:
-            self._pending.popleft().result()
+    # -- the put threads' side (each under _lock) ---------------------------------------------
+
+    def _pump(self) -> None:
+        """Hand queued segments to the put threads, ``PENDING_SEGMENTS`` at most at once (with
+        ``_lock`` held)."""
+        while self._ready and self._failed is None and self._queue and self._sending < PENDING_SEGMENTS:
+            key, data = self._queue.popleft()
+            self._sending += 1
+            try:
+                self._s._uploads.submit(self._send, key, data)
+            except RuntimeError:  # the storage is closed
+                self._sending -= 1
+                self._waiting -= len(data)
+                self._fail(ObjectStoreError(f"the object store's client is closed ({key})"))
+
+    def _prepare(self, prepare: Callable[[], None]) -> None:
+        try:
+            prepare()
+        except Exception as err:
+            with self._lock:
+                self._fail(err)
+        with self._lock:
+            self._ready = True
+            self._pump()
+            self._lock.notify_all()
+
+    def _send(self, key: str, data: bytes) -> None:
+        try:
+            self._s._put(key, data)
+        except Exception as err:
+            with self._lock:
+                self._fail(err)
+        with self._lock:
+            self._sending -= 1
+            self._waiting -= len(data)
+            self._pump()
+            self._lock.notify_all()
+
+    def _fail(self, err: Exception) -> None:
+        """The first failure stays (with ``_lock`` held): the file ends before it, so nothing
+        queued after it goes up."""
+        if self._failed is None:
+            self._failed = err if isinstance(err, OSError) else ObjectStoreError(f"a put failed: {err}")
+            self._waiting -= sum(len(data) for _, data in self._queue)
+            self._queue.clear()
+
+    # -- waiting (in a worker thread) ----------------------------------------------------------
+
+    def _wait_until(self, condition: Callable[[], bool]) -> None:
+        with self._lock:
+            self._lock.wait_for(lambda: self._failed is not None or condition())
+            failed = self._failed
+        if failed is not None:
+            raise failed
+
+    def _drain(self) -> None:
+        """Wait until every segment is put; raise the first that failed."""
+        self._wait_until(lambda: self._ready and not self._queue and not self._sending)
 
     def _raise_failed(self) -> None:
-        while self._pending and self._pending[0].done():
-            self._pending.popleft().result()
+        with self._lock:
+            failed = self._failed
+        if failed is not None:
+            raise failed
 
     def _rewrite(self, position: int, data: bytes) -> None:
         """Bytes at ``position``, before the waiting ones: the segments they fall in put again."""
         if position < self._start:
             raise OSError(errno.EINVAL, "cannot write before where this file was opened")
-        self._wait(0)
+        self._drain()
         for offset, size in self._mine:
             lo, hi = max(position, offset), min(position + len(data), offset + size)
             if lo >= hi:
@@ -714,6 +827,16 @@ class _Writer(io.RawIOBase):
             self._s._put(key, bytes(segment))
             if self._kept is not None:
                 self._kept[lo - self._start : hi - self._start] = data[lo - position : hi - position]
+
+
+def _on_event_loop() -> bool:
+    """Whether the caller runs on an asyncio event loop (a call's recording), where nothing may
+    wait for the store."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _client(location: Location):

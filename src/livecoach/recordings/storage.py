@@ -8,6 +8,7 @@ session's folder. ``--recordings s3://BUCKET`` keeps them in an object store ins
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -21,9 +22,34 @@ NAME = re.compile(r"[A-Za-z0-9_-]{1,80}(\.[a-z0-9]{1,8}){0,2}")
 SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
 READ_BLOCK = 64 * 1024
 COPY_BLOCK = 4 * 1024 * 1024
-STAGING = re.compile(r"(import|upload)-[0-9a-f]{16}")
+STAGING = re.compile(r"(import|upload)-(?:[A-Za-z0-9_-]{1,40}-)?[0-9a-f]{16}")
 """A folder of work in progress beside the sessions' folders: an import's files while it is
-uploaded or analysed. Never a session's id (those are 12 characters), so never shown as one."""
+uploaded or analysed, ``<kind>-[<owner>-]<16 hex>`` (``staging_name``). Never a session's id
+(those are 12 characters), so never shown as one."""
+OWNER_CHARS = 40
+"""The most characters of an owner's id in a staging name (a longer id goes as a digest of it):
+the name is used like a session id, at most 64 characters."""
+
+
+def _owner_tag(owner: str) -> str:
+    return owner if len(owner) <= OWNER_CHARS else hashlib.sha256(owner.encode()).hexdigest()[:OWNER_CHARS]
+
+
+def staging_name(kind: str, owner: str | None = None) -> str:
+    """A new staging folder's name: ``<kind>-<16 hex>``, or ``<kind>-<owner>-<16 hex>`` with the
+    id of the node that made it (``owner``, nodes.py) when several servers share the storage, so
+    that each one's upkeep can tell its own leftovers from the others' work (``made_by``)."""
+    name = f"{kind}-{'' if owner is None else _owner_tag(owner) + '-'}{secrets.token_hex(8)}"
+    if not STAGING.fullmatch(name):
+        raise ValueError(f"not a kind of staging folder, or not a node's id: {kind!r}, {owner!r}")
+    return name
+
+
+def made_by(name: str, kind: str, owner: str | None = None) -> bool:
+    """Whether ``name`` is a staging folder that ``staging_name(kind, owner)`` makes: without
+    ``owner``, only the names with none."""
+    tag = "" if owner is None else re.escape(_owner_tag(owner)) + "-"
+    return re.fullmatch(f"{re.escape(kind)}-{tag}[0-9a-f]{{16}}", name) is not None
 
 
 class StorageError(Exception):
@@ -50,7 +76,7 @@ class RecordingStorage(Protocol):
     def delete(self, session: str, name: str) -> None: ...
     def names(self, session: str) -> list[str]: ...
     def delete_session(self, session: str) -> None: ...
-    def new_staging(self, kind: str) -> str: ...
+    def new_staging(self, kind: str, owner: str | None = None) -> str: ...
     def move_session(self, staging: str, session: str) -> None: ...
     def staging(self) -> list[tuple[str, float]]: ...
     def free_bytes(self) -> int: ...
@@ -194,12 +220,11 @@ class FolderStorage:
 
     # -- staging: an import's files before they are a session's ------------------------------
 
-    def new_staging(self, kind: str) -> str:
-        """A new, empty staging folder for an import's files (``kind``: "import" or "upload");
-        its name is used like a session's with every method here."""
-        name = f"{kind}-{secrets.token_hex(8)}"
-        if not STAGING.fullmatch(name):
-            raise ValueError(f"not a kind of staging folder: {kind!r}")
+    def new_staging(self, kind: str, owner: str | None = None) -> str:
+        """A new, empty staging folder for an import's files (``kind``: "import" or "upload";
+        ``owner``: the node making it, ``staging_name``); its name is used like a session's with
+        every method here."""
+        name = staging_name(kind, owner)
         self._ensure_folder(name)
         return name
 

@@ -1,6 +1,7 @@
 // A clip of the moment around a tag (docs/review.md: POST /clips), then its download. The
 // server cuts it; the page only asks and hands the file to the browser's downloads.
 
+import { at } from '../node.js';
 import { h } from './dom.js';
 
 export const BEFORE_S = 30;
@@ -18,7 +19,8 @@ export async function requestClip(api, tagId, kind) {
     res = await ask('audio');
     audioOnly = res.ok;
   }
-  if (res.ok && res.data?.url) return { ok: true, audioOnly, ...res.data };
+  // The clip's signed /media/ link, under this page's node prefix as the recordings' (load.js).
+  if (res.ok && res.data?.url) return { ok: true, audioOnly, ...res.data, url: at(res.data.url) };
   let message = res.message || `the server answered ${res.status}`;
   if (res.status === 0) message = 'the server cannot be reached';
   else if (res.status === 404 && !res.code) message = 'this server cannot make clips';
