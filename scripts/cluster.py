@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT / "tests"))  # the throwaway PostgreSQL and SeaweedF
 
 import pg  # noqa: E402
 import s3server  # noqa: E402
-from livecoach.signing import SECRET_FILE, installation_secret  # noqa: E402
 
 DEFAULT_FOLDER = ROOT / ".cluster"
 PROXY_PORT = 8100
@@ -123,15 +122,12 @@ def start(folder: Path = DEFAULT_FOLDER, nodes: int = 3, workers: int = 1, proxy
                         "--password-stdin", "--database", database, "--data", str(folder / "node1")],
                        input=password + "\n", text=True, check=True, env=env, capture_output=True)
         cluster.coach = {"email": COACH_EMAIL, "password": password}
-        # One secret for all (it signs the review's media links, which any node may check)
-        installation_secret(folder / "node1")
+        # Each node's data folder is its own: the media links' secret is the database's (signing.py).
         procs = []
         for n in range(1, nodes + 1):
             node_id, host, port = f"node{n}", f"127.0.0.{n}", node_port + n - 1
             url, log = f"http://{host}:{port}", folder / f"node{n}.log"
             (folder / node_id).mkdir(mode=0o700, exist_ok=True)
-            if n > 1:
-                shutil.copy2(folder / "node1" / SECRET_FILE, folder / node_id / SECRET_FILE)
             with open(log, "w") as out:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "livecoach", "serve", "--host", host, "--port", str(port),

@@ -1,10 +1,11 @@
 """Several nodes sharing one PostgreSQL database (nodes.py, node_routing.py, docs/deploy.md).
 
 Real processes: a throwaway PostgreSQL (tests/pg.py) and two or three ``livecoach serve
---node-url`` nodes on 127.0.0.1 sharing one data folder (its secret, its recordings), as nodes
-on several machines share the database and the recordings' storage. Calls are made by the
-project's simulated participants (live/simpeer.py) with real WebRTC on loopback. One test goes
-through HAProxy (Debian's haproxy) with a configuration made by deploy/haproxy_config.py.
+--node-url`` nodes on 127.0.0.1, each with a data folder of its own, as on separate hosts, and
+one recordings folder (``--recordings``), as nodes on several machines share the database and
+the recordings' storage. Calls are made by the project's simulated participants
+(live/simpeer.py) with real WebRTC on loopback. One test goes through HAProxy (Debian's
+haproxy) with a configuration made by deploy/haproxy_config.py.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import logging
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -40,21 +43,30 @@ def loopback_only():
 
 
 class Cluster:
-    """Nodes on loopback sharing a PostgreSQL database and a data folder."""
+    """Nodes on loopback sharing a PostgreSQL database and a recordings folder; each node has a
+    data folder of its own (``data(id)``)."""
 
     def __init__(self, folder: Path, database: str) -> None:
         self.folder = folder
         self.database = database
+        self.recordings = folder / "recordings"
         self.nodes: dict[str, Server] = {}
         self.cookie = ""
+
+    def data(self, node_id: str) -> Path:
+        return self.folder / f"node-{node_id}"
+
+    def command(self, node_id: str, port: int) -> list[str]:
+        """What ``livecoach serve`` is given besides its port and data folder."""
+        return ["--database", self.database, "--recordings", str(self.recordings),
+                "--node-url", f"http://127.0.0.1:{port}", "--node-id", node_id]
 
     def start(self, *ids: str, workers: int = 0) -> list[Server]:
         """Start nodes at once (each waits for its /healthz)."""
         def one(node_id: str) -> Server:
             port = free_port()
-            return Server(self.folder, workers=workers, coach=False, port=port, log_name=f"node-{node_id}.log",
-                          extra=["--database", self.database, "--node-url", f"http://127.0.0.1:{port}",
-                                 "--node-id", node_id])
+            return Server(self.data(node_id), workers=workers, coach=False, port=port, log_name=f"node-{node_id}.log",
+                          extra=self.command(node_id, port))
 
         with ThreadPoolExecutor(len(ids)) as pool:
             started = list(pool.map(one, ids))
@@ -77,15 +89,27 @@ class Cluster:
         return "".join(n.stop() for n in self.nodes.values())
 
 
-@pytest.fixture
-def cluster(tmp_path, postgresql, migrated_postgresql):
+def _cluster(tmp_path: Path, postgresql, migrated_postgresql, coach: bool):
     database = postgresql.new_database(template=migrated_postgresql)
-    _add_coach(database, COACH_EMAIL, COACH_PASSWORD, COACH_NAME)
-    c = Cluster(tmp_path / "data", database)
+    if coach:
+        _add_coach(database, COACH_EMAIL, COACH_PASSWORD, COACH_NAME)
+    c = Cluster(tmp_path / "cluster", database)
     yield c
     logs = c.stop()
     postgresql.drop_database(database)
     assert "Traceback" not in logs, logs
+
+
+@pytest.fixture
+def cluster(tmp_path, postgresql, migrated_postgresql):
+    """Nodes to start, on a database with the test coach's account."""
+    yield from _cluster(tmp_path, postgresql, migrated_postgresql, coach=True)
+
+
+@pytest.fixture
+def new_cluster(tmp_path, postgresql, migrated_postgresql):
+    """Nodes to start, on a database without a coach: the first run."""
+    yield from _cluster(tmp_path, postgresql, migrated_postgresql, coach=False)
 
 
 def fetch(base: str, path: str, method: str = "GET", headers: dict | None = None,
@@ -389,6 +413,79 @@ async def test_through_haproxy_requests_reach_the_owner_and_a_dead_nodes_prefix_
         proxy.wait(5)
 
 
+def test_the_setup_code_and_the_media_links_of_one_node_work_on_another(new_cluster):
+    """Each node has its own data folder, as on separate hosts. The first run's code one node
+    printed is taken by another (through a proxy, POST /api/setup lands on any node); a media
+    link signed by a session's owner opens on the node the session moved to (the secret is kept
+    in the database, not in a node's folder)."""
+    from livecoach.store import Store
+
+    a, b = new_cluster.start("a", "b")
+    codes = {i: (new_cluster.data(i) / "setup-code").read_text().strip() for i in ("a", "b")}
+    assert codes["a"] != codes["b"]
+    account = {"email": COACH_EMAIL, "name": COACH_NAME, "password": COACH_PASSWORD}
+    assert fetch(b.url, "/api/setup", "POST", body=account | {"code": "not-the-code"})[0] == 403
+    status, headers, body = fetch(b.url, "/api/setup", "POST", body=account | {"code": codes["a"]})
+    assert status == 201, body
+    assert json.loads(fetch(a.url, "/api/setup")[2]) == {"needed": False}
+    assert fetch(a.url, "/api/setup", "POST", body=account | {"code": codes["b"]})[0] == 409
+    new_cluster.cookie = headers["set-cookie"].split(";", 1)[0]
+
+    created = new_cluster.new_session(via="a")
+    session, coach_token, _ = tokens(created)
+    owner_id = new_cluster.node_of(created["coach_url"])
+    owner = new_cluster.nodes[owner_id]
+    other = next(n for i, n in new_cluster.nodes.items() if i != owner_id)
+    media = b"\x1aE\xdf\xa3 the bytes of a recording"
+    folder = new_cluster.recordings / session
+    folder.mkdir(mode=0o700, parents=True)
+    (folder / "coach-audio-1.webm").write_bytes(media)
+    store = Store(new_cluster.database)
+    try:
+        store.create_recording(session, "coach-audio-1", "coach", "audio", "coach-audio-1.webm", "audio/webm", 0.0)
+        store.update_recording(session, "coach-audio-1", state="finished", duration_s=1.0, bytes=len(media))
+    finally:
+        store.close()
+    status, _, body = fetch(owner.url, f"/api/sessions/{session}/review", headers={"Authorization": f"Bearer {coach_token}"})
+    assert status == 200, body
+    link = json.loads(body)["recordings"][0]["url"]
+    assert fetch(owner.url, link)[::2] == (200, media)
+    owner.proc.send_signal(signal.SIGTERM)  # no call: it stops at once, and the session moves when next asked for
+    assert owner.proc.wait(20) == 0
+    assert fetch(other.url, link)[::2] == (200, media)
+    assert not any((new_cluster.data(i) / "secret.key").exists() for i in ("a", "b"))
+
+
+def test_a_second_process_with_a_live_nodes_id_refuses_to_start_and_a_restart_after_a_crash_starts(cluster):
+    from livecoach.store import Store
+
+    (first,) = cluster.start("a")
+    port = free_port()
+    second = subprocess.run([sys.executable, "-m", "livecoach", "serve", "--port", str(port),
+                             "--data", str(cluster.data("a-again")), *cluster.command("a", port)],
+                            capture_output=True, text=True, timeout=30)
+    assert second.returncode != 0
+    assert second.stderr.strip().splitlines() == [
+        f"livecoach: another process is running as node a (at {first.url}, its last heartbeat "
+        f"{second.stderr.split('its last heartbeat ')[1].split(' s ago')[0]} s ago): give this one another "
+        "--node-id, or stop that one first"], second.stderr
+    assert fetch(first.url, "/healthz")[0] == 200
+    store = Store(cluster.database)
+    try:
+        assert [(n.id, n.url) for n in store.nodes()] == [("a", first.url)]
+        # A crash leaves the row; the node started again at once takes it over once it is dead.
+        first.proc.kill()
+        first.proc.wait(10)
+        first.stop()
+        port = free_port()
+        again = Server(cluster.data("a"), workers=0, coach=False, port=port, log_name="node-a-again.log",
+                       extra=cluster.command("a", port))
+        cluster.nodes["a"] = again
+        assert [(n.id, n.url) for n in store.nodes()] == [("a", again.url)]
+    finally:
+        store.close()
+
+
 def test_the_pages_use_the_prefix_they_were_loaded_under(tmp_path):
     """web/js/node.js and link.js, run by Node.js with a made-up ``location``."""
     node = shutil.which("node")
@@ -397,15 +494,18 @@ def test_the_pages_use_the_prefix_they_were_loaded_under(tmp_path):
     script = tmp_path / "check.mjs"
     script.write_text(f"""
 const replaced = [];
+const shown = [];
 globalThis.location = {{ pathname: '/n/b-2/s/abc/coach', search: '?x=1', hash: '#tok',
                          replace: (url) => replaced.push(url) }};
+globalThis.history = {{ state: null, replaceState: (state, title, url) => shown.push(url) }};
 const node = await import('{(ROOT / "web/js/node.js").as_uri()}');
 const link = await import('{(ROOT / "web/js/link.js").as_uri()}');
 const out = {{
-  prefix: node.nodePrefix, page: node.pagePath, api: node.at('/api/sessions/abc'), link: link.readLink(),
-  proxied: node.goToNode('/n/c'), direct: node.goToNode('https://node3.example.org:8443'),
+  prefix: node.nodePrefix(), page: node.pagePath, api: node.at('/api/sessions/abc'), link: link.readLink(),
+  proxied: node.goToNode('/n/c'), api_after: node.at('/ws/signal'), prefix_after: node.nodePrefix(),
+  direct: node.goToNode('https://node3.example.org:8443'),
   refused: [node.goToNode('/n/c/../x'), node.goToNode('javascript:alert(1)'), node.goToNode('')],
-  replaced,
+  replaced, shown,
 }};
 console.log(JSON.stringify(out));
 """)
@@ -413,9 +513,11 @@ console.log(JSON.stringify(out));
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {
         "prefix": "/n/b-2", "page": "/s/abc/coach", "api": "/n/b-2/api/sessions/abc",
-        "link": {"session": "abc", "token": "tok"}, "proxied": True, "direct": True,
+        "link": {"session": "abc", "token": "tok"},
+        # behind the same proxy the page stays and goes on under the new prefix; another origin is opened
+        "proxied": "here", "api_after": "/n/c/ws/signal", "prefix_after": "/n/c", "direct": "away",
         "refused": [False, False, False],
-        "replaced": ["/n/c/s/abc/coach?x=1#tok", "https://node3.example.org:8443/s/abc/coach?x=1#tok"],
+        "shown": ["/n/c/s/abc/coach?x=1#tok"], "replaced": ["https://node3.example.org:8443/s/abc/coach?x=1#tok"],
     }
 
 
@@ -470,3 +572,163 @@ def test_a_node_id_and_url_are_checked():
                          ("http://u:p@x", None), ("http://x", "no/slash"), ("http://x", "")]:
         with pytest.raises(NodeError):
             node_identity(url, node_id)
+
+
+def stale(store, *node_ids: str) -> None:
+    """The nodes' last heartbeats were more than ALIVE_S ago."""
+    from livecoach.nodes import ALIVE_S
+    from livecoach.store import queries as q
+
+    long_ago = store.database_clock() - ALIVE_S - 1
+    with store._transaction(write=True) as conn:
+        for node_id in node_ids:
+            conn.execute(q.UPDATE_NODE, {"node": node_id, "heartbeat_at": long_ago})
+
+
+def test_heartbeats_are_written_and_judged_by_the_databases_clock(store, monkeypatch):
+    """The nodes' own clocks play no part: a node whose clock is a minute slow is alive to one
+    whose clock is a minute fast."""
+    from livecoach.nodes import ALIVE_S, Node
+
+    real = time.time
+    session = store.create_session().id
+    monkeypatch.setattr(time, "time", lambda: real() - 60)
+    slow = Node(store, "a", "http://a.example.org")
+    slow.register()
+    slow.heartbeat()
+    assert store.assign_session(session, ALIVE_S).id == "a"
+    monkeypatch.setattr(time, "time", lambda: real() + 60)
+    fast = Node(store, "b", "http://b.example.org")
+    fast.register()
+    assert fast.place(session).id == "a"
+    assert store.session_node(session)[0] == "a"
+    monkeypatch.undo()
+    assert abs(store.node("a").heartbeat_at - time.time()) < 2
+
+
+def test_with_no_live_node_a_session_stays_with_its_owner(store):
+    """Every heartbeat late (a long write held the database up, say): nobody is alive by the
+    registry, this node neither. A session is not served everywhere then: it is sent to its
+    owner, and served where it is asked for only when it has none to be sent to."""
+    from livecoach.nodes import ALIVE_S, Node
+
+    for node_id in ("a", "b"):
+        store.register_node(node_id, f"http://{node_id}.example.org")
+    owned, unowned = store.create_session().id, store.create_session().id
+    assert store.assign_session(owned, ALIVE_S).id == "a"
+    stale(store, "a", "b")
+    here = Node(store, "b", "http://b.example.org")
+    placed = here.place(owned)
+    assert (placed.id, placed.url) == ("a", "http://a.example.org")
+    assert store.session_node(owned)[0] == "a"
+    assert here.place(unowned).id == "b" and store.session_node(unowned)[0] is None
+    store.remove_node("a")  # an owner that stopped: no row, no address to send the session to
+    assert here.place(owned).id == "b"
+
+
+def test_a_node_holding_a_call_of_a_session_given_to_another_says_so_and_goes_on_serving_it(store, caplog):
+    from livecoach.nodes import ALIVE_S, Node
+
+    a, b = Node(store, "a", "http://a.example.org"), Node(store, "b", "http://b.example.org")
+    a.register()
+    b.register()
+    session = store.create_session().id
+    assert store.assign_session(session, ALIVE_S).id == "a"
+    a.call_opened(session)
+    stale(store, "a")  # a's heartbeats were late: asked for on b, the session is b's
+    assert b.place(session).id == "b"
+    a.heartbeat()
+    with caplog.at_level(logging.WARNING, logger="livecoach.nodes"):
+        assert a.place(session).id == "a" and a.place(session).id == "a"  # its call goes on here
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and session in warnings[0] and "node b" in warnings[0], warnings
+    assert store.session_node(session)[0] == "b"  # not taken back
+    a.call_closed(session)
+    assert a.place(session).id == "b"
+
+
+def test_a_node_id_held_by_a_live_process_is_refused_and_a_dead_ones_is_taken_over(store):
+    from livecoach.nodes import Node, NodeIdTaken
+
+    first = Node(store, "a", "http://a.example.org")
+    first.register()
+    stop = threading.Event()
+
+    def beating():
+        while not stop.wait(0.2):
+            first.heartbeat()
+
+    beater = threading.Thread(target=beating)
+    beater.start()
+    try:
+        second = Node(store, "a", "http://elsewhere.example.org")
+        started = time.monotonic()
+        with pytest.raises(NodeIdTaken, match="another process is running as node a"):
+            second.register()
+        assert time.monotonic() - started < 2
+    finally:
+        stop.set()
+        beater.join()
+    assert [(n.id, n.url) for n in store.nodes()] == [("a", "http://a.example.org")]
+    # The first one crashed: its row is left. Started again, the node takes it over once it is dead.
+    stale(store, "a")
+    again = Node(store, "a", "http://a2.example.org")
+    started = time.monotonic()
+    again.register()
+    assert time.monotonic() - started < 1
+    assert [(n.id, n.url) for n in store.nodes()] == [("a", "http://a2.example.org")]
+    # The first one, back, writes nothing over it; stopping, it does not take the row away.
+    before = store.node("a").heartbeat_at
+    first.heartbeat()
+    store.remove_node("a", first.instance)
+    assert store.node("a").heartbeat_at == before and store.node("a").url == "http://a2.example.org"
+    again.heartbeat()
+    assert store.node("a").heartbeat_at > before
+
+
+def test_a_heartbeat_goes_through_while_a_long_write_holds_the_write_lock(postgresql, migrated_postgresql):
+    """Another node's write holds the advisory write lock, and an operation of this process holds
+    the store's connection, both for longer than ALIVE_S: the heartbeats go on, each at once, and
+    to another node the node stays alive (its session stays)."""
+    from livecoach.nodes import ALIVE_S, Node
+    from livecoach.store import Store
+
+    database = postgresql.new_database(template=migrated_postgresql)
+    here, elsewhere, observer = Store(database), Store(database), Store(database)
+    release = threading.Event()
+    threads = []
+    try:
+        node, other = Node(here, "a", "http://a.example.org"), Node(observer, "b", "http://b.example.org")
+        node.register()
+        session = here.create_session().id
+        assert here.assign_session(session, ALIVE_S).id == "a"
+        other.register()
+        holding = [threading.Event(), threading.Event()]
+
+        def hold(store, write, held):
+            with store._transaction(write=write):
+                held.set()
+                release.wait(ALIVE_S + 10)
+
+        threads = [threading.Thread(target=hold, args=(elsewhere, True, holding[0])),
+                   threading.Thread(target=hold, args=(here, False, holding[1]))]
+        for t in threads:
+            t.start()
+        assert all(h.wait(5) for h in holding)
+        started = time.monotonic()
+        beats = []
+        while time.monotonic() - started < ALIVE_S + 1:
+            t0 = time.monotonic()
+            node.heartbeat()
+            assert time.monotonic() - t0 < 1.0
+            beats.append(observer.node("a").heartbeat_at)
+            assert other.place(session).id == "a"
+            time.sleep(0.5)
+        assert beats == sorted(beats) and beats[-1] - beats[0] >= ALIVE_S
+    finally:
+        release.set()
+        for t in threads:
+            t.join()
+        for s in (here, elsewhere, observer):
+            s.close()
+        postgresql.drop_database(database)

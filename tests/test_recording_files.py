@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import av
 import numpy as np
@@ -133,6 +136,51 @@ def test_the_finished_file_is_webm_with_duration_and_cues(tmp_path, packets):
     ogg_pcm, _ = decode(storage.path("s1", recorder.info.name))
     webm_pcm, _ = decode(storage.path("s1", "out.webm"))
     assert np.array_equal(ogg_pcm, webm_pcm)  # the same packets: nothing was re-encoded
+
+
+def test_two_sweeps_racing_finish_a_dead_writers_recording_once(tmp_path, packets, migrated_database):
+    """Several nodes sweep one database: both sweeps have read the stale recording before either
+    finishes it, and still one finishes it (one ``interrupted`` event, the recording interrupted,
+    one valid WebM), the other leaving it alone."""
+    from livecoach.recordings.finalise import STALE_SECONDS, sweep
+    from livecoach.store import Store
+
+    storage = FolderStorage(tmp_path / "recordings")
+    stores = [Store(migrated_database), Store(migrated_database)]  # as two processes have
+    try:
+        session = stores[0].create_session().id
+        recorder = AudioRecorder(storage, session, "coach", 0)
+        for k, packet in enumerate(packets[:250]):
+            recorder.add(k * 960, 960, packet, 100)
+        recorder.flush()
+        recorder.abandon()  # its writer was killed
+        name = recorder.info.name
+        stores[0].create_recording(session, "coach-audio-1", "coach", "audio", name, "audio/ogg", 0.0)
+        read_both = threading.Barrier(2)
+        for store in stores:
+            def stale_recordings(*args, read=store.stale_recordings, **kwargs):
+                rows = read(*args, **kwargs)
+                read_both.wait(10)
+                return rows
+            store.stale_recordings = stale_recordings
+        later = time.time() + STALE_SECONDS + 1
+        with ThreadPoolExecutor(2) as pool:
+            marked = list(pool.map(lambda store: sweep(store, storage, now=later), stores))
+        for store in stores:
+            del store.stale_recordings
+        assert sorted(marked) == [[], [session]]
+        events = stores[0].events(session, ("interrupted",))
+        assert [e["session_time"] for e in events] == [pytest.approx(5.0, abs=0.03)]
+        row = stores[0].recording(session, "coach-audio-1")
+        assert (row["state"], row["error"], row["name"]) == ("interrupted", None, name.replace(".ogg", ".webm"))
+        assert not storage.exists(session, name)
+        pcm, _ = decode(storage.path(session, row["name"]))
+        assert pcm.size == 250 * 960
+        # A claim is the sweep's own: nobody else sees it. Once finished, nothing is stale.
+        assert "claimed_at" not in row and sweep(stores[1], storage, now=later + 1) == []
+    finally:
+        for store in stores:
+            store.close()
 
 
 @pytest.mark.parametrize("header,expected", [

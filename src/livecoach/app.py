@@ -39,7 +39,7 @@ from .retention import purge
 from .review_api import review_routes
 from .sessions_api import session_routes
 from .settings import Settings
-from .signing import Signer, installation_secret
+from .signing import Signer, installation_secret, shared_secret
 from .static import StaticFiles
 from .store import Store
 from .upload_api import UPLOAD_PATH, upload_routes
@@ -78,7 +78,10 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
     calls = None if pool else Calls(settings, store)
     node = Node(store, settings.node_id, settings.node_url) if settings.node_url and not worker else None
     storage = settings.recordings_storage()
-    signer = Signer(installation_secret(settings.data))
+    # Several nodes sign and check the media links with one secret, and take any node's setup code:
+    # both in the database they share. A single server keeps them in its data folder.
+    signer = Signer(shared_secret(store, settings.data) if settings.node_url else installation_secret(settings.data))
+    shared_id = settings.node_id if settings.node_url else None
     restrict_host_addresses(settings.ice_addresses)
     files = StaticFiles(WEB)
     if not worker:
@@ -175,7 +178,7 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
             Route("/library", page("library.html")),
             Route("/login", page("login.html")),
             Route("/setup", page("setup.html")),
-            *auth_routes(store, settings.data),
+            *auth_routes(store, settings.data, shared_id),
             *session_routes(store, storage, settings, node),
             Route("/api/sessions/{session}/notice", notice, methods=["GET"]),
             *coach_routes(store),
@@ -212,10 +215,12 @@ def serve(settings: Settings) -> None:
     diagnostics.start_if_asked()
     pool = WorkerPool(settings, settings.workers) if settings.workers > 0 else None
     app = create_app(settings, pool)
+    if app.state.node is not None:
+        app.state.node.register()  # NodeIdTaken (another process runs as this node) ends it here
     calls_run = f"{settings.workers} worker processes" if pool else "this process"
     print(f"livecoach is serving at {settings.base_url()}/  (data in {settings.data.resolve()}; calls in {calls_run})",
           flush=True)
-    code = setup_code(settings.data, app.state.store)
+    code = setup_code(settings.data, app.state.store, settings.node_id if settings.node_url else None)
     if code is not None:
         print(f"First run: no coach yet. Open {settings.base_url()}/setup#{code} to make the first coach account "
               f"(or run: livecoach coach add EMAIL --name NAME --data {settings.data}"

@@ -4,11 +4,13 @@ A login is a random token in an HttpOnly, SameSite=Lax cookie (Secure on https),
 SHA-256 digest (store.coach_logins): unguessable like a signed value, and unlike one it can be
 ended on the server (logout, a password change ends the coach's other logins). The first run
 (no coach yet) asks for the setup code the server printed when it started, so that whoever
-reaches a new server first cannot make themselves its coach.
+reaches a new server first cannot make themselves its coach. With several nodes (nodes.py) each
+prints its own code, and any node accepts any of them: their digests are kept in the database.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
@@ -27,24 +29,35 @@ from .store import Coach, CoachExists, Store
 log = logging.getLogger(__name__)
 
 
-def setup_code(data: Path, store: Store) -> str | None:
+def setup_code(data: Path, store: Store, node_id: str | None = None) -> str | None:
     """The first run's code while there is no coach (made once, kept in ``<data>/setup-code``,
-    readable by the server's user only), else None (and the file is gone)."""
+    readable by the server's user only), else None (and the file is gone). ``node_id``: this
+    server is that node of several, and the code's digest is kept in the database too, for every
+    node to accept it (gone from there too once there is a coach)."""
     path = data / "setup-code"
     if store.coach_count() > 0:
         path.unlink(missing_ok=True)
+        if node_id is not None:
+            store.forget_setup_codes()
         return None
     try:
-        return path.read_text().strip()
+        code = path.read_text().strip()
     except FileNotFoundError:
         code = secrets.token_urlsafe(12)
         path.touch(mode=0o600)
         path.write_text(code + "\n")
-        return code
+    if node_id is not None:
+        store.keep_setup_code(node_id, _code_digest(code))
+    return code
 
 
-def auth_routes(store: Store, data: Path) -> list[Route]:
-    api = _AuthApi(store, data)
+def _code_digest(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def auth_routes(store: Store, data: Path, node_id: str | None = None) -> list[Route]:
+    """``node_id``: this server is that node of several (``setup_code``)."""
+    api = _AuthApi(store, data, node_id)
     return [
         Route("/api/login", api.wrap(api.login), methods=["POST"]),
         Route("/api/logout", api.wrap(api.logout), methods=["POST"]),
@@ -56,9 +69,10 @@ def auth_routes(store: Store, data: Path) -> list[Route]:
 
 
 class _AuthApi:
-    def __init__(self, store: Store, data: Path) -> None:
+    def __init__(self, store: Store, data: Path, node_id: str | None = None) -> None:
         self.store = store
         self.data = data
+        self.node_id = node_id
         self.limiter = accounts.LoginLimiter()
 
     @staticmethod
@@ -116,17 +130,22 @@ class _AuthApi:
 
     async def setup(self, request: Request) -> Response:
         body = await read_object(request)
-        code = await run_in_threadpool(setup_code, self.data, self.store)
+        code = await run_in_threadpool(setup_code, self.data, self.store, self.node_id)
         if code is None:
             raise ApiError(409, "set-up", "this server has a coach already: log in")
-        if not hmac.compare_digest(_text(body, "code").strip().encode(), code.encode()):
+        given = _text(body, "code").strip()
+        accepted = hmac.compare_digest(given.encode(), code.encode())
+        if not accepted and self.node_id is not None:  # another node's code
+            digests = await run_in_threadpool(self.store.setup_code_digests)
+            accepted = any([hmac.compare_digest(_code_digest(given), digest) for digest in digests])
+        if not accepted:
             raise ApiError(403, "bad-code", "the setup code is not right (the server printed it when it started)")
         try:
             coach = await run_in_threadpool(accounts.add_coach, self.store, _text(body, "email"),
                                             _text(body, "name"), _text(body, "password"), True)
         except CoachExists:
             raise ApiError(409, "set-up", "this server has a coach already: log in") from None
-        await run_in_threadpool(setup_code, self.data, self.store)  # the code is spent
+        await run_in_threadpool(setup_code, self.data, self.store, self.node_id)  # the code is spent
         return await self._logged_in(request, coach, status=201)
 
     async def _coach(self, request: Request) -> Coach:

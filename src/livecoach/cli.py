@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from .app import serve as run_server
+    from .nodes import NodeIdTaken
     from .recordings.storage import StorageError
     from .store import DatabaseUnavailable
 
@@ -105,7 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise SystemExit(f"livecoach: --recordings: {err}") from None
     try:
         run_server(settings)
-    except DatabaseUnavailable as err:
+    except (DatabaseUnavailable, NodeIdTaken) as err:
         raise SystemExit(f"livecoach: {err}") from None
     return 0
 

@@ -4,11 +4,22 @@ session, and a node's drain when it is stopped (docs/deploy.md, "Several nodes")
 - ``livecoach serve --node-url URL`` makes the server a node: it writes its row in the ``nodes``
   table when it starts and every ``HEARTBEAT_S`` after, with its load (the calls it holds, its
   machine's CPU load per core). A node whose row is older than ``ALIVE_S`` is dead (LiveKit's
-  rule); a node that stops cleanly takes its row away.
+  rule); a node that stops cleanly takes its row away. Heartbeats are written, and judged, by the
+  database's clock (the nodes' own clocks play no part), on a connection of the registry's own
+  that takes no turn behind the store's other writes (Store.node_heartbeat).
+- A node's id is held by one process at a time: one started with the id of a live node (a
+  heartbeat within ``ALIVE_S``, by another process) refuses to start (``NodeIdTaken``); one
+  restarted after a crash takes its old row over once that row is dead.
 - Each session has an owner, the node that runs its calls (``sessions.node_id``). It is chosen
   when the session is created, and again when the session is asked for while its owner is dead,
   or while its owner is draining and holds no call of it: the least-loaded live node gets it,
   under the session row's lock (``Store.assign_session``). It stays there while that node lives.
+  When the registry has no live node at all (every heartbeat late: a stalled database), a session
+  stays with its owner: nothing moves until some node is alive again.
+- A node that still holds a call of a session the registry gave to another node (its heartbeats
+  were late) says so in a warning, and goes on serving that session's requests itself while it
+  holds the call, so that the call is not cut: ownership is not taken back (two nodes would take
+  it from each other); once its call has ended the session is the other node's.
 - SIGTERM drains a node (``Node.drain``): it is marked "draining" at once, gets no new sessions,
   keeps serving the calls it holds, and ends when the last has ended.
 
@@ -22,6 +33,7 @@ import asyncio
 import logging
 import os
 import re
+import secrets
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -38,10 +50,16 @@ DRAIN_POLL_S = 0.2
 """How often a draining node looks whether its calls have ended."""
 NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """A node's id: it is a path segment (``/n/<id>/``) and an HAProxy backend name."""
+REGISTER_POLL_S = 0.25
+"""How often a node starting with the id of a live row looks whether that row's heartbeats go on."""
 
 
 class NodeError(Exception):
     """A node's URL or id that cannot be used (the message says why)."""
+
+
+class NodeIdTaken(NodeError):
+    """Another process runs as this node (its id's row has live heartbeats)."""
 
 
 def node_identity(url: str, node_id: str | None = None) -> tuple[str, str]:
@@ -81,20 +99,45 @@ class Node:
         self.id = node_id
         self.url = url
         self.state = "live"
+        self.instance = secrets.token_hex(8)
+        """This process, in the registry: the id's row is held by one process at a time."""
         self.calls: dict[str, int] = {}
         """Signalling connections open on this node now, by session: its live calls."""
+        self._registered = False
+        self._held_elsewhere = False
+        self._warned: set[tuple[str, str | None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._beating: asyncio.Task | None = None
         self._draining: asyncio.Task | None = None
 
     # -- the registry ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Register (from the event loop, before serving) and start the heartbeat."""
-        self._loop = asyncio.get_running_loop()
-        self.store.register_node(self.id, self.url, cpu_load())
-        self._beating = self._loop.create_task(self._beat())
+    def register(self) -> None:
+        """Write this node's row (blocking: before serving). NodeIdTaken when another process
+        holds the id: a row of another instance whose heartbeats go on. A row whose heartbeats
+        have stopped (this node's earlier run, crashed just now) is taken over once it is dead,
+        within ``ALIVE_S``."""
+        held = self.store.register_node(self.id, self.url, cpu_load(), self.instance, ALIVE_S)
+        deadline = time.monotonic() + ALIVE_S + HEARTBEAT_S
+        while held is not None:
+            time.sleep(REGISTER_POLL_S)
+            again = self.store.register_node(self.id, self.url, cpu_load(), self.instance, ALIVE_S)
+            if again is not None and (again.heartbeat_at != held.heartbeat_at or time.monotonic() > deadline):
+                raise NodeIdTaken(
+                    f"another process is running as node {self.id} (at {again.url}, its last heartbeat "
+                    f"{max(again.clock - again.heartbeat_at, 0.0):.1f} s ago): give this one another --node-id, "
+                    "or stop that one first")
+            held = again
+        self._registered = True
         log.info("node %s registered at %s", self.id, self.url)
+
+    def start(self) -> None:
+        """Register, if ``register`` was not called yet, and start the heartbeat (from the event
+        loop, before serving)."""
+        self._loop = asyncio.get_running_loop()
+        if not self._registered:
+            self.register()
+        self._beating = self._loop.create_task(self._beat())
 
     async def stop(self) -> None:
         """The node ends: no more heartbeats, and its row goes (its sessions move when next asked for)."""
@@ -102,24 +145,29 @@ class Node:
             self._beating.cancel()
             await asyncio.gather(self._beating, return_exceptions=True)
         try:
-            await asyncio.to_thread(self.store.remove_node, self.id)
+            await asyncio.to_thread(self.store.remove_node, self.id, self.instance)
         except Exception:
             log.exception("node %s: its row could not be removed (it is dead in %.0f s anyway)", self.id, ALIVE_S)
 
     async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
             try:
                 await asyncio.to_thread(self.heartbeat)
             except Exception:  # the database may be back at the next one; meanwhile others take us for dead
                 log.exception("node %s: heartbeat failed", self.id)
+            await asyncio.sleep(HEARTBEAT_S)
 
     def heartbeat(self) -> None:
-        self.store.node_heartbeat(self.id, self.url, self.state, len(self.calls), cpu_load())
+        held = self.store.node_heartbeat(self.id, self.url, self.state, len(self.calls), cpu_load(), self.instance)
+        if not held and not self._held_elsewhere:
+            log.error("node %s: another process runs as node %s now (it started while this one's heartbeats "
+                      "were late): this one's row is no longer written; stop one of them", self.id, self.id)
+        self._held_elsewhere = not held
 
     def row(self) -> NodeRow:
         """This node as the registry has it (from memory)."""
-        return NodeRow(self.id, self.url, self.state, len(self.calls), None, time.time())
+        now = time.time()
+        return NodeRow(self.id, self.url, self.state, len(self.calls), None, now, now)
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -132,6 +180,7 @@ class Node:
             self.calls[session_id] = left
         else:
             self.calls.pop(session_id, None)
+            self._warned = {w for w in self._warned if w[0] != session_id}
 
     # -- ownership ---------------------------------------------------------------------------
 
@@ -148,28 +197,37 @@ class Node:
         if found is None:
             return None
         owner_id, row = found
-        now = time.time()
         if owner_id == self.id:
             if self.state == "draining" and session_id not in self.calls:
                 moved = self.store.assign_session(session_id, ALIVE_S, exclude=self.id)
-                if moved is not None and moved.id != self.id and moved.alive(now, ALIVE_S):
+                if moved is not None and moved.id != self.id and moved.alive(ALIVE_S):
                     log.info("node %s (draining): session %s goes to node %s", self.id, session_id, moved.id)
                     return moved
             return self.row()
-        if row is not None and row.alive(now, ALIVE_S):
+        if session_id in self.calls:  # given to another node while its call runs here (see the module)
+            if owner_id is not None and (session_id, owner_id) not in self._warned:
+                self._warned.add((session_id, owner_id))
+                log.warning("node %s: session %s has a call here, but the registry gave it to node %s (this node's "
+                            "heartbeats were late?): this node goes on serving it while the call lasts",
+                            self.id, session_id, owner_id)
+            return self.row()
+        if row is not None and row.alive(ALIVE_S):
             return row
         moved = self.store.assign_session(session_id, ALIVE_S, exclude=self.id if self.state == "draining" else None)
-        if moved is None or not moved.alive(now, ALIVE_S):
-            return self.row()  # no live node at all (not even this one's row): serve it here
-        if owner_id is not None:
-            log.info("node %s: session %s of dead node %s goes to node %s", self.id, session_id, owner_id, moved.id)
-        return moved
+        if moved is not None and moved.alive(ALIVE_S):
+            if owner_id is not None:
+                log.info("node %s: session %s of dead node %s goes to node %s", self.id, session_id, owner_id,
+                         moved.id)
+            return moved
+        # No live node to take it (every heartbeat late: the database stalled?; or only this one,
+        # draining): nothing moves. It stays with its owner; here only if it has none to send it to.
+        return moved if moved is not None and moved.id != self.id else self.row()
 
     def assign_new(self, session_id: str) -> NodeRow:
         """A session just created gets its owner: the least-loaded live node (never a draining
         one); this node if the registry has none. Blocking."""
         chosen = self.store.assign_session(session_id, ALIVE_S, exclude=self.id if self.state == "draining" else None)
-        return chosen if chosen is not None and chosen.alive(time.time(), ALIVE_S) else self.row()
+        return chosen if chosen is not None and chosen.alive(ALIVE_S) else self.row()
 
     # -- draining ----------------------------------------------------------------------------
 

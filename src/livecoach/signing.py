@@ -3,7 +3,8 @@ one recording file.
 
 The key is an HMAC of what the link opens and until when, under the installation's secret
 (made once in the data folder, readable only by the server's user, shared by every process
-of the server). A link opens exactly that file until it expires; nothing else.
+of the server; with several nodes, kept in the database they share instead, so that a link
+made by one node opens on any). A link opens exactly that file until it expires; nothing else.
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ import os
 import secrets
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .store import Store
 
 SECRET_FILE = "secret.key"
+SHARED_SECRET = "secret"
+"""The secret's key in the database's ``installation`` table, when several nodes share it."""
 LINK_SECONDS = 12 * 3600
 
 
@@ -36,6 +43,17 @@ def installation_secret(data: Path) -> bytes:
             return bytes.fromhex(text.decode())
         time.sleep(0.01)
     raise RuntimeError(f"{path} is not a valid secret; delete it to make a new one")
+
+
+def shared_secret(store: Store, data: Path) -> bytes:
+    """The secret of an installation of several nodes (nodes.py), which every node must sign
+    and check with alike: kept in the database, made by the first node to start (processes
+    racing agree on one). That node's ``<data>/secret.key``, if it has one (a single server
+    turned into the first node), is the secret then, so that its links go on working; no file is
+    made, and a node's file is not read once the database has the secret."""
+    path = data / SECRET_FILE
+    first = installation_secret(data) if path.exists() else secrets.token_bytes(32)
+    return bytes.fromhex(store.shared_value(SHARED_SECRET, first.hex()))
 
 
 class Signer:

@@ -132,26 +132,47 @@ STALE_SECONDS = 15.0
 VIDEO_STALE_SECONDS = 120.0
 """A browser that has sent no chunk for this long is gone (closed, crashed); a browser whose
 network drops keeps its chunks until it is back, so this is long."""
+CLAIM_SECONDS = 600.0
+"""How long a process that claimed a stale recording has to finish it (a remux takes seconds; an
+hour's video from an object store, a minute or so): after that it is taken for dead, and another
+process's sweep may claim the recording again."""
 
 
 def sweep(store: Store, storage: FolderStorage, now: float | None = None) -> list[str]:
     """Finish the recordings whose writer died (a killed worker or server) and mark their
     sessions interrupted where the audio stopped; finish the videos of browsers that went away.
-    Returns the sessions marked interrupted."""
+    Returns the sessions marked interrupted.
+
+    Several processes may sweep one database (several nodes, each its own sweep): each claims a
+    session's stale recordings before finishing them (``Store.claim_recordings``), and goes on
+    with those it got only, so that one of them finishes each and logs the interruption once."""
     now = time.time() if now is None else now
-    marked: dict[str, float] = {}
-    for row in store.stale_recordings(now - STALE_SECONDS):
+    due: dict[str, list[dict]] = {}
+    for row in store.stale_recordings(now - STALE_SECONDS, claimed_before=now - CLAIM_SECONDS):
         if row["kind"] == "video":
             if row["updated_at"] < now - VIDEO_STALE_SECONDS:
-                finish_video(store, storage, row["session_id"], row, "finished")
+                due.setdefault(row["session_id"], []).append(row)
             continue
         modified = storage.modified(row["session_id"], row["name"])
         if modified is not None and modified > now - STALE_SECONDS:
             continue  # still being written: the row's update is what lags
-        finish_audio(store, storage, row["session_id"], row["id"], row["name"], "interrupted")
-        done = store.recording(row["session_id"], row["id"]) or row
-        end = row["start_s"] + (done.get("duration_s") or 0.0)
-        marked[row["session_id"]] = max(marked.get(row["session_id"], 0.0), end)
-    for session, at in marked.items():
-        store.log_event(session, "interrupted", None, round(at, 3))
-    return list(marked)
+        due.setdefault(row["session_id"], []).append(row)
+    marked: list[str] = []
+    for session, rows in due.items():
+        claimed = set(store.claim_recordings(session, [row["id"] for row in rows], now - STALE_SECONDS,
+                                             now - CLAIM_SECONDS, now))
+        interrupted_at = None
+        for row in rows:
+            if row["id"] not in claimed:
+                continue  # another process is finishing it, or its writer is back
+            if row["kind"] == "video":
+                finish_video(store, storage, session, row, "finished")
+                continue
+            finish_audio(store, storage, session, row["id"], row["name"], "interrupted")
+            done = store.recording(session, row["id"]) or row
+            end = row["start_s"] + (done.get("duration_s") or 0.0)
+            interrupted_at = max(interrupted_at or 0.0, end)
+        if interrupted_at is not None:
+            store.log_event(session, "interrupted", None, round(interrupted_at, 3))
+            marked.append(session)
+    return marked

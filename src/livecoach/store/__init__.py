@@ -8,7 +8,8 @@ seconds of indicator samples in one batch), so one connection behind a lock serv
 Several processes share the database: readers never block the writer, and a write takes its
 turn from the start (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), waiting for
 another process's write instead of failing. Every method runs in one transaction, committed
-when it returns.
+when it returns. The node registry's own writes (a node's row, its heartbeat: nodes.py) have a
+connection of their own, and on PostgreSQL take no turn: they must not wait behind a long write.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .schema import (
     coaches,
     consents,
     indicator_samples,
+    installation,
     nodes,
     nudges,
     recordings,
@@ -161,9 +163,14 @@ class NodeRow(NamedTuple):
     calls: int
     cpu: float | None
     heartbeat_at: float
+    """The database's clock at the node's last heartbeat."""
+    clock: float
+    """The database's clock when the row was read."""
 
-    def alive(self, now: float, within_s: float) -> bool:
-        return self.heartbeat_at >= now - within_s
+    def alive(self, within_s: float) -> bool:
+        """Whether its last heartbeat was within ``within_s`` of when the row was read, both by
+        the database's clock (the nodes' own clocks play no part)."""
+        return self.heartbeat_at >= self.clock - within_s
 
 
 class StoredClock(NamedTuple):
@@ -201,6 +208,9 @@ class Store:
             database.make_private(self.path)
         self._engine = database.create(url)
         self._lock = threading.Lock()
+        self._registry_lock = threading.Lock()
+        self._registry_conn: Connection | None = None
+        """The node registry's own connection (``_registry_transaction``), opened when first used."""
         try:
             with migrate.exclusive(self._engine, self.path) as connection:
                 self._conn = connection
@@ -217,7 +227,9 @@ class Store:
         return self._conn.connection.driver_connection
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._registry_lock:
+            if self._registry_conn is not None:
+                self._registry_conn.close()
             self._conn.close()
             self._engine.dispose()
 
@@ -229,6 +241,31 @@ class Store:
             self._conn.execution_options(**{database.WRITE: write})
             with self._conn.begin():
                 yield self._conn
+
+    @contextmanager
+    def _registry_transaction(self) -> Iterator[Connection]:
+        """A transaction of the node registry's (nodes.py) that writes a row or two, on a
+        connection of its own: a heartbeat must not wait behind a long operation of this process
+        on the store's connection, nor, on PostgreSQL, behind another process's write (no
+        ``WRITE_LOCK``: database.ROW_WRITE). An SQLite database in memory has one connection."""
+        if self.path is None and self._engine.dialect.name == "sqlite":
+            with self._lock:
+                self._conn.execution_options(**{database.WRITE: True})
+                with self._conn.begin():
+                    yield self._conn
+            return
+        with self._registry_lock:
+            if self._registry_conn is None:
+                self._registry_conn = database.connect(self._engine)
+                self._registry_conn.execution_options(**{database.ROW_WRITE: True})
+            try:
+                with self._registry_conn.begin():
+                    yield self._registry_conn
+            except BaseException:
+                if self._registry_conn.invalidated:  # a lost connection: a new one next time
+                    self._registry_conn.close()
+                    self._registry_conn = None
+                raise
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -760,12 +797,36 @@ class Store:
             rows = conn.execute(q.RECORDINGS, {"session": session_id}).all()
         return [_recording_dict(row) for row in rows]
 
-    def stale_recordings(self, updated_before: float) -> list[dict[str, Any]]:
+    def stale_recordings(self, updated_before: float, claimed_before: float | None = None) -> list[dict[str, Any]]:
         """Every session's recordings still "recording" but not updated since ``updated_before``:
-        their process died, and they are to be finished as interrupted."""
+        their process died, and they are to be finished as interrupted. With ``claimed_before``,
+        not those a process claimed since then (``claim_recordings``: it is finishing them)."""
         with self._transaction() as conn:
-            rows = conn.execute(q.STALE_RECORDINGS, {"before": updated_before}).all()
+            if claimed_before is None:
+                rows = conn.execute(q.STALE_RECORDINGS, {"before": updated_before}).all()
+            else:
+                rows = conn.execute(q.UNCLAIMED_STALE_RECORDINGS,
+                                    {"before": updated_before, "claimed_before": claimed_before}).all()
         return [_recording_dict(row) for row in rows]
+
+    def claim_recordings(self, session_id: str, recording_ids: Iterable[str], updated_before: float,
+                         claimed_before: float, now: float) -> list[str]:
+        """Take a session's stale recordings to finish them, in one transaction: those of
+        ``recording_ids`` still "recording", not updated since ``updated_before`` and not claimed
+        since ``claimed_before`` (by a process that is finishing them; an older claim's process
+        died) are marked claimed at ``now``, and returned. Of several processes claiming the same
+        recordings at once, one gets each, and it gets all of a session's that are stale: one
+        process finishes a call's recordings and logs its interruption."""
+        claimed = []
+        with self._transaction(write=True) as conn:
+            for recording_id in recording_ids:
+                taken = conn.execute(q.CLAIM_RECORDING, {
+                    "session": session_id, "recording": recording_id, "before": updated_before,
+                    "claimed_before": claimed_before, "claimed_at": now,
+                }).rowcount
+                if taken == 1:
+                    claimed.append(recording_id)
+        return claimed
 
     @staticmethod
     def _update_recording(conn: Connection, session_id: str, recording_id: str, fields: dict[str, Any]) -> None:
@@ -833,27 +894,43 @@ class Store:
 
     # -- nodes (nodes.py) ----------------------------------------------------------------
 
-    def register_node(self, node_id: str, url: str, cpu: float | None = None) -> None:
-        """A node starts: its row, live, with a heartbeat now (a row of the same id, from an
-        earlier run of it, is taken over)."""
-        now = time.time()
-        with self._transaction(write=True) as conn:
-            _upsert(conn, nodes, ["id"], {"id": node_id, "url": url, "state": "live", "calls": 0, "cpu": cpu,
-                                          "started_at": now, "heartbeat_at": now})
+    def register_node(self, node_id: str, url: str, cpu: float | None = None, instance: str = "",
+                      alive_within_s: float | None = None) -> NodeRow | None:
+        """A node starts: its row, live, with a heartbeat now, held by ``instance`` (a token of the
+        process). A row of the same id is taken over (an earlier run of the node, which crashed),
+        unless ``alive_within_s`` is given and the row is another instance's with a heartbeat
+        within it: that row is returned then, and nothing is written. None: registered. On the
+        registry's connection (``_registry_transaction``)."""
+        values = {"url": url, "state": "live", "calls": 0, "cpu": cpu, "instance": instance}
+        with self._registry_transaction() as conn:
+            if conn.execute(_new_node(conn), {"id": node_id, **values}).rowcount == 1:
+                return None
+            row = conn.execute(q.NODE_INSTANCE, {"node": node_id}).first()
+            if row is not None and alive_within_s is not None and row[0] != instance:
+                held = NodeRow(*row[1:])
+                if held.alive(alive_within_s):
+                    return held
+            conn.execute(q.TAKE_NODE, {"node": node_id, **values})
+        return None
 
-    def node_heartbeat(self, node_id: str, url: str, state: str, calls: int, cpu: float | None) -> None:
-        """A node is alive now, with this state and load. A row gone meanwhile (removed by hand,
-        say) is written again."""
-        now = time.time()
-        with self._transaction(write=True) as conn:
-            values = {"url": url, "state": state, "calls": calls, "cpu": cpu, "heartbeat_at": now}
-            if conn.execute(q.UPDATE_NODE, {"node": node_id, **values}).rowcount == 0:
-                conn.execute(nodes.insert(), {"id": node_id, "started_at": now, **values})
+    def node_heartbeat(self, node_id: str, url: str, state: str, calls: int, cpu: float | None,
+                       instance: str = "") -> bool:
+        """A node is alive now (by the database's clock), with this state and load. On the
+        registry's connection, taking no turn behind other writes (``_registry_transaction``). A
+        row gone meanwhile (removed by hand, say) is written again. False, and nothing written,
+        when another process (``instance``) holds the node's id: it took the row over while this
+        one's heartbeats had stopped."""
+        values = {"url": url, "state": state, "calls": calls, "cpu": cpu}
+        with self._registry_transaction() as conn:
+            if conn.execute(q.NODE_HEARTBEAT, {"node": node_id, "this_instance": instance, **values}).rowcount == 1:
+                return True
+            return conn.execute(_new_node(conn), {"id": node_id, "instance": instance, **values}).rowcount == 1
 
-    def remove_node(self, node_id: str) -> None:
-        """A node stopped: its sessions go to other nodes when they are next asked for."""
-        with self._transaction(write=True) as conn:
-            conn.execute(q.DELETE_NODE, {"node": node_id})
+    def remove_node(self, node_id: str, instance: str = "") -> None:
+        """A node stopped: its row goes, if ``instance`` still holds it; its sessions go to other
+        nodes when they are next asked for."""
+        with self._registry_transaction() as conn:
+            conn.execute(q.DELETE_NODE, {"node": node_id, "this_instance": instance})
 
     def nodes(self) -> list[NodeRow]:
         with self._transaction() as conn:
@@ -863,6 +940,11 @@ class Store:
         with self._transaction() as conn:
             row = conn.execute(q.NODE, {"node": node_id}).first()
         return NodeRow(*row) if row else None
+
+    def database_clock(self) -> float:
+        """The database's clock (database.clock), which the registry's times are."""
+        with self._transaction() as conn:
+            return conn.execute(q.CLOCK).scalar_one()
 
     def session_node(self, session_id: str) -> tuple[str | None, NodeRow | None] | None:
         """``(owner id, its row)`` of a session: the id None when it has no owner, the row None
@@ -877,24 +959,54 @@ class Store:
         """Give the session to the least-loaded live node (not ``exclude``), unless, once its row
         is locked, its owner is a node alive within ``alive_within_s`` other than ``exclude``
         (another node reassigned it meanwhile): the owner then stays. Returns the owner after
-        this (None: no such session, or no live node to give it to and no owner)."""
-        now = time.time()
+        this (None: no such session, or no live node to give it to and no owner with a row; the
+        owner's row, alive or not, when there is no live node to give it to)."""
         with self._transaction(write=True) as conn:
             owner = conn.execute(q.LOCK_SESSION_NODE, {"session": session_id}).first()
             if owner is None:
                 return None
             row = conn.execute(q.NODE, {"node": owner[0]}).first() if owner[0] is not None else None
             current = NodeRow(*row) if row else None
-            if current is not None and current.id != exclude and current.alive(now, alive_within_s):
+            if current is not None and current.id != exclude and current.alive(alive_within_s):
                 return current
-            for candidate in conn.execute(q.LIVE_NODES, {"since": now - alive_within_s}).all():
+            for candidate in conn.execute(q.LIVE_NODES, {"within": alive_within_s}).all():
                 chosen = NodeRow(*candidate)
                 if chosen.id == exclude:
                     continue
                 conn.execute(q.UPDATE_SESSION, {"session": session_id, "node_id": chosen.id})
-                conn.execute(q.UPDATE_NODE, {"node": chosen.id, "assigned_at": now})
+                conn.execute(q.UPDATE_NODE, {"node": chosen.id, "assigned_at": chosen.clock})
                 return chosen
             return current
+
+    # -- what the nodes share (several nodes: signing.py, auth_api.py) --------------------
+
+    def shared_value(self, key: str, first: str) -> str:
+        """The installation's ``key`` (table ``installation``): ``first`` if it had none (kept
+        then), else the value kept before. Processes racing to keep theirs agree on one."""
+        with self._transaction(write=True) as conn:
+            conn.execute(database.insert(conn, installation).on_conflict_do_nothing(), {"key": key, "value": first})
+            return conn.execute(q.SHARED, {"key": key}).scalar_one()
+
+    def keep_setup_code(self, node_id: str, digest: str) -> None:
+        """The SHA-256 of a node's first-run setup code, so that any node accepts it."""
+        with self._transaction(write=True) as conn:
+            _upsert(conn, installation, ["key"], {"key": q.SETUP_CODE_KEY + node_id, "value": digest})
+
+    def setup_code_digests(self) -> list[str]:
+        """The SHA-256 of every node's setup code (``keep_setup_code``)."""
+        with self._transaction() as conn:
+            return list(conn.execute(q.SETUP_CODES).scalars())
+
+    def forget_setup_codes(self) -> None:
+        """There is a coach: no setup code opens the first run any more."""
+        with self._transaction(write=True) as conn:
+            conn.execute(q.FORGET_SETUP_CODES)
+
+
+def _new_node(conn: Connection) -> Any:
+    """A node's row, its start and heartbeat now by the database's clock, unless its id has one."""
+    return (database.insert(conn, nodes).values(started_at=database.clock(), heartbeat_at=database.clock())
+            .on_conflict_do_nothing())
 
 
 def _upsert(conn: Connection, table: Any, keys: list[str], values: dict[str, Any]) -> None:

@@ -2,8 +2,8 @@
 
 Two databases: SQLite (the default: one file in the data folder; a file path means an SQLite
 file) and PostgreSQL (a ``postgresql://`` URL, through psycopg 3). What each needs is here: the
-connection's settings, how a write transaction takes its turn, private files, and INSERT … ON
-CONFLICT (a lock for migrations is in ``migrate``).
+connection's settings, how a write transaction takes its turn, private files, the database's
+clock, and INSERT … ON CONFLICT (a lock for migrations is in ``migrate``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, URL, create_engine, event, exc, make_url
+from sqlalchemy import Connection, Double, Engine, Table, URL, create_engine, event, exc, make_url
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 BUSY_TIMEOUT_MS = 5000
 """How long a write waits for another process's write before it fails (SQLite's busy timeout,
@@ -37,6 +39,12 @@ WRITE_LOCK = int.from_bytes(b"lc-write", "big")
 then write (the first coach, a consent not given twice), and were written for SQLite's one
 writer at a time. Advisory locks are per database: installations sharing a server do not wait
 for each other."""
+
+ROW_WRITE = "livecoach_row_write"
+"""Execution option: the connection's next transaction writes a row or two that no other of the
+store's writes reads first (a node's heartbeat, nodes.py). SQLite begins it IMMEDIATE, as any
+write; PostgreSQL takes no ``WRITE_LOCK``: its row locks are all such a write needs, and it must
+not wait behind a long write elsewhere in the cluster."""
 
 SUPPORTED = ("sqlite", "postgresql")
 """The databases the store's SQL and migrations are written and tested for."""
@@ -161,7 +169,8 @@ def forget(connection: Connection) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITE) else "BEGIN")
+    options = connection.get_execution_options()
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE) or options.get(ROW_WRITE) else "BEGIN")
 
 
 def _postgresql_begin(connection: Connection) -> None:
@@ -169,6 +178,27 @@ def _postgresql_begin(connection: Connection) -> None:
     reads take no lock."""
     if connection.get_execution_options().get(WRITE):
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+
+
+class clock(FunctionElement):
+    """The database's clock, in seconds since the epoch (a DOUBLE): what the nodes' heartbeats are
+    written with and judged against (nodes.py), so that the nodes' own clocks do not matter.
+    PostgreSQL: the server's ``clock_timestamp()`` (the time now, not the transaction's start);
+    SQLite: the machine's clock (its nodes share one machine)."""
+
+    type = Double()
+    name = "livecoach_clock"
+    inherit_cache = True
+
+
+@compiles(clock, "postgresql")
+def _postgresql_clock(_element: clock, _compiler: Any, **_kw: Any) -> str:
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+
+
+@compiles(clock, "sqlite")
+def _sqlite_clock(_element: clock, _compiler: Any, **_kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
 
 
 def insert(connection: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:

@@ -4,7 +4,9 @@ run it. An UPDATE here has no SET clause: it sets the columns named in the param
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, or_, select
+
+from .database import clock
 
 from .schema import (
     access_log,
@@ -13,6 +15,7 @@ from .schema import (
     coaches,
     consents,
     indicator_samples,
+    installation,
     nodes,
     nudges,
     recordings,
@@ -158,17 +161,23 @@ SAMPLE_SHARES = (
 # -- recordings ----------------------------------------------------------------------------------
 
 _THE_RECORDING = (recordings.c.session_id == _SESSION, recordings.c.id == bindparam("recording"))
-RECORDING = select(recordings).where(*_THE_RECORDING)
+_RECORDING_COLUMNS = [c for c in recordings.c if c.name != "claimed_at"]
+"""A recording as its readers see it: ``claimed_at`` is the sweep's own (CLAIM_RECORDING)."""
+RECORDING = select(*_RECORDING_COLUMNS).where(*_THE_RECORDING)
 RECORDINGS = (
-    select(recordings).where(recordings.c.session_id == _SESSION).order_by(recordings.c.created_at, recordings.c.id)
+    select(*_RECORDING_COLUMNS).where(recordings.c.session_id == _SESSION)
+    .order_by(recordings.c.created_at, recordings.c.id)
 )
-RECORDINGS_WITHOUT_GAPS = RECORDINGS.with_only_columns(*(c for c in recordings.c if c.name != "gaps"))
+RECORDINGS_WITHOUT_GAPS = RECORDINGS.with_only_columns(*(c for c in _RECORDING_COLUMNS if c.name != "gaps"))
 """A recording's gaps can be thousands of spans (a lossy network); most readers need none of them."""
-STALE_RECORDINGS = (
-    select(recordings)
-    .where(recordings.c.state == "recording", recordings.c.updated_at < bindparam("before"))
-    .order_by(recordings.c.updated_at)
-)
+_STALE = (recordings.c.state == "recording", recordings.c.updated_at < bindparam("before"))
+_UNCLAIMED = or_(recordings.c.claimed_at.is_(None), recordings.c.claimed_at < bindparam("claimed_before"))
+STALE_RECORDINGS = select(*_RECORDING_COLUMNS).where(*_STALE).order_by(recordings.c.updated_at)
+UNCLAIMED_STALE_RECORDINGS = STALE_RECORDINGS.where(_UNCLAIMED)
+"""The stale recordings that no sweep took since ``claimed_before`` (one that did is being finished)."""
+CLAIM_RECORDING = recordings.update().where(*_THE_RECORDING, *_STALE, _UNCLAIMED)
+"""Take a stale recording to finish it (sets ``claimed_at``): it matches one row for one process
+only, as the row changes (a write waits for another's on the same row, then sees its change)."""
 UPDATE_RECORDING = recordings.update().where(*_THE_RECORDING)
 
 # -- the review cache ------------------------------------------------------------------------------
@@ -255,12 +264,25 @@ IMPORTED_SESSION = (
 
 # -- nodes (nodes.py) ------------------------------------------------------------------------------
 
-NODE_COLUMNS = (nodes.c.id, nodes.c.url, nodes.c.state, nodes.c.calls, nodes.c.cpu, nodes.c.heartbeat_at)
+NODE_COLUMNS = (nodes.c.id, nodes.c.url, nodes.c.state, nodes.c.calls, nodes.c.cpu, nodes.c.heartbeat_at,
+                clock().label("clock"))
+"""A ``NodeRow``: the node's columns, and the database's clock as the row is read (heartbeats are
+the database's clock too: a node is alive or dead by it alone, whatever the nodes' clocks say)."""
 _NODE = bindparam("node")
 NODE = select(*NODE_COLUMNS).where(nodes.c.id == _NODE)
+NODE_INSTANCE = select(nodes.c.instance, *NODE_COLUMNS).where(nodes.c.id == _NODE).with_for_update()
+"""The process that holds the node's id, and its row, locked until the transaction ends."""
 NODES = select(*NODE_COLUMNS).order_by(nodes.c.id)
 UPDATE_NODE = nodes.update().where(nodes.c.id == _NODE)
-DELETE_NODE = nodes.delete().where(nodes.c.id == _NODE)
+NODE_HEARTBEAT = (
+    nodes.update().where(nodes.c.id == _NODE, nodes.c.instance == bindparam("this_instance"))
+    .values(heartbeat_at=clock())
+)
+"""A node is alive now (and the other columns named in the parameters): its row, if the process
+holding its id is still this one (``this_instance``)."""
+TAKE_NODE = nodes.update().where(nodes.c.id == _NODE).values(started_at=clock(), heartbeat_at=clock())
+DELETE_NODE = nodes.delete().where(nodes.c.id == _NODE, nodes.c.instance == bindparam("this_instance"))
+CLOCK = select(clock())
 SESSION_NODE = (
     select(sessions.c.node_id, *NODE_COLUMNS)
     .select_from(sessions.outerjoin(nodes, nodes.c.id == sessions.c.node_id))
@@ -272,8 +294,17 @@ LOCK_SESSION_NODE = select(sessions.c.node_id).where(sessions.c.id == _SESSION).
 SQLite has no row locks: a write transaction there holds the database's one write lock)."""
 LIVE_NODES = (
     select(*NODE_COLUMNS)
-    .where(nodes.c.state == "live", nodes.c.heartbeat_at >= bindparam("since"))
+    .where(nodes.c.state == "live", nodes.c.heartbeat_at >= clock() - bindparam("within"))
     .order_by(nodes.c.calls, nodes.c.assigned_at, nodes.c.id)
 )
-"""The nodes that take new sessions, least loaded first; among equals the one given a session
-longest ago, so that sessions created together (within one heartbeat) spread out."""
+"""The nodes that take new sessions (a heartbeat ``within`` seconds of the database's clock),
+least loaded first; among equals the one given a session longest ago, so that sessions created
+together (within one heartbeat) spread out."""
+
+# -- what the nodes share (installation) -----------------------------------------------------------
+
+SHARED = select(installation.c.value).where(installation.c.key == bindparam("key"))
+SETUP_CODE_KEY = "setup-code:"
+"""The key of a node's setup code's digest is this and the node's id."""
+SETUP_CODES = select(installation.c.value).where(installation.c.key.startswith(SETUP_CODE_KEY))
+FORGET_SETUP_CODES = installation.delete().where(installation.c.key.startswith(SETUP_CODE_KEY))

@@ -69,10 +69,23 @@ nodes = Table(
     Column("started_at", Seconds, nullable=False),
     Column("heartbeat_at", Seconds, nullable=False),
     Column("assigned_at", Seconds, nullable=False, server_default="0"),
+    Column("instance", Text, nullable=False, server_default=""),
 )
 """The server processes (nodes) sharing the database: where each is reached, "live" or
 "draining" (no new sessions), its load (``calls`` it holds, its machine's ``cpu`` load per core)
-as its last heartbeat reported it, and when it was last given a session (migration 0009)."""
+as its last heartbeat reported it, and when it was last given a session (migration 0009). Times
+are the database's clock (database.clock). ``instance``: a random token of the process that
+holds the id, so that a second process started with the same id does not take a live one's row."""
+
+installation = Table(
+    "installation", metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+"""What every node of an installation must share, when several share the database (migration
+0009): ``secret`` (the key of the signed media links, hex), ``setup-code:<node>`` (the SHA-256 of
+each node's first-run setup code while there is no coach). A single server keeps these in its
+data folder instead, and writes no row here."""
 
 coaches = Table(
     "coaches", metadata,
@@ -185,11 +198,15 @@ recordings = Table(
     Column("created_at", Seconds, nullable=False),
     Column("updated_at", Seconds, nullable=False),
     Column("finished_at", Seconds),
+    Column("claimed_at", Seconds),
     PrimaryKeyConstraint("session_id", "id"),
     Index("recordings_by_state", "state", "updated_at"),
 )
 """A recording's file, per participant and kind: its place on the session clock, how far it
-got (bytes, uploaded chunks) and how it ended. ``gaps`` is a JSON list of [start_s, end_s]."""
+got (bytes, uploaded chunks) and how it ended. ``gaps`` is a JSON list of [start_s, end_s].
+``claimed_at``: when a process's sweep took the recording to finish it after its writer died
+(recordings/finalise.py; null: never), so that of several processes sweeping one database one
+finishes it (migration 0009)."""
 
 review_cache = Table(
     "review_cache", metadata,
