@@ -40,8 +40,13 @@ def render(nodes: list[tuple[str, str]], listen: str = ":80", tls_cert: str | No
         f"    use_backend node_{n} if to_{n} {{ nbsrv(node_{n}) gt 0 }}"
         for n, _ in nodes)
     servers = "\n".join(f"    server {n} {address} check" for n, address in nodes)
-    backends = "\n".join(f"backend node_{n}\n    server {n} {address} track nodes/{n} "
-                         "observe layer4 error-limit 1 on-error mark-down\n" for n, address in nodes)
+    # Each node's backend has the other nodes as backups: once the node is down, its prefix's
+    # requests reach a live node (which takes its sessions over) at once, without the switch to
+    # the default backend, and never an error page of HAProxy's that browsers then throttle.
+    backends = "\n".join(
+        f"backend node_{n}\n    server {n} {address} track nodes/{n} observe layer4 error-limit 1 on-error mark-down\n"
+        + "".join(f"    server {o} {other} track nodes/{o} backup\n" for o, other in nodes if o != n)
+        for n, address in nodes)
     bind = f"{listen} ssl crt {tls_cert}" if tls_cert else listen
     text = TEMPLATE.read_text()
     for name, value in (("LISTEN", bind), ("ROUTES", routes), ("SERVERS", servers), ("NODE_BACKENDS", backends)):

@@ -152,7 +152,9 @@ def run(args, out: dict) -> None:
                                     # what the coach's page shows once both are on the new node
                                     ("stream_live", moved and cs["stream_state"] == "live"),
                                     ("calls_live", moved and cs["call_state"] == "live" and ks["call_state"] == "live"),
-                                    ("client_connected", moved and cs["client_state"] == "connected")):
+                                    # the sidebar's own state once its stream is live on the new node (before,
+                                    # it still shows what the dead node said last)
+                                    ("client_connected", "stream_live" in seen and cs["client_state"] == "connected")):
                         if ok and key not in seen:
                             seen[key] = now
                             if key == "client_connected":  # from now on, the client heard on the new node
