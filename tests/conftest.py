@@ -35,6 +35,27 @@ def track_path(name: str, who: str) -> Path:
     return FIXTURES / name / f"{who}.opus"
 
 
+@cache
+def opus_packets(seconds: float) -> list[bytes]:
+    """20 ms Opus packets (48 kHz) of real speech, the clean fixture's coach, as a browser sends."""
+    import av
+
+    pcm16 = track("clean", "coach")[: int(seconds * 16000)]
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+    frame = av.AudioFrame.from_ndarray(pcm16[None, :], format="s16", layout="mono")
+    frame.sample_rate = 16000
+    pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in resampler.resample(frame)])
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate, codec.layout, codec.format = 48000, "mono", "s16"
+    codec.open()
+    out = []
+    for i in range(0, pcm.size - 960, 960):
+        f = av.AudioFrame.from_ndarray(pcm[None, i : i + 960], format="s16", layout="mono")
+        f.sample_rate, f.pts = 48000, i
+        out += [bytes(p) for p in codec.encode(f)]
+    return out
+
+
 @pytest.fixture(scope="session")
 def real_speech() -> Path:
     if not REAL_SPEECH.is_dir():

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import io
 import json
 import logging
@@ -39,7 +38,7 @@ import numpy as np
 import pytest
 
 import s3server
-from conftest import track
+from conftest import opus_packets, track
 from livecoach.recordings.finalise import remux_to_webm
 from livecoach.recordings.objects import Location, MissingObject, ObjectStorage, parse_location
 from livecoach.recordings.recorder import AudioRecorder
@@ -104,25 +103,6 @@ def storage(request, tmp_path):
 def keys(store: ObjectStorage) -> list[str]:
     pages = store.client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket)
     return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
-
-
-@functools.cache
-def opus_packets(seconds: float) -> list[bytes]:
-    """20 ms Opus packets of real speech (the clean fixture's coach), as a browser sends."""
-    pcm16 = track("clean", "coach")[: int(seconds * 16000)]
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-    frame = av.AudioFrame.from_ndarray(pcm16[None, :], format="s16", layout="mono")
-    frame.sample_rate = 16000
-    pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in resampler.resample(frame)])
-    codec = av.CodecContext.create("libopus", "w")
-    codec.sample_rate, codec.layout, codec.format = RATE, "mono", "s16"
-    codec.open()
-    out = []
-    for i in range(0, pcm.size - 960, 960):
-        f = av.AudioFrame.from_ndarray(pcm[None, i : i + 960], format="s16", layout="mono")
-        f.sample_rate, f.pts = RATE, i
-        out += [bytes(p) for p in codec.encode(f)]
-    return out
 
 
 def decode(path) -> np.ndarray:

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import av
 import numpy as np
 import pytest
-from conftest import track
+from conftest import opus_packets
 
 from livecoach.media import parse_range
 from livecoach.recordings import ogg
@@ -42,20 +42,7 @@ def test_page_checksum_is_oggs_crc(data):
 @pytest.fixture(scope="module")
 def packets() -> list[bytes]:
     """20 ms Opus packets of 20 s of real speech (the clean fixture's coach), as a browser sends."""
-    pcm16 = track("clean", "coach")[: 20 * 16000]
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-    frame = av.AudioFrame.from_ndarray(pcm16[None, :], format="s16", layout="mono")
-    frame.sample_rate = 16000
-    pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in resampler.resample(frame)])
-    codec = av.CodecContext.create("libopus", "w")
-    codec.sample_rate, codec.layout, codec.format = RATE, "mono", "s16"
-    codec.open()
-    out = []
-    for i in range(0, pcm.size - 960, 960):
-        f = av.AudioFrame.from_ndarray(pcm[None, i : i + 960], format="s16", layout="mono")
-        f.sample_rate, f.pts = RATE, i
-        out += [bytes(p) for p in codec.encode(f)]
-    return out
+    return opus_packets(20.0)
 
 
 def decode(path) -> tuple[np.ndarray, list[int]]:
