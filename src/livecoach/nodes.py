@@ -36,6 +36,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from .store import NodeRow, Store
@@ -109,6 +110,10 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._beating: asyncio.Task | None = None
         self._draining: asyncio.Task | None = None
+        self._registry_thread = ThreadPoolExecutor(1, thread_name_prefix="node-registry")
+        """The registry's writes run here, not in the loop's shared pool, where other work (a
+        recording finished against a stalled bucket) could hold every thread for minutes and
+        stop the heartbeats: the other nodes would take this one for dead."""
 
     # -- the registry ------------------------------------------------------------------------
 
@@ -145,17 +150,21 @@ class Node:
             self._beating.cancel()
             await asyncio.gather(self._beating, return_exceptions=True)
         try:
-            await asyncio.to_thread(self.store.remove_node, self.id, self.instance)
+            await self._in_registry_thread(self.store.remove_node, self.id, self.instance)
         except Exception:
             log.exception("node %s: its row could not be removed (it is dead in %.0f s anyway)", self.id, ALIVE_S)
+        self._registry_thread.shutdown(wait=False)
 
     async def _beat(self) -> None:
         while True:
             try:
-                await asyncio.to_thread(self.heartbeat)
+                await self._in_registry_thread(self.heartbeat)
             except Exception:  # the database may be back at the next one; meanwhile others take us for dead
                 log.exception("node %s: heartbeat failed", self.id)
             await asyncio.sleep(HEARTBEAT_S)
+
+    async def _in_registry_thread(self, fn: Callable, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._registry_thread, fn, *args)
 
     def heartbeat(self) -> None:
         held = self.store.node_heartbeat(self.id, self.url, self.state, len(self.calls), cpu_load(), self.instance)
@@ -248,7 +257,7 @@ class Node:
         print(f"livecoach: node {self.id} is draining: {len(self.calls)} calls go on, no new ones; "
               "it stops when they have ended", flush=True)
         try:
-            await asyncio.to_thread(self.heartbeat)  # the others know at once
+            await self._in_registry_thread(self.heartbeat)  # the others know at once
         except Exception:
             log.exception("node %s: its draining state could not be written", self.id)
         while self.calls:
