@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -43,9 +44,24 @@ READ = """
     client_state: q('client-state')?.textContent ?? null,
     session_time: q('session-time')?.textContent ?? null,
     speaking_seen: window.__lcSeen ?? [],
+    recent: [...document.querySelectorAll('[data-testid="recent-tag"]')].map((li) => [li.dataset.id, li.dataset.state]),
   };
 }
 """
+
+
+def tag_saved(page, kind: str, timeout: float = 10.0) -> tuple[str | None, str | None]:
+    """Click the sidebar's tag button ``kind``; the tag's id and its state once saved (or last seen)."""
+    before = {i for i, _ in page.evaluate(READ)["recent"]}
+    page.get_by_test_id(f"tag-{kind}").click()
+    deadline = time.monotonic() + timeout
+    new: list = []
+    while time.monotonic() < deadline:
+        new = [r for r in page.evaluate(READ)["recent"] if r[0] not in before]
+        if new and new[0][1] == "saved":
+            break
+        time.sleep(0.1)
+    return (new[0][0], new[0][1]) if new else (None, None)
 
 
 def post(url: str, body: dict, cookie: str = "") -> tuple[dict, str]:
@@ -131,7 +147,7 @@ def run(args, out: dict) -> None:
                 owner = cs["path"].split("/")[2]
                 other = next(i for i in nodes if i != owner)
                 out["owner"], out["other"] = owner, other
-                time.sleep(1.0)
+                out["tag_before"] = tag_saved(coach.page, "breakthrough")  # acknowledged by the node about to die
                 out["before"] = {"coach": coach.page.evaluate(READ), "client": client.page.evaluate(READ)}
                 nodes[owner].proc.kill()  # SIGKILL: no drain, no goodbye
                 killed = time.monotonic()
@@ -174,6 +190,10 @@ def run(args, out: dict) -> None:
                         trace.append([round(time.monotonic() - killed, 2), *state])
                     time.sleep(0.1)
                 out["after"] = {"coach": coach.page.evaluate(READ), "client": client.page.evaluate(READ)}
+                out["tag_after"] = tag_saved(coach.page, "goal_clarity")  # through the proxy to the new node
+                with sqlite3.connect(f"file:{data / 'livecoach.sqlite3'}?mode=ro", uri=True) as db:
+                    out["tag_rows"] = db.execute("SELECT id, kind, deleted_at IS NULL FROM tags WHERE session_id = ? "
+                                                 "ORDER BY clicked_at", (links["session"],)).fetchall()
                 for who, p in pages.items():
                     p.page.screenshot(path=str(artifacts / f"{who}-after-move.png"))
                 mark("done")

@@ -37,6 +37,10 @@ def test_a_node_killed_mid_call_the_pages_go_on_on_the_other_node(tmp_path):
     assert after["loads"] == before["loads"] == 1, why
     assert after["path"] == before["path"].replace(f"/n/{result['owner']}/", f"/n/{result['other']}/", 1), why
     assert result["after"]["client"]["call_state"] == "live", why
+    # a tag acknowledged by the dead node, and one made after the move, both stored once
+    (before_id, before_state), (after_id, after_state) = result["tag_before"], result["tag_after"]
+    assert before_state == "saved" and after_state == "saved", why
+    assert [list(r) for r in result["tag_rows"]] == [[before_id, "breakthrough", 1], [after_id, "goal_clarity", 1]], why
     # the session's clock ran on across the death (the gap marked, not restarted at 0)
     t_before, t_after = (_seconds(x["session_time"]) for x in (before, after))
     assert t_before is not None and t_after is not None and t_after > t_before, why
