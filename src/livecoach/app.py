@@ -28,7 +28,7 @@ from .http_protocol import TimedH11Protocol
 from .import_api import IMPORT_FILE_PATH, MAX_IMPORT_FILE, import_routes
 from .library_api import REPORT_TEXT_MAX_BODY, REPORT_TEXT_PATH, library_routes
 from .live.call import Calls
-from .live.ice import restrict_host_addresses
+from .live.ice import restrict_host_addresses, restrict_udp_ports
 from .live.signalling import serve_indicators, serve_signalling
 from .logins import logged_in_coach
 from .node_routing import NodePrefix, NodeRouting
@@ -83,6 +83,7 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
     signer = Signer(shared_secret(store, settings.data) if settings.node_url else installation_secret(settings.data))
     shared_id = settings.node_id if settings.node_url else None
     restrict_host_addresses(settings.ice_addresses)
+    restrict_udp_ports(settings.udp_ports)
     files = StaticFiles(WEB)
     if not worker:
         files.warm()  # the pages' files are served by the front only

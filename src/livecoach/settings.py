@@ -41,6 +41,9 @@ class Settings:
     tls_key: Path | None = None
     ice_servers: list[IceServer] = field(default_factory=list)
     ice_addresses: list[str] = field(default_factory=list)
+    udp_ports: list[int] | None = None
+    """The UDP ports (first, last) the media's sockets are bound in (``--udp-ports``); None: any
+    the kernel gives (live/ice.py)."""
     """Local addresses the server's WebRTC side may use; empty: every interface."""
     topology: str = "direct"
     snapshot_interval: float = 0.25
@@ -165,6 +168,11 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="local address the server's WebRTC side may use (repeatable; env LIVECOACH_ICE_ADDRESS; default: all)",
     )
     parser.add_argument(
+        "--udp-ports", default=env_default("udp-ports"), metavar="FIRST-LAST",
+        help="UDP ports for the calls' media, e.g. 40000-40999 (env LIVECOACH_UDP_PORTS; default: any the kernel "
+             "gives); each connection to the server holds one while it lasts, two per call",
+    )
+    parser.add_argument(
         "--topology", choices=TOPOLOGIES, default=env_default("topology", "direct"),
         help="direct: browsers call each other and the server taps their audio (default); relay: the server relays",
     )
@@ -231,6 +239,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         tls_key=Path(args.tls_key) if args.tls_key else None,
         ice_servers=ice,
         ice_addresses=listed(args.ice_address, "ice-address"),
+        udp_ports=_udp_ports(args.udp_ports),
         topology=args.topology,
         workers=_worker_count(args.workers),
         recording=args.recording,
@@ -243,6 +252,18 @@ def settings_from(args: argparse.Namespace) -> Settings:
         header_timeout_s=args.header_timeout,
         **_node_settings(args.node_url, args.node_id),
     )
+
+
+def _udp_ports(text: str | None) -> list[int] | None:
+    """``--udp-ports`` checked (a usage mistake ends the command)."""
+    if not text:
+        return None
+    from .live.ice import parse_udp_ports
+
+    try:
+        return list(parse_udp_ports(text))
+    except ValueError as err:
+        raise SystemExit(f"livecoach: {err}") from None
 
 
 def _node_settings(url: str | None, node_id: str | None) -> dict:
