@@ -237,6 +237,7 @@ def serve(settings: Settings) -> None:
         # C heap), which churning connections left behind as resident memory.
         ws_per_message_deflate=False,
         log_level="warning",
+        loop="asyncio",  # live/ice.py's --udp-ports wraps asyncio's loop: uvloop, if installed, would bypass it
         http=TimedH11Protocol.with_header_timeout(settings.header_timeout_s),
         timeout_keep_alive=5,
     )

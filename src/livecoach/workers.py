@@ -328,7 +328,8 @@ def worker_main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     app = create_app(settings, worker=True)
-    config = uvicorn.Config(app, ws_max_size=1 << 20, ws_per_message_deflate=False, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, ws_max_size=1 << 20, ws_per_message_deflate=False, log_level="warning", lifespan="on",
+                            loop="asyncio")  # as the front's (app.serve): --udp-ports needs asyncio's loop
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 
