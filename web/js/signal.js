@@ -128,8 +128,8 @@ export class Channel {
     this.ws = null;
   }
 
-  /** A connection gone: reconnect after the backoff (or after `now` ms). */
-  dropped(ws, now = undefined) {
+  /** A connection gone: reconnect after the backoff (or after `afterMs`). */
+  dropped(ws, afterMs = undefined) {
     if (ws !== this.ws) return; // a socket already given up on
     clearInterval(this.pinger);
     this.ws = null;
@@ -138,7 +138,7 @@ export class Channel {
     if (this.closed) return;
     if (ws.__working) this.lostAt = Date.now();
     const eager = this.lostAt && Date.now() - this.lostAt < EAGER_MS;
-    const delay = now ?? (eager ? BACKOFF_MS[0] : BACKOFF_MS[Math.min(this.attempt++, BACKOFF_MS.length - 1)]);
+    const delay = afterMs ?? (eager ? BACKOFF_MS[0] : BACKOFF_MS[Math.min(this.attempt++, BACKOFF_MS.length - 1)]);
     this.emit('reconnecting', { delay });
     this.retry = setTimeout(() => this.open(), delay);
   }
