@@ -131,6 +131,15 @@ class LiveSession:
         """Media time up to which speech is decided."""
         return self.engine.now
 
+    @property
+    def heard_until(self) -> float:
+        """Session time up to which audio has come: where a recording pauses or resumes. The
+        recorders write each packet as it comes, while the engine decides speech some tenths of
+        a second behind (session_time), so a pause stamped with that would start late in the
+        files."""
+        cursors = [a.cursor for a in self._audio.values() if a.state == CONNECTED]
+        return max([self.engine.now, *(c / SAMPLE_RATE for c in cursors)])
+
     # -- participants --------------------------------------------------------------------
 
     def state(self, role: str) -> str:
@@ -167,7 +176,7 @@ class LiveSession:
         if status != self.recording:
             self.recording = status
             self.hub.event(self._message("recording", **status))
-            self.log("recording", None, state=status["state"])
+            self.log("recording", None, at=self.heard_until, state=status["state"])
 
     # -- audio ---------------------------------------------------------------------------
 
@@ -375,11 +384,11 @@ class LiveSession:
     def _message(self, kind: str, /, at: float | None = None, **fields) -> dict:
         return {"type": kind, "session_time": round(self.engine.now if at is None else at, 3), **fields}
 
-    def log(self, kind: str, participant: str | None, **data) -> None:
+    def log(self, kind: str, participant: str | None, at: float | None = None, **data) -> None:
         """Keep an event of the session's timeline for the store's next exchange: a write per
-        event would hold the loop."""
+        event would hold the loop. ``at``: its session time, if not the engine's now."""
         if self._writer is not None:
-            self._writer.event(self.engine.now, kind, participant, data)
+            self._writer.event(self.engine.now if at is None else at, kind, participant, data)
 
     # -- running -------------------------------------------------------------------------
 
