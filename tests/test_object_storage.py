@@ -346,6 +346,34 @@ def test_segments_are_named_by_zero_padded_offset_and_small_ones_merged_at_close
         store.close()
 
 
+def test_a_file_created_with_may_lose_s_goes_up_that_much_less_often(moto, tmp_path):
+    """A call's level strip (recorder.PEAKS_MAY_LOSE_S) is put every 30 s, its audio every 5 s:
+    here 0.6 s against 0 (every flush), over 1.2 s of flushes every 0.1 s."""
+    store = small_segments(moto, new_bucket(moto), tmp_path / "spool", segment_bytes=1 << 20)
+    try:
+        audio, strip = store.create("s1", "a.ogg"), store.create("s1", "a.peaks", may_lose_s=0.6)
+        started = time.monotonic()
+        for _ in range(12):
+            for f in (audio, strip):
+                f.write(b"x" * 10)
+                f.flush()
+            time.sleep(0.1)
+        elapsed = time.monotonic() - started
+        deadline = time.monotonic() + 10
+        while store.size("s1", "a.ogg") < 120 and time.monotonic() < deadline:
+            time.sleep(0.05)  # on their way in the writers' threads
+        # a segment a put (the first one's put replaces the empty object create put at 0)
+        audio_puts = [k for k in keys(store) if "/a.ogg/" in k]
+        strip_puts = [k for k in keys(store) if "/a.peaks/" in k]
+        assert len(audio_puts) == 12
+        assert 1 <= len(strip_puts) <= elapsed / 0.6, strip_puts
+        for f in (audio, strip):
+            f.close()
+        assert store.read("s1", "a.ogg") == store.read("s1", "a.peaks") == b"x" * 120
+    finally:
+        store.close()
+
+
 class StalledStore:
     """A TCP server on loopback that takes every connection and never answers: an object store
     that stopped responding mid-call. boto3 waits for its read timeout (``stalled_client``) on

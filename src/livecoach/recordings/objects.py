@@ -21,7 +21,8 @@ than the call) its writes fail, as OSError, and the recording stops as on a full
 call goes on. Written in a worker thread (an import's files), a write waits for the store instead
 once ``PENDING_SEGMENTS`` segments are on their way. ``close`` waits for every segment: call it
 in a worker thread. A process killed mid-call keeps every segment put before: at most the last
-few seconds are lost, and the file read back is the intact run before them. A writer that put
+few seconds are lost (of a level strip, created with ``may_lose_s``, up to that long), and the
+file read back is the intact run before them. A writer that put
 several segments but at most ``MERGE_BYTES`` in all (a level strip: 36 kB an hour, in hundreds of
 segments) puts them again as one at ``close`` and deletes the rest, so the review reads it in one
 request. Seeking back to rewrite bytes already put (a WAV header's lengths) rewrites their
@@ -310,11 +311,13 @@ class ObjectStorage:
 
     # -- FolderStorage's methods -----------------------------------------------------------
 
-    def create(self, session: str, name: str) -> BinaryIO:
+    def create(self, session: str, name: str, may_lose_s: float | None = None) -> BinaryIO:
         """A new, empty file open for writing (an existing one is replaced). Returns at once, with
         no request made: the old file's segments are deleted and the empty first one put in the
         background, before any segment of the new bytes (a failure there is raised by the next
-        write, flush or close, as a failed put is)."""
+        write, flush or close, as a failed put is). ``may_lose_s``: its bytes go up once the
+        oldest waiting one is this old, instead of ``segment_seconds`` (a level strip, which a
+        crash may cut shorter than its audio, at a fraction of the puts)."""
         file = self._file(session, name)
         first = self._key(file, 0)
         self._drop_cached(session, name)
@@ -323,7 +326,7 @@ class ObjectStorage:
             self._delete_keys([s.key for s in self._segments(session, name) if s.key != first])
             self._put(first, b"")
 
-        return _Writer(self, file, 0, append=False, prepare=replace)
+        return _Writer(self, file, 0, append=False, prepare=replace, put_after_s=may_lose_s)
 
     def append(self, session: str, name: str) -> BinaryIO:
         """An existing (or new) file open for appending (its segments are listed first: call it in
@@ -608,9 +611,10 @@ class _Writer(io.RawIOBase):
     with those threads, under ``_lock``; everything else is the writer's own."""
 
     def __init__(self, storage: ObjectStorage, file: str, start: int, append: bool,
-                 prepare: Callable[[], None] | None = None) -> None:
+                 prepare: Callable[[], None] | None = None, put_after_s: float | None = None) -> None:
         super().__init__()
         self._s, self._file, self._append = storage, file, append
+        self._put_after_s = storage.segment_seconds if put_after_s is None else put_after_s
         self._start = self._flushed = self._pos = start  # bytes before _flushed are put (or on their way)
         self._buf = bytearray()
         self._since: float | None = None  # when the oldest waiting byte was written
@@ -676,8 +680,9 @@ class _Writer(io.RawIOBase):
         return n
 
     def flush(self) -> None:
-        """Put what waits if it has waited ``segment_seconds`` (not at every flush: a call's
-        recorder flushes every second, and a segment a second would make thousands)."""
+        """Put what waits if it has waited ``segment_seconds`` (or the file's ``may_lose_s``; not
+        at every flush: a call's recorder flushes every second, and a segment a second would make
+        thousands)."""
         if self.closed or self._closing:
             return
         self._raise_failed()
@@ -710,7 +715,7 @@ class _Writer(io.RawIOBase):
 
     def _due(self) -> bool:
         return bool(self._buf) and self._since is not None and (
-            time.monotonic() - self._since >= self._s.segment_seconds)
+            time.monotonic() - self._since >= self._put_after_s)
 
     def _room(self) -> None:
         """On an event loop nothing waits for the store: once more than the storage's

@@ -35,6 +35,10 @@ PAGE_PACKETS = 50
 PEAK_SAMPLES = OPUS_RATE // 10
 """The level strip's resolution: 100 ms."""
 PEAK_FLOOR_DB = -60.0
+PEAKS_MAY_LOSE_S = 30.0
+"""The level strip may lose this much of its end when its writer is killed (the audio at most
+a few seconds): in an object store its segments then go up every 30 s, not every 5 s, which
+halves the puts of a call (recordings/objects.py)."""
 LATE_SLACK = 480
 """A packet up to 10 ms before the end of what is written is taken as continuing it (jitter in
 the placement); earlier than that it would overlap audio already written, and is dropped."""
@@ -85,7 +89,7 @@ class AudioRecorder:
         self._storage = storage
         self._ogg = OggOpusWriter(serial=secrets.randbits(32), pre_skip=pre_skip)
         self._file: BinaryIO = storage.create(session, self.info.name)
-        self._peaks_file: BinaryIO = storage.create(session, self.info.peaks_name)
+        self._peaks_file: BinaryIO = storage.create(session, self.info.peaks_name, may_lose_s=PEAKS_MAY_LOSE_S)
         self._peaks = bytearray()  # finished 100 ms bins not yet written
         self._bin_peak = 0  # the peak of the bin being filled
         self._write(self._ogg.headers())

@@ -59,7 +59,7 @@ class StorageError(Exception):
 class RecordingStorage(Protocol):
     """What callers use of a recordings' storage: FolderStorage or objects.ObjectStorage."""
 
-    def create(self, session: str, name: str) -> BinaryIO: ...
+    def create(self, session: str, name: str, may_lose_s: float | None = None) -> BinaryIO: ...
     def append(self, session: str, name: str) -> BinaryIO: ...
     def path(self, session: str, name: str) -> Path: ...
     def writer_path(self, session: str, name: str) -> Path: ...
@@ -134,8 +134,10 @@ class FolderStorage:
             os.chmod(f, 0o700)
         return folder
 
-    def create(self, session: str, name: str) -> BinaryIO:
-        """A new, empty file open for appending (an existing one is truncated)."""
+    def create(self, session: str, name: str, may_lose_s: float | None = None) -> BinaryIO:
+        """A new, empty file open for appending (an existing one is truncated). ``may_lose_s``
+        (how many seconds of its newest bytes a killed process may lose) changes nothing here:
+        each flush hands them to the system."""
         self._ensure_folder(session)
         path = self.path(session, name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
