@@ -144,6 +144,28 @@ async def first_message(url: str, session: str, token: str) -> tuple[dict, int |
         return message, None, ""
 
 
+def listening_only(port: int, pid: int) -> bool:
+    """Whether the process ``pid`` is now the only one listening on TCP ``port`` (by its
+    sockets' inodes in /proc: no ``ss`` needed)."""
+    inodes = set()
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                inodes.add(fields[9])
+    if not inodes:
+        return False
+    mine = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = fd.readlink().as_posix()
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            mine.add(target[len("socket:["):-1])
+    return inodes <= mine
+
+
 def tokens(created: dict) -> tuple[str, str, str]:
     return created["session"], created["coach_url"].split("#", 1)[1], created["client_url"].split("#", 1)[1]
 
@@ -359,6 +381,7 @@ async def test_through_haproxy_requests_reach_the_owner_and_a_dead_nodes_prefix_
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     proxy = subprocess.Popen([haproxy, "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
                              stderr=open(tmp_path / "haproxy.log", "w"))
+    proxies = [proxy]
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 10
@@ -391,6 +414,25 @@ async def test_through_haproxy_requests_reach_the_owner_and_a_dead_nodes_prefix_
         assert (message["code"], code, reason) == ("moved", MOVED, f"/n/{owner}")
         message, code, _ = await first_message(f"{ws}/n/{owner}/ws/indicators", session, coach_token)
         assert message["type"] == "snapshot" and code is None
+        # A reload (docs/deploy.md: `systemctl reload haproxy`): a new HAProxy takes the port and
+        # the old one (-sf) stops listening but carries its connections to their end. An open
+        # stream goes on through it; new requests reach the new one; the old ends with the stream.
+        async with websockets.connect(f"{ws}/n/{owner}/ws/indicators") as stream:
+            await stream.send(json.dumps({"type": "hello", "session": session, "token": coach_token}))
+            seqs = [json.loads(await asyncio.wait_for(stream.recv(), 5))["seq"]]
+            old, proxy = proxy, subprocess.Popen([haproxy, "-db", "-f", str(config), "-sf", str(proxy.pid)],
+                                                 stdout=subprocess.DEVNULL, stderr=open(tmp_path / "haproxy-2.log", "w"))
+            proxies.append(proxy)
+            deadline = time.monotonic() + 10
+            while not listening_only(port, proxy.pid):  # the old one has let go of the port
+                assert time.monotonic() < deadline and proxy.poll() is None, (tmp_path / "haproxy-2.log").read_text()
+                await asyncio.sleep(0.1)
+            assert old.poll() is None  # still carrying the stream
+            for _ in range(4):
+                seqs.append(json.loads(await asyncio.wait_for(stream.recv(), 5))["seq"])
+            assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+            assert fetch(base, f"/n/{owner}/s/{session}/coach")[0] == 200
+        old.wait(10)
         # The owner dies: HAProxy answers 502 or 503 until its health check has the node down
         # (about 2 s), then sends the prefix to the live node, which says "try again" (503) while
         # the registry has the owner alive, then takes the session and sends the page to its own
@@ -409,8 +451,9 @@ async def test_through_haproxy_requests_reach_the_owner_and_a_dead_nodes_prefix_
         assert time.monotonic() - killed < 10
         assert fetch(base, f"/n/{other}/s/{session}/coach")[0] == 200
     finally:
-        proxy.terminate()
-        proxy.wait(5)
+        for running in proxies:
+            running.terminate()
+            running.wait(5)
 
 
 def test_the_setup_code_and_the_media_links_of_one_node_work_on_another(new_cluster):
@@ -560,6 +603,30 @@ def test_sessions_go_to_the_least_loaded_live_node_and_stay_while_it_lives(store
     assert store.session_node(sessions[1]) == ("c", None)
     assert store.assign_session(sessions[1], ALIVE_S) is None  # nobody live to take it: it stays
     assert [n.id for n in store.nodes()] == ["a", "b"]
+
+
+def test_of_nodes_asking_at_once_one_takes_a_jobs_turn_and_the_next_turn_comes_after_every_s(migrated_database):
+    """The retention purge (app.py) runs on one node an hour, not on each: eight processes ask
+    at the same moment and one gets the turn; nobody gets it again until ``every_s`` has passed."""
+    from livecoach.store import Store
+
+    stores = [Store(migrated_database) for _ in range(8)]  # as eight processes have
+    try:
+        at_once = threading.Barrier(len(stores))
+
+        def ask(store) -> bool:
+            at_once.wait(10)
+            return store.take_turn("purge", 3600)
+
+        with ThreadPoolExecutor(len(stores)) as pool:
+            assert sorted(pool.map(ask, stores)) == [False] * 7 + [True]
+        assert not stores[0].take_turn("purge", 3600)
+        assert stores[1].take_turn("another-job", 3600)  # each job its own turns
+        time.sleep(0.05)
+        assert stores[2].take_turn("purge", 0.01) and not stores[3].take_turn("purge", 3600)
+    finally:
+        for store in stores:
+            store.close()
 
 
 def test_a_node_id_and_url_are_checked():

@@ -549,6 +549,22 @@ def test_the_review_reads_only_the_events_and_sample_columns_it_draws(store):
     assert store.talk_balance(new.id)[0].share_window == 0.7
 
 
+def test_a_live_exchange_writes_samples_and_events_and_reads_the_coachs_settings_in_one_go(store):
+    """live/storing.py's exchange every second: the same rows as add_indicator_samples and
+    log_events, and the settings coach_settings(coach_of(...)) gives, also once they change."""
+    new = store.create_session("Alex")
+    coach = store.coach_of(new.id)
+    assert store.exchange_live(new.id, [], []) == store.coach_settings(coach)
+    settings = store.exchange_live(new.id, [IndicatorSample(1.0, ["coach"], 0.6, 0.7, 0.0)],
+                                   [(1.0, 2.0, "speech", "coach", {"start": 1.0, "end": 2.0})])
+    assert settings == store.coach_settings(coach)
+    assert store.talk_balance(new.id) == [(1.0, 0.6, 0.7)]
+    assert store.events(new.id) == [{"wall_time": 1.0, "session_time": 2.0, "kind": "speech", "participant": "coach",
+                                     "start": 1.0, "end": 2.0}]
+    store.set_coach_settings(coach, {"nudges": {"monologue": {"seconds": 30}}})
+    assert store.exchange_live(new.id, [], [])["nudges"]["monologue"]["seconds"] == 30
+
+
 def test_a_session_id_never_starts_with_a_dash():
     """The id is an argument of the command line (livecoach delete ID), where "-x…" reads as an
     option: one id in 64 did, and the command refused it."""

@@ -104,7 +104,7 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
 
     async def sweep_recordings() -> None:
         """Finish what killed processes left behind, now and every few seconds; delete what is
-        past its retention, now and every hour."""
+        past its retention, now and every hour (of several nodes, the one whose turn it is)."""
         purged_at = float("-inf")
         while True:
             try:
@@ -114,8 +114,11 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
             if time.monotonic() - purged_at >= PURGE_SECONDS:
                 purged_at = time.monotonic()
                 try:
-                    await run_in_threadpool(purge, store, storage, settings.keep_recordings_days,
-                                            settings.keep_sessions_days)
+                    # a turn a minute short of the hour: the node that took the last one asks an
+                    # hour later by its own clock, which the database's may not quite agree with
+                    if node is None or await run_in_threadpool(store.take_turn, "purge", PURGE_SECONDS - 60):
+                        await run_in_threadpool(purge, store, storage, settings.keep_recordings_days,
+                                                settings.keep_sessions_days)
                 except Exception:
                     log.exception("the retention purge failed")
                 try:  # what the object store's writers and PyAV's spool left behind (recordings/objects.py)

@@ -120,9 +120,7 @@ class SessionWriter:
         self._on_settings(settings)
 
     def _io(self, samples: list[IndicatorSample], events: list) -> dict:
-        self.store.add_indicator_samples(self.session_id, samples)
-        self.store.log_events(self.session_id, events)
-        return self.store.coach_settings(self.store.coach_of(self.session_id))
+        return self.store.exchange_live(self.session_id, samples, events)
 
     async def close(self) -> None:
         """The last exchange, after any still running."""

@@ -534,15 +534,26 @@ class Store:
 
     def log_events(self, session_id: str, events: list[tuple[float, float | None, str, str | None, dict]]) -> None:
         """Several events, (wall time, session time, kind, participant, data), in one transaction."""
-        if not events:
-            return
-        rows = [
-            {"session_id": session_id, "wall_time": wall, "session_time": t, "kind": kind, "participant": who,
-             "data": json.dumps(data)}
-            for wall, t, kind, who, data in events
-        ]
-        with self._transaction(write=True) as conn:
-            conn.execute(session_events.insert(), rows)
+        rows = _event_rows(session_id, events)
+        if rows:
+            with self._transaction(write=True) as conn:
+                conn.execute(session_events.insert(), rows)
+
+    def exchange_live(self, session_id: str, samples: Iterable[IndicatorSample],
+                      events: list[tuple[float, float | None, str, str | None, dict]]) -> dict[str, Any]:
+        """A live call's exchange (live/storing.py), every second of every call, in one
+        transaction: its buffered indicator samples and events written (``add_indicator_samples``,
+        ``log_events``) and its coach's settings read back (``coach_settings``). Four transactions
+        would be a dozen round trips a second a call on PostgreSQL."""
+        sample_rows, event_rows = _sample_rows(session_id, samples), _event_rows(session_id, events)
+        with self._transaction(write=bool(sample_rows or event_rows)) as conn:
+            if sample_rows:
+                conn.execute(indicator_samples.insert(), sample_rows)
+            if event_rows:
+                conn.execute(session_events.insert(), event_rows)
+            coach = conn.execute(q.COACH_OF, {"session": session_id}).scalar()
+            stored = conn.execute(q.COACH_SETTINGS, {"coach": coach if coach is not None else LOCAL_COACH}).scalar()
+        return coach_settings.merged(json.loads(stored) if stored is not None else None)
 
     def events(self, session_id: str, kinds: Iterable[str] | None = None) -> list[dict]:
         """The session's events in the order they were logged; only those of ``kinds`` if given
@@ -674,11 +685,7 @@ class Store:
 
     def add_indicator_samples(self, session_id: str, samples: Iterable[IndicatorSample]) -> None:
         """Write a batch of samples in one transaction (one commit, not one per row)."""
-        rows = [
-            {"session_id": session_id, "session_time": s.session_time, "speaking": json.dumps(s.speaking),
-             "share_session": s.share_session, "share_window": s.share_window, "current_silence": s.current_silence}
-            for s in samples
-        ]
+        rows = _sample_rows(session_id, samples)
         if rows:
             with self._transaction(write=True) as conn:
                 conn.execute(indicator_samples.insert(), rows)
@@ -987,6 +994,16 @@ class Store:
             conn.execute(database.insert(conn, installation).on_conflict_do_nothing(), {"key": key, "value": first})
             return conn.execute(q.SHARED, {"key": key}).scalar_one()
 
+    def take_turn(self, job: str, every_s: float) -> bool:
+        """Whether this node runs the installation's ``job`` now: of the nodes that ask, one
+        gets a turn, and the next turn comes ``every_s`` after it (the database's clock), so a job
+        every node would run (the retention purge) runs once."""
+        key = q.TURN_KEY + job
+        with self._transaction(write=True) as conn:
+            now = conn.execute(q.CLOCK).scalar_one()
+            conn.execute(database.insert(conn, installation).on_conflict_do_nothing(), {"key": key, "value": "0"})
+            return conn.execute(q.TAKE_TURN, {"turn": key, "due": now - every_s, "now": repr(now)}).rowcount == 1
+
     def keep_setup_code(self, node_id: str, digest: str) -> None:
         """The SHA-256 of a node's first-run setup code, so that any node accepts it."""
         with self._transaction(write=True) as conn:
@@ -1001,6 +1018,22 @@ class Store:
         """There is a coach: no setup code opens the first run any more."""
         with self._transaction(write=True) as conn:
             conn.execute(q.FORGET_SETUP_CODES)
+
+
+def _sample_rows(session_id: str, samples: Iterable[IndicatorSample]) -> list[dict[str, Any]]:
+    return [
+        {"session_id": session_id, "session_time": s.session_time, "speaking": json.dumps(s.speaking),
+         "share_session": s.share_session, "share_window": s.share_window, "current_silence": s.current_silence}
+        for s in samples
+    ]
+
+
+def _event_rows(session_id: str, events: list[tuple[float, float | None, str, str | None, dict]]) -> list[dict]:
+    return [
+        {"session_id": session_id, "wall_time": wall, "session_time": t, "kind": kind, "participant": who,
+         "data": json.dumps(data)}
+        for wall, t, kind, who, data in events
+    ]
 
 
 def _new_node(conn: Connection) -> Any:

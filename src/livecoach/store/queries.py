@@ -4,7 +4,7 @@ run it. An UPDATE here has no SET clause: it sets the columns named in the param
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import Float, bindparam, cast, func, or_, select
 
 from .database import clock
 
@@ -308,3 +308,10 @@ SETUP_CODE_KEY = "setup-code:"
 """The key of a node's setup code's digest is this and the node's id."""
 SETUP_CODES = select(installation.c.value).where(installation.c.key.startswith(SETUP_CODE_KEY))
 FORGET_SETUP_CODES = installation.delete().where(installation.c.key.startswith(SETUP_CODE_KEY))
+TURN_KEY = "turn:"
+"""The key of a job's last turn (the database's clock, epoch seconds) is this and the job's name."""
+TAKE_TURN = (
+    installation.update()
+    .where(installation.c.key == bindparam("turn"), cast(installation.c.value, Float) <= bindparam("due"))
+    .values(value=bindparam("now"))
+)

@@ -84,8 +84,10 @@ installation = Table(
 )
 """What every node of an installation must share, when several share the database (migration
 0009): ``secret`` (the key of the signed media links, hex), ``setup-code:<node>`` (the SHA-256 of
-each node's first-run setup code while there is no coach). A single server keeps these in its
-data folder instead, and writes no row here."""
+each node's first-run setup code while there is no coach), ``turn:<job>`` (when a node last took
+the turn at a job that one node runs for all, epoch seconds by the database's clock:
+``Store.take_turn``). A single server keeps these in its data folder instead, or has no need of
+them, and writes no row here."""
 
 coaches = Table(
     "coaches", metadata,
