@@ -103,10 +103,12 @@ WRONG_FOR_STR = st.none() | st.booleans() | st.integers() | FINITE | st.lists(TE
     TEXT, TEXT, max_size=2)
 WRONG_FOR_BOOL = st.none() | st.integers() | FINITE | TEXT | st.lists(st.booleans(), max_size=2)
 EXTRA = st.dictionaries(st.text(TEXT_CHARS, min_size=1, max_size=8).filter(lambda k: k not in (
-    "type", "session", "token", "consent", "to", "sdp", "candidate", "muted", "paused", "scopes", "id")),
+    "type", "session", "token", "consent", "to", "sdp", "candidate", "muted", "paused", "scopes", "id", "offer")),
     SCALARS, max_size=3)
 """Fields a message may carry beyond its own: ignored."""
 
+OFFER_NUMBER = st.none() | st.integers()
+"""A peer offer's number, which its answer and candidates carry back."""
 CANDIDATE = st.none() | st.fixed_dictionaries({}, optional={
     "candidate": TEXT, "sdpMid": st.none() | TEXT, "sdpMLineIndex": st.none() | st.integers(0, 9)})
 
@@ -121,8 +123,10 @@ def valid_message(kind: str, session: st.SearchStrategy[str] = TEXT,
         optional = {"consent": st.booleans()}
     elif kind in ("offer", "answer"):
         fields |= {"to": st.sampled_from(["server", "peer"] if kind == "offer" else ["peer"]), "sdp": TEXT}
+        optional = {"offer": OFFER_NUMBER}
     elif kind == "ice":
         fields |= {"to": st.sampled_from(["server", "peer"]), "candidate": CANDIDATE}
+        optional = {"offer": OFFER_NUMBER}
     elif kind == "mute":
         fields["muted"] = st.booleans()
     elif kind == "recording":
@@ -149,11 +153,13 @@ def invalid_messages(draw: st.DrawFn) -> dict:
     if kind == "ping":
         return {"type": "ping", "id": draw(st.none() | st.booleans() | st.lists(SCALARS, max_size=2))}
     msg = draw(valid_message(kind))
-    required = {"hello": ["session", "token", "consent"], "offer": ["to", "sdp"], "answer": ["to", "sdp"],
-                "ice": ["to", "candidate"], "mute": ["muted"], "recording": ["paused"], "withdraw": ["scopes"]}[kind]
+    required = {"hello": ["session", "token", "consent"], "offer": ["to", "sdp", "offer"],
+                "answer": ["to", "sdp", "offer"], "ice": ["to", "candidate", "offer"], "mute": ["muted"], "recording": ["paused"], "withdraw": ["scopes"]}[kind]
     key = draw(st.sampled_from(required))
     if key == "consent":  # optional: only a wrong type is wrong
         msg[key] = draw(WRONG_FOR_BOOL)
+    elif key == "offer":  # optional too
+        msg[key] = draw(st.booleans() | FINITE | TEXT | st.lists(st.integers(), max_size=2))
     elif draw(st.booleans()):
         msg.pop(key, None)
     elif key in ("session", "token", "sdp"):

@@ -45,6 +45,8 @@ export class Call {
     this.signalState = 'connecting';
     this.server = null; // {pc, sent}: sent once the offer went out
     this.peer = null; // the RTCPeerConnection to the other browser (direct only)
+    this.peerOfferId = null; // the number of the peer offer this.peer belongs to (see offerPeer)
+    this.offers = Math.floor(Math.random() * 2 ** 30); // numbers the peer offers (a reload starts elsewhere)
     this.peerQueue = Promise.resolve();
     this.remotes = new WeakMap(); // connection -> the other participant's MediaStream
     signal
@@ -146,11 +148,14 @@ export class Call {
 
   // --- the peer connection (direct topology) ---------------------------------------
 
-  newPeer() {
+  /** A peer connection for the offer numbered ``offerId``; its candidates carry the number. */
+  newPeer(offerId) {
     this.closePeer();
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     this.peer = pc;
-    pc.onicecandidate = (e) => this.signal.send({ type: 'ice', to: 'peer', candidate: e.candidate?.toJSON() ?? null });
+    this.peerOfferId = offerId;
+    pc.onicecandidate = (e) =>
+      this.signal.send({ type: 'ice', to: 'peer', candidate: e.candidate?.toJSON() ?? null, offer: offerId });
     pc.ontrack = (e) => this.addRemote(pc, e.track);
     pc.onconnectionstatechange = () => this.report();
     // "Not connected within 6 s of the offer": the coach counts from sending it, the client
@@ -169,37 +174,47 @@ export class Call {
       .catch((err) => this.peer === pc && console.warn('peer connection:', err));
   }
 
+  /** Each offer is numbered, and the answer and candidates for it carry its number: when the
+   * coach offers twice in a row (both pages rejoining at once after a node's death: welcome with
+   * peer_present, then peer-joined), an answer to the first must not land on the second's
+   * connection, which would then never connect and fall back to the relay. */
   offerPeer() {
     if (this.topology !== 'direct') return;
-    const pc = this.newPeer();
+    const pc = this.newPeer(++this.offers);
     this.addMedia(pc, ['audio', 'video'], 'sendrecv');
     this.peerTask(pc, async () => {
       await pc.setLocalDescription(await pc.createOffer());
-      this.signal.send({ type: 'offer', to: 'peer', sdp: pc.localDescription.sdp });
+      this.signal.send({ type: 'offer', to: 'peer', sdp: pc.localDescription.sdp, offer: this.peerOfferId });
     });
   }
 
   peerOffer(m) {
     if (m.from !== 'peer' || this.topology !== 'direct') return;
-    const pc = this.newPeer();
+    const pc = this.newPeer(m.offer ?? null);
     this.peerTask(pc, async () => {
       await pc.setRemoteDescription({ type: 'offer', sdp: m.sdp });
       // addTrack takes over the transceivers the offer created.
       for (const track of this.stream.getTracks()) pc.addTrack(track, this.stream);
       await pc.setLocalDescription(await pc.createAnswer());
-      this.signal.send({ type: 'answer', to: 'peer', sdp: pc.localDescription.sdp });
+      this.signal.send({ type: 'answer', to: 'peer', sdp: pc.localDescription.sdp, offer: m.offer ?? null });
     });
+  }
+
+  /** Whether a message from the other browser belongs to this.peer (one without a number, from
+   * a page that numbers nothing, is taken as it always was). */
+  forThisPeer(m) {
+    return m.from === 'peer' && this.peer !== null && (m.offer == null || m.offer === this.peerOfferId);
   }
 
   peerAnswer(m) {
     const pc = this.peer;
-    if (m.from !== 'peer' || !pc) return;
+    if (!this.forThisPeer(m)) return;
     this.peerTask(pc, () => pc.setRemoteDescription({ type: 'answer', sdp: m.sdp }));
   }
 
   peerIce(m) {
     const pc = this.peer;
-    if (m.from !== 'peer' || !pc) return;
+    if (!this.forThisPeer(m)) return;
     // No argument is the end of candidates.
     this.peerTask(pc, () => (m.candidate ? pc.addIceCandidate(m.candidate) : pc.addIceCandidate()));
   }
@@ -209,6 +224,7 @@ export class Call {
     if (!this.peer) return;
     this.peer.close();
     this.peer = null;
+    this.peerOfferId = null;
   }
 
   // --- media -------------------------------------------------------------------------

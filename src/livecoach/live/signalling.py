@@ -82,9 +82,11 @@ def parse(text: str | bytes) -> dict[str, Any]:
         if to not in (("server", "peer") if kind == "offer" else ("peer",)):
             raise _bad(f"'{kind}' cannot go to '{to}'")
         _need(msg, "sdp", str)
+        _need(msg, "offer", (int, type(None)), optional=True)
     elif kind == "ice":
         if _need(msg, "to", str) not in ("server", "peer"):
             raise _bad("'ice' goes to 'server' or 'peer'")
+        _need(msg, "offer", (int, type(None)), optional=True)
         if "candidate" not in msg:
             raise _bad("'ice' needs 'candidate' (an object, or null)")
         cand = msg["candidate"]
