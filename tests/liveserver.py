@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import json
+import random
 import shutil
 import socket
 import subprocess
@@ -11,14 +13,33 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import pytest
 
 from conftest import track
 from livecoach.ingest import write_wav
+from livecoach.live.ice import restrict_host_addresses
 from livecoach.settings import DATABASE_FILE
 
 
 def free_port() -> int:
+    """A port free now, below the system's ephemeral range. A port bind(0) gives is in that range,
+    where any outgoing connection (a test's to PostgreSQL or to a server) may take it before the
+    server binds it: seen as "address already in use" and a module's tests all erroring."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randrange(10000, max(low, 10001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -152,3 +173,28 @@ def excerpt(name: str, who: str, seconds: float, folder: Path, start: float = 0.
     """A fixture track cut to ``seconds`` and written as 16 kHz WAV (what the peer will play)."""
     audio = track(name, who)[int(start * 16000) : int((start + seconds) * 16000)]
     return write_wav(folder / f"{name}-{who}-{start:g}-{seconds:g}.wav", audio)
+
+
+def together(folders: pytest.TempPathFactory, **scenarios: Callable[[Path], Awaitable[None]]) -> dict[str, BaseException | None]:
+    """Run async test scenarios at the same moment in one event loop, each given a folder of its
+    own, on loopback; returns what each raised (None: it held). Scenarios that mostly wait on
+    real time (a call played at real speed, a killed worker's recordings going stale) share the
+    wait, and the suite takes one scenario's time, not their sum. Each test then calls
+    ``held`` on its own."""
+    async def all_of() -> dict[str, BaseException | None]:
+        names = list(scenarios)
+        outcomes = await asyncio.gather(*(scenarios[name](folders.mktemp(name)) for name in names),
+                                        return_exceptions=True)
+        return dict(zip(names, outcomes))
+
+    restrict_host_addresses(["127.0.0.1"])
+    try:
+        return asyncio.run(all_of())
+    finally:
+        restrict_host_addresses([])
+
+
+def held(outcome: BaseException | None) -> None:
+    """A scenario of ``together``: its failure raised again, with its own traceback."""
+    if isinstance(outcome, BaseException):
+        raise outcome

@@ -11,6 +11,7 @@ import os
 import socket
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import uvicorn
@@ -181,15 +182,28 @@ def lags(got: list[tuple[float, dict]]) -> list[float]:
     return [(t - t0) - (m["session_time"] - first["session_time"]) for t, m in got]
 
 
-@pytest.mark.parametrize("workers", [1, 0], ids=["through-front-and-worker", "one-process"])
-async def test_a_reader_that_reads_every_2_s_stays_current(tmp_path, workers):
-    server = Server(tmp_path / "data", workers=workers)
+@pytest.fixture(scope="module")
+def slow_reads(tmp_path_factory) -> dict[int, list[tuple[float, dict]]]:
+    """What a slow reader read, per number of workers: the two servers read at the same time
+    (their readers mostly sleep), so the suite waits once."""
+    folder = tmp_path_factory.mktemp("slow-readers")
+    servers = {workers: Server(folder / f"workers-{workers}", workers=workers) for workers in (1, 0)}
     try:
-        sid, coach_token, _ = server.new_session()
-        got = await asyncio.to_thread(slow_reader, server.url, sid, coach_token, SLOW_READ_SECONDS)
+        sessions = {workers: server.new_session() for workers, server in servers.items()}
+        with ThreadPoolExecutor(len(servers)) as pool:
+            reads = {workers: pool.submit(slow_reader, servers[workers].url, sid, coach_token, SLOW_READ_SECONDS)
+                     for workers, (sid, coach_token, _) in sessions.items()}
+            got = {workers: read.result() for workers, read in reads.items()}
     finally:
-        log = server.stop()
-    assert "Traceback" not in log, log
+        logs = [server.stop() for server in servers.values()]
+    for log in logs:
+        assert "Traceback" not in log, log
+    return got
+
+
+@pytest.mark.parametrize("workers", [1, 0], ids=["through-front-and-worker", "one-process"])
+def test_a_reader_that_reads_every_2_s_stays_current(slow_reads, workers):
+    got = slow_reads[workers]
     behind = lags(got)
     assert len(got) >= SLOW_READ_SECONDS / READ_EVERY - 2
     assert [m["seq"] for _, m in got] == sorted({m["seq"] for _, m in got})  # in order, never repeated

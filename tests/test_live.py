@@ -105,37 +105,56 @@ def compare_with_offline(files, reader: IndicatorReader, share_within: float = 0
     return offline, live
 
 
-@pytest.mark.parametrize("server", ["direct"], indirect=True)
-async def test_direct_call_with_tap_matches_offline_analysis(server, tmp_path):
+@pytest.fixture(scope="module")
+def two_calls(tmp_path_factory) -> dict[str, tuple]:
+    """The hard direct call and the relay call, each on a server of its own, played at the same
+    moment: two minutes of calls in one (the suite's time), on loopback. Returns, per topology,
+    (files, reader, coach, client) once both ended and everyone closed."""
+    folder = tmp_path_factory.mktemp("two-calls")
+    restrict_host_addresses(["127.0.0.1"])
+    servers = {topology: Server(folder / topology / "data", topology) for topology in ("direct", "relay")}
+
+    async def play(topology: str, name: str, hard: bool) -> tuple:
+        _, files, reader, coach, client = await call(servers[topology], folder / topology, name, 0.0, hard=hard)
+        await asyncio.gather(coach.close(), client.close(), reader.close())
+        return files, reader, coach, client
+
+    async def both() -> list[tuple]:
+        return await asyncio.gather(play("direct", "quiet", True), play("relay", "keyboard", False))
+
+    try:
+        results = asyncio.run(both())
+    finally:
+        restrict_host_addresses([])
+        logs = {topology: server.stop() for topology, server in servers.items()}
+    for log in logs.values():
+        assert "Traceback" not in log, log
+    return dict(zip(servers, results))
+
+
+def test_direct_call_with_tap_matches_offline_analysis(two_calls):
     """A hard call (a quiet client under echo and a real fan), its Opus packets sent as a browser
     sends them over a jittery network: live within 0.5 points and 0.1 s of `livecoach analyze`
     of the same files. (The jitter once reordered packets, which the receiver drops: the talk
     share was 0.76 live against 0.95 offline.)"""
-    sid, files, reader, coach, client = await call(server, tmp_path, "quiet", start=0.0, hard=True)
-    try:
-        assert coach.peer_connected.is_set() and client.peer_connected.is_set()
-        assert coach.received_frames > 100 and client.received_frames > 100  # they hear each other
-        snap = reader.latest()
-        assert snap["topology"] == "direct"
-        # their files have ended by now: still connected, but no audio has come for over 0.5 s
-        assert snap["participants"] == {"coach": "no-audio", "client": "no-audio"}
-        # only what a jitter spike held past the 0.1 s stall limit may have been dropped as late
-        assert all(a["dropped_s"] <= 0.2 for a in snap["audio"].values()), snap["audio"]
-        compare_with_offline(files, reader, share_within=0.005, edges_within=0.1)
-    finally:
-        await asyncio.gather(coach.close(), client.close(), reader.close())
+    files, reader, coach, client = two_calls["direct"]
+    assert coach.peer_connected.is_set() and client.peer_connected.is_set()
+    assert coach.received_frames > 100 and client.received_frames > 100  # they hear each other
+    snap = reader.latest()
+    assert snap["topology"] == "direct"
+    # their files had ended: still connected, but no audio had come for over 0.5 s
+    assert snap["participants"] == {"coach": "no-audio", "client": "no-audio"}
+    # only what a jitter spike held past the 0.1 s stall limit may have been dropped as late
+    assert all(a["dropped_s"] <= 0.2 for a in snap["audio"].values()), snap["audio"]
+    compare_with_offline(files, reader, share_within=0.005, edges_within=0.1)
 
 
-@pytest.mark.parametrize("server", ["relay"], indirect=True)
-async def test_relay_call_matches_offline_analysis(server, tmp_path):
-    sid, files, reader, coach, client = await call(server, tmp_path, "keyboard", start=0.0)
-    try:
-        assert coach.peer_pc is None and client.peer_pc is None
-        assert coach.received_frames > 100 and client.received_frames > 100  # relayed by the server
-        assert reader.latest()["topology"] == "relay"
-        compare_with_offline(files, reader)
-    finally:
-        await asyncio.gather(coach.close(), client.close(), reader.close())
+def test_relay_call_matches_offline_analysis(two_calls):
+    files, reader, coach, client = two_calls["relay"]
+    assert coach.peer_pc is None and client.peer_pc is None
+    assert coach.received_frames > 100 and client.received_frames > 100  # relayed by the server
+    assert reader.latest()["topology"] == "relay"
+    compare_with_offline(files, reader)
 
 
 async def test_the_client_never_receives_indicators(server, tmp_path):

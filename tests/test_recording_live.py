@@ -26,7 +26,7 @@ import av
 import numpy as np
 import pytest
 
-from liveserver import Server, excerpt
+from liveserver import Server, excerpt, held, together
 from livecoach.analyze import analyze_tracks
 from livecoach.ingest import write_wav
 from livecoach.live.ice import restrict_host_addresses
@@ -218,7 +218,27 @@ async def test_a_recorded_call_is_the_call_aligned_and_paused_where_the_coach_pa
     assert status == 200 and len(peaks) == pytest.approx(rec["duration_s"] * 10, abs=2) and max(peaks) > 100
 
 
-async def test_a_worker_killed_mid_call_leaves_playable_recordings_and_an_interrupted_session(tmp_path):
+@pytest.fixture(scope="module")
+def killed_workers(tmp_path_factory) -> dict:
+    """The two scenarios of a killed worker, at the same time (each waits for its recordings to
+    go stale, 15 s): liveserver.together."""
+    return together(tmp_path_factory, killed=worker_killed, goes_on=call_goes_on_after_its_worker_was_killed)
+
+
+def test_a_worker_killed_mid_call_leaves_playable_recordings_and_an_interrupted_session(killed_workers):
+    held(killed_workers["killed"])
+
+
+def test_a_call_that_goes_on_after_its_worker_was_killed_keeps_one_clock_with_the_gap_marked(killed_workers):
+    """The worker is killed 10 s into a call and both participants join again, as their pages do
+    when their websockets reconnect. The session's clock goes on from where it was stored plus
+    the time the call was down: every event, sample, tag and recording after the restart comes
+    after all before it, by about that time, and the review shows one session with the gap in
+    it. The tags acknowledged before the kill are all there."""
+    held(killed_workers["goes_on"])
+
+
+async def worker_killed(tmp_path) -> None:
     srv = Server(tmp_path / "data", "direct", workers=1)
     sid, coach_token, _, coach, client, _ = await start_call(srv, tmp_path, "clean", 30)
     try:
@@ -244,12 +264,8 @@ async def test_a_worker_killed_mid_call_leaves_playable_recordings_and_an_interr
     assert "Traceback" not in log, log
 
 
-async def test_a_call_that_goes_on_after_its_worker_was_killed_keeps_one_clock_with_the_gap_marked(tmp_path):
-    """The worker is killed 10 s into a call and both participants join again, as their pages do
-    when their websockets reconnect. The session's clock goes on from where it was stored plus
-    the time the call was down: every event, sample, tag and recording after the restart comes
-    after all before it, by about that time, and the review shows one session with the gap in
-    it. The tags acknowledged before the kill are all there."""
+async def call_goes_on_after_its_worker_was_killed(tmp_path) -> None:
+    """test_a_call_that_goes_on_after_its_worker_was_killed_keeps_one_clock_with_the_gap_marked"""
     from livecoach.live.storing import RESUMED
     from livecoach.store import Store
 
@@ -347,7 +363,21 @@ async def test_a_call_that_goes_on_after_its_worker_was_killed_keeps_one_clock_w
                 if gap[0] <= since + 0.001 and gap[1] >= resumed_at - 0.001 and gap[2] == "absent"], data["absences"]
 
 
-async def test_a_full_disk_stops_the_recording_with_a_message_while_the_call_goes_on(tmp_path):
+@pytest.fixture(scope="module")
+def disk_and_consent(tmp_path_factory) -> dict:
+    """A full disk and a withdrawn consent, at the same time: liveserver.together."""
+    return together(tmp_path_factory, disk=full_disk, consent=client_withdraws_consent)
+
+
+def test_a_full_disk_stops_the_recording_with_a_message_while_the_call_goes_on(disk_and_consent):
+    held(disk_and_consent["disk"])
+
+
+def test_a_client_who_withdraws_consent_stops_being_recorded_at_once(disk_and_consent):
+    held(disk_and_consent["consent"])
+
+
+async def full_disk(tmp_path) -> None:
     """The recordings folder is a 160 KiB filesystem of the server's own (a tmpfs in a mount
     namespace): it fills within seconds, the coach's stream says so, the analysis goes on, and
     what was recorded before still plays."""
@@ -392,10 +422,19 @@ async def test_a_full_disk_stops_the_recording_with_a_message_while_the_call_goe
     assert "Traceback" not in log, log
 
 
-async def test_a_client_who_withdraws_consent_stops_being_recorded_at_once(server, tmp_path):
+async def client_withdraws_consent(tmp_path) -> None:
     """The client takes back the recording mid-call: their audio file ends there while the
     coach's goes on, the coach's indicators say so, the event is logged and their video uploads
     are refused; then they take back the analysis: their call ends and they cannot rejoin."""
+    server = Server(tmp_path / "data", "direct", workers=0)
+    try:
+        await _client_withdraws_consent(server, tmp_path)
+    finally:
+        log = server.stop()
+    assert "Traceback" not in log, log
+
+
+async def _client_withdraws_consent(server: Server, tmp_path) -> None:
     sid, coach_token, client_token, coach, client, files = await start_call(server, tmp_path, "clean", 20.0)
     reader = IndicatorReader(server.url, sid, coach_token)
     await reader.open()
