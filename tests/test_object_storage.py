@@ -299,8 +299,11 @@ def test_a_writer_killed_without_closing_keeps_what_it_flushed(storage, tmp_path
     try:
         assert child.stdout.readline().strip() == "written"
         deadline = time.monotonic() + 10
-        while storage.size("s1", "coach-audio-1.ogg") < len(first) and time.monotonic() < deadline:
-            time.sleep(0.05)  # the flushed segment is on its way in the writer's thread
+        # the flushed segment is on its way in the writer's thread (the bucket has no file until
+        # its first segment: create puts nothing before it)
+        while time.monotonic() < deadline and not (
+                storage.exists("s1", "coach-audio-1.ogg") and storage.size("s1", "coach-audio-1.ogg") >= len(first)):
+            time.sleep(0.05)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
@@ -342,6 +345,27 @@ def test_segments_are_named_by_zero_padded_offset_and_small_ones_merged_at_close
         with store.append("s1", "y.ogg") as f:  # the stray segment past the gap is gone first
             f.write(b"end")
         assert store.read("s1", "y.ogg") == big[:3000] + b"end"
+    finally:
+        store.close()
+
+
+def test_create_makes_no_request_before_the_first_segment_or_close(moto, tmp_path):
+    """A call's four new files make no request as the call starts (objects.ObjectStorage.create):
+    the bucket has them from their first segment on, and an empty one at close."""
+    store = small_segments(moto, new_bucket(moto), tmp_path / "spool", segment_seconds=60.0)
+    try:
+        written, empty = store.create("s1", "a.ogg"), store.create("s1", "e.ogg")
+        written.write(b"x")
+        written.flush()  # not due: 60 s
+        time.sleep(0.3)
+        assert keys(store) == []
+        written.close()
+        empty.close()
+        assert keys(store) == ["recordings/s1/a.ogg/0000000000000000", "recordings/s1/e.ogg/0000000000000000"]
+        assert store.read("s1", "a.ogg") == b"x" and store.size("s1", "e.ogg") == 0
+        with store.create("s1", "a.ogg") as again:  # replacing a file: its old segments go first
+            again.write(b"y" * 2500)
+        assert store.read("s1", "a.ogg") == b"y" * 2500
     finally:
         store.close()
 

@@ -14,7 +14,8 @@ minutes to fill, and an object cannot be appended to. So a file open for writing
 waiting byte is ``SEGMENT_SECONDS`` old (checked at each write and each ``flush``), and at
 ``close``. Segments go up in background threads; a failed put is raised by the next write, flush
 or close, as OSError, as a full disk is. ``create`` returns at once: the file's old segments are
-deleted and its empty first one put in the background too, before any segment of its new bytes.
+deleted in the background too, when its first segment goes up and before it (or at close, an
+empty first object put if it stayed empty).
 So the event loop that writes a call's pages never waits for the network: there a writer queues
 its segments, and once more than ``PENDING_BYTES`` wait to go up (the store is down, or slower
 than the call) its writes fail, as OSError, and the recording stops as on a full disk while the
@@ -313,18 +314,25 @@ class ObjectStorage:
 
     def create(self, session: str, name: str, may_lose_s: float | None = None) -> BinaryIO:
         """A new, empty file open for writing (an existing one is replaced). Returns at once, with
-        no request made: the old file's segments are deleted and the empty first one put in the
-        background, before any segment of the new bytes (a failure there is raised by the next
-        write, flush or close, as a failed put is). ``may_lose_s``: its bytes go up once the
+        no request made: the old file's segments are deleted in the background when its first
+        segment goes up, before it (or at close, with an empty first object if nothing was
+        written; a failure there is raised by the next write, flush or close, as a failed put
+        is). Not at once: a call's recording creates four files as it starts, and eight requests
+        in that second, on the put threads, held the interpreter while the call's first audio
+        came (audio dropped as late). Until then the old file, if any, is still there, and a new
+        one is not. ``may_lose_s``: its bytes go up once the
         oldest waiting one is this old, instead of ``segment_seconds`` (a level strip, which a
         crash may cut shorter than its audio, at a fraction of the puts)."""
         file = self._file(session, name)
         first = self._key(file, 0)
         self._drop_cached(session, name)
 
-        def replace() -> None:
+        def replace(empty: bool) -> None:
+            """The old segments deleted but the first, which the new first segment replaces, or an
+            empty object when the new file is empty."""
             self._delete_keys([s.key for s in self._segments(session, name) if s.key != first])
-            self._put(first, b"")
+            if empty:
+                self._put(first, b"")
 
         return _Writer(self, file, 0, append=False, prepare=replace, put_after_s=may_lose_s)
 
@@ -611,7 +619,7 @@ class _Writer(io.RawIOBase):
     with those threads, under ``_lock``; everything else is the writer's own."""
 
     def __init__(self, storage: ObjectStorage, file: str, start: int, append: bool,
-                 prepare: Callable[[], None] | None = None, put_after_s: float | None = None) -> None:
+                 prepare: Callable[[bool], None] | None = None, put_after_s: float | None = None) -> None:
         super().__init__()
         self._s, self._file, self._append = storage, file, append
         self._put_after_s = storage.segment_seconds if put_after_s is None else put_after_s
@@ -627,9 +635,8 @@ class _Writer(io.RawIOBase):
         self._sending = 0  # segments handed to a thread and not put yet
         self._waiting = 0  # bytes of the segments queued or being put
         self._ready = prepare is None  # segments may go (prepare has run)
+        self._preparing = prepare  # until the first segment or close (_begin)
         self._failed: OSError | None = None  # the first put that failed: raised by every call after
-        if prepare is not None:
-            self._s._uploads.submit(self._prepare, prepare)
 
     def writable(self) -> bool:
         return True
@@ -700,6 +707,7 @@ class _Writer(io.RawIOBase):
         try:
             if self._buf:
                 self._put(len(self._buf))
+            self._begin(empty=not self._mine)
             self._drain()
             if self._kept is not None and len(self._mine) > 1:
                 self._s._put(self._s._key(self._file, self._start), bytes(self._kept))
@@ -736,6 +744,7 @@ class _Writer(io.RawIOBase):
         their way; on an event loop it never waits (``_room`` bounds the queue)."""
         segment = bytes(self._buf[:count])
         offset = self._flushed
+        self._begin(empty=False)
         if not _on_event_loop():
             self._wait_until(lambda: len(self._queue) + self._sending < PENDING_SEGMENTS)
         with self._lock:
@@ -767,9 +776,21 @@ class _Writer(io.RawIOBase):
                 self._waiting -= len(data)
                 self._fail(ObjectStoreError(f"the object store's client is closed ({key})"))
 
-    def _prepare(self, prepare: Callable[[], None]) -> None:
+    def _begin(self, empty: bool) -> None:
+        """Start ``create``'s preparation in a put thread (once): ``empty`` when the file has no
+        segment to replace its first one."""
+        prepare, self._preparing = self._preparing, None
+        if prepare is not None:
+            try:
+                self._s._uploads.submit(self._prepare, prepare, empty)
+            except RuntimeError:  # the storage is closed
+                with self._lock:
+                    self._fail(ObjectStoreError(f"the object store's client is closed ({self._file})"))
+                    self._ready = True
+
+    def _prepare(self, prepare: Callable[[bool], None], empty: bool) -> None:
         try:
-            prepare()
+            prepare(empty)
         except Exception as err:
             with self._lock:
                 self._fail(err)
