@@ -180,7 +180,8 @@ def together(folders: pytest.TempPathFactory, **scenarios: Callable[[Path], Awai
     own, on loopback; returns what each raised (None: it held). Scenarios that mostly wait on
     real time (a call played at real speed, a killed worker's recordings going stale) share the
     wait, and the suite takes one scenario's time, not their sum. Each test then calls
-    ``held`` on its own."""
+    ``held`` on its own. A scenario must not block the loop, where the others' calls run: it
+    starts its server (``asyncio.to_thread(Server, ...)``) and decodes files in a thread."""
     async def all_of() -> dict[str, BaseException | None]:
         names = list(scenarios)
         outcomes = await asyncio.gather(*(scenarios[name](folders.mktemp(name)) for name in names),

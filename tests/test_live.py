@@ -7,6 +7,7 @@ real time; the numbers the coach receives are compared with `livecoach analyze` 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 
 import pytest
@@ -16,7 +17,7 @@ import numpy as np
 
 from hard_audio import NOISE_FOLDER, make_hard, write_opus
 from conftest import FIXTURES
-from liveserver import Server, excerpt
+from liveserver import Server, excerpt, held, together
 from livecoach.ingest import read_mono
 from livecoach.analyze import analyze_tracks
 from livecoach.live.ice import restrict_host_addresses
@@ -71,8 +72,13 @@ async def call(server: Server, tmp_path, name: str, start: float, seconds: float
     """Both participants join and play ``seconds`` of a fixture; returns what everyone saw.
     ``hard``: the fixture made hard, its Opus packets sent as they are."""
     sid, coach_token, client_token = server.new_session()
-    files = (hard_files(name, seconds, tmp_path) if hard else
-             {who: excerpt(name, who, seconds, tmp_path, start) for who in ("coach", "client")})
+    # made in a thread: other scenarios' calls may be playing on this loop (calls_at_once)
+    def make_files(at: float) -> dict:
+        if hard:
+            return hard_files(name, seconds, tmp_path)
+        return {who: excerpt(name, who, seconds, tmp_path, at) for who in ("coach", "client")}
+
+    files = await asyncio.to_thread(make_files, start)
     reader = IndicatorReader(server.url, sid, coach_token)
     await reader.open()
     start = asyncio.Event()  # the two recordings belong together: play them at the same moment
@@ -106,38 +112,43 @@ def compare_with_offline(files, reader: IndicatorReader, share_within: float = 0
 
 
 @pytest.fixture(scope="module")
-def two_calls(tmp_path_factory) -> dict[str, tuple]:
-    """The hard direct call and the relay call, each on a server of its own, played at the same
-    moment: two minutes of calls in one (the suite's time), on loopback. Returns, per topology,
-    (files, reader, coach, client) once both ended and everyone closed."""
-    folder = tmp_path_factory.mktemp("two-calls")
-    restrict_host_addresses(["127.0.0.1"])
-    servers = {topology: Server(folder / topology / "data", topology) for topology in ("direct", "relay")}
+def calls_at_once(tmp_path_factory) -> dict:
+    """The hard direct call and the relay call (a minute each) and the mute test's call, each on
+    a server of its own, at the same moment (liveserver.together): the suite waits a minute, not
+    two and a half. Returns each scenario's outcome ("outcomes"), and per topology (files,
+    reader, coach, client) once its call ended and everyone closed."""
+    seen: dict[str, tuple] = {}
 
-    async def play(topology: str, name: str, hard: bool) -> tuple:
-        _, files, reader, coach, client = await call(servers[topology], folder / topology, name, 0.0, hard=hard)
-        await asyncio.gather(coach.close(), client.close(), reader.close())
-        return files, reader, coach, client
-
-    async def both() -> list[tuple]:
-        return await asyncio.gather(play("direct", "quiet", True), play("relay", "keyboard", False))
-
-    try:
-        results = asyncio.run(both())
-    finally:
-        restrict_host_addresses([])
-        logs = {topology: server.stop() for topology, server in servers.items()}
-    for log in logs.values():
+    async def matched(topology: str, name: str, hard: bool, folder) -> None:
+        server = await asyncio.to_thread(Server, folder / "data", topology)
+        try:
+            _, files, reader, coach, client = await call(server, folder, name, 0.0, hard=hard)
+            await asyncio.gather(coach.close(), client.close(), reader.close())
+            seen[topology] = files, reader, coach, client
+        finally:
+            log = await asyncio.to_thread(server.stop)
         assert "Traceback" not in log, log
-    return dict(zip(servers, results))
+
+    async def muted(folder) -> None:
+        server = await asyncio.to_thread(Server, folder / "data", "direct")
+        try:
+            await mute_leave_and_rejoin(server, folder)
+        finally:
+            log = await asyncio.to_thread(server.stop)
+        assert "Traceback" not in log, log
+
+    outcomes = together(tmp_path_factory, direct=functools.partial(matched, "direct", "quiet", True),
+                        relay=functools.partial(matched, "relay", "keyboard", False), mute=muted)
+    return {"outcomes": outcomes, **seen}
 
 
-def test_direct_call_with_tap_matches_offline_analysis(two_calls):
+def test_direct_call_with_tap_matches_offline_analysis(calls_at_once):
     """A hard call (a quiet client under echo and a real fan), its Opus packets sent as a browser
     sends them over a jittery network: live within 0.5 points and 0.1 s of `livecoach analyze`
     of the same files. (The jitter once reordered packets, which the receiver drops: the talk
     share was 0.76 live against 0.95 offline.)"""
-    files, reader, coach, client = two_calls["direct"]
+    held(calls_at_once["outcomes"]["direct"])
+    files, reader, coach, client = calls_at_once["direct"]
     assert coach.peer_connected.is_set() and client.peer_connected.is_set()
     assert coach.received_frames > 100 and client.received_frames > 100  # they hear each other
     snap = reader.latest()
@@ -149,8 +160,9 @@ def test_direct_call_with_tap_matches_offline_analysis(two_calls):
     compare_with_offline(files, reader, share_within=0.005, edges_within=0.1)
 
 
-def test_relay_call_matches_offline_analysis(two_calls):
-    files, reader, coach, client = two_calls["relay"]
+def test_relay_call_matches_offline_analysis(calls_at_once):
+    held(calls_at_once["outcomes"]["relay"])
+    files, reader, coach, client = calls_at_once["relay"]
     assert coach.peer_pc is None and client.peer_pc is None
     assert coach.received_frames > 100 and client.received_frames > 100  # relayed by the server
     assert reader.latest()["topology"] == "relay"
@@ -175,7 +187,12 @@ async def test_the_client_never_receives_indicators(server, tmp_path):
     assert not any("metrics" in m or "speaking" in m for m in client.messages)
 
 
-async def test_mute_leave_and_rejoin(server, tmp_path):
+def test_mute_leave_and_rejoin(calls_at_once):
+    held(calls_at_once["outcomes"]["mute"])
+
+
+async def mute_leave_and_rejoin(server: Server, tmp_path) -> None:
+    """test_mute_leave_and_rejoin's call (calls_at_once)."""
     sid, coach_token, client_token = server.new_session()
     reader = IndicatorReader(server.url, sid, coach_token)
     await reader.open()

@@ -239,7 +239,7 @@ def test_a_call_that_goes_on_after_its_worker_was_killed_keeps_one_clock_with_th
 
 
 async def worker_killed(tmp_path) -> None:
-    srv = Server(tmp_path / "data", "direct", workers=1)
+    srv = await asyncio.to_thread(Server, tmp_path / "data", "direct", workers=1)  # not holding the other scenario's call
     sid, coach_token, _, coach, client, _ = await start_call(srv, tmp_path, "clean", 30)
     try:
         await asyncio.sleep(15.0)
@@ -255,7 +255,7 @@ async def worker_killed(tmp_path) -> None:
             assert status == 200
             path = tmp_path / f"{rec['participant']}-killed.webm"
             path.write_bytes(body)
-            pcm = decoded_16k(str(path))
+            pcm = await asyncio.to_thread(decoded_16k, str(path))
             # Playable to within 5 s of the kill (the audio started about when the clock did).
             assert pcm.size / 16000 >= killed_at - 5 - rec["start_s"], (rec, pcm.size / 16000)
         assert data["interruptions"][0] >= killed_at - 5
@@ -269,7 +269,7 @@ async def call_goes_on_after_its_worker_was_killed(tmp_path) -> None:
     from livecoach.live.storing import RESUMED
     from livecoach.store import Store
 
-    srv = Server(tmp_path / "data", "direct", workers=1)
+    srv = await asyncio.to_thread(Server, tmp_path / "data", "direct", workers=1)
     sid, coach_token, client_token, coach, client, _ = await start_call(srv, tmp_path, "clean", 30)
     reader = IndicatorReader(srv.url, sid, coach_token)
     await reader.open()
@@ -388,7 +388,7 @@ async def full_disk(tmp_path) -> None:
     (data / "recordings").mkdir(parents=True)
     prefix = [unshare, "-rm", "sh", "-c", f'mount -t tmpfs -o size=160k,mode=0700 tmpfs "{data / "recordings"}" && exec "$@"',
               "sh"]
-    srv = Server(data, "direct", workers=0, prefix=prefix)
+    srv = await asyncio.to_thread(Server, data, "direct", workers=0, prefix=prefix)
     sid, coach_token, _, coach, client, _ = await start_call(srv, tmp_path, "clean", 30)
     reader = IndicatorReader(srv.url, sid, coach_token)
     await reader.open()
@@ -416,7 +416,7 @@ async def full_disk(tmp_path) -> None:
         assert status == 200
         path = tmp_path / f"{rec['id']}.media"
         path.write_bytes(body)
-        played = max(played, decoded_16k(str(path)).size / 16000)
+        played = max(played, (await asyncio.to_thread(decoded_16k, str(path))).size / 16000)
     assert played > 2  # what was written before the disk filled plays
     log = srv.stop()
     assert "Traceback" not in log, log
@@ -426,7 +426,7 @@ async def client_withdraws_consent(tmp_path) -> None:
     """The client takes back the recording mid-call: their audio file ends there while the
     coach's goes on, the coach's indicators say so, the event is logged and their video uploads
     are refused; then they take back the analysis: their call ends and they cannot rejoin."""
-    server = Server(tmp_path / "data", "direct", workers=0)
+    server = await asyncio.to_thread(Server, tmp_path / "data", "direct", workers=0)
     try:
         await _client_withdraws_consent(server, tmp_path)
     finally:
