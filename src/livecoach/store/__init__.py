@@ -1002,7 +1002,7 @@ class Store:
         with self._transaction(write=True) as conn:
             now = conn.execute(q.CLOCK).scalar_one()
             conn.execute(database.insert(conn, installation).on_conflict_do_nothing(), {"key": key, "value": "0"})
-            return conn.execute(q.TAKE_TURN, {"turn": key, "due": now - every_s, "now": repr(now)}).rowcount == 1
+            return conn.execute(q.TAKE_TURN, {"turn": key, "due": now - every_s, "value": repr(now)}).rowcount == 1
 
     def keep_setup_code(self, node_id: str, digest: str) -> None:
         """The SHA-256 of a node's first-run setup code, so that any node accepts it."""

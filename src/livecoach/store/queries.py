@@ -310,8 +310,5 @@ SETUP_CODES = select(installation.c.value).where(installation.c.key.startswith(S
 FORGET_SETUP_CODES = installation.delete().where(installation.c.key.startswith(SETUP_CODE_KEY))
 TURN_KEY = "turn:"
 """The key of a job's last turn (the database's clock, epoch seconds) is this and the job's name."""
-TAKE_TURN = (
-    installation.update()
-    .where(installation.c.key == bindparam("turn"), cast(installation.c.value, Float) <= bindparam("due"))
-    .values(value=bindparam("now"))
-)
+TAKE_TURN = installation.update().where(
+    installation.c.key == bindparam("turn"), cast(installation.c.value, Float) <= bindparam("due"))
