@@ -479,6 +479,9 @@ class Servers:
     """Who logs in to make the sessions (email, password)."""
     recordings: Path | None = None
     """A recordings folder whose size is reported (None: the recordings are elsewhere)."""
+    session_urls: tuple[str, ...] = ()
+    """Servers that do not share a database (scripts/bench_cluster.py's standalone servers): the
+    sessions are made on each in turn, each call going to its own. Empty: all on ``url``."""
     stop: Callable[[], None] = field(default=lambda: None)
 
     def rss(self) -> dict[str, float]:
@@ -1021,10 +1024,12 @@ def run(args: argparse.Namespace, servers: Servers | None = None) -> dict:
         time.sleep(1.0)
         mem_idle = servers.rss()
         sessions = []
-        cookie = login(url, servers.coach)
-        for spec in specs:
-            s = http_json(url + "/api/sessions", b"{}", cookie)
-            sessions.append({**spec, "session": s["session"], "url": session_base(s["coach_url"], url),
+        bases = servers.session_urls or (url,)
+        cookies = {base: login(base, servers.coach) for base in bases}
+        for n, spec in enumerate(specs):
+            base = bases[n % len(bases)]
+            s = http_json(base + "/api/sessions", b"{}", cookies[base])
+            sessions.append({**spec, "session": s["session"], "url": session_base(s["coach_url"], base),
                              "coach_token": s["coach_url"].split("#", 1)[1],
                              "client_token": s["client_url"].split("#", 1)[1]})
         cfg = {"url": url, "topology": args.topology, "seconds": args.seconds, "tail": args.tail,
