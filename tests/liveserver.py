@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -83,16 +84,20 @@ def _add_coach(path: Path, email: str, password: str, name: str) -> None:
         store.close()
 
 
+_coach_database_lock = threading.Lock()  # servers started in threads at once (``together``)
+
+
 def _test_coach_database() -> Path:
     global _coach_database
-    if _coach_database is None:
-        folder = Path(tempfile.mkdtemp(prefix="livecoach-coach-"))
-        atexit.register(shutil.rmtree, folder, True)
-        path = folder / DATABASE_FILE
-        _add_coach(path, COACH_EMAIL, COACH_PASSWORD, COACH_NAME)
-        assert not path.with_name(f"{path.name}-wal").exists()  # all in the one file
-        _coach_database = path
-    return _coach_database
+    with _coach_database_lock:
+        if _coach_database is None:
+            folder = Path(tempfile.mkdtemp(prefix="livecoach-coach-"))
+            atexit.register(shutil.rmtree, folder, True)
+            path = folder / DATABASE_FILE
+            _add_coach(path, COACH_EMAIL, COACH_PASSWORD, COACH_NAME)
+            assert not path.with_name(f"{path.name}-wal").exists()  # all in the one file
+            _coach_database = path
+        return _coach_database
 
 
 class Server:

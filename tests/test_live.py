@@ -123,7 +123,8 @@ def calls_at_once(tmp_path_factory) -> dict:
         server = await asyncio.to_thread(Server, folder / "data", topology)
         try:
             _, files, reader, coach, client = await call(server, folder, name, 0.0, hard=hard)
-            await asyncio.gather(coach.close(), client.close(), reader.close())
+            await reader.close()  # first: what it read last is the call as it ended, before anyone left
+            await asyncio.gather(coach.close(), client.close())
             seen[topology] = files, reader, coach, client
         finally:
             log = await asyncio.to_thread(server.stop)
