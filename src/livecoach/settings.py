@@ -41,10 +41,10 @@ class Settings:
     tls_key: Path | None = None
     ice_servers: list[IceServer] = field(default_factory=list)
     ice_addresses: list[str] = field(default_factory=list)
+    """Local addresses the server's WebRTC side may use; empty: every interface."""
     udp_ports: list[int] | None = None
     """The UDP ports (first, last) the media's sockets are bound in (``--udp-ports``); None: any
     the kernel gives (live/ice.py)."""
-    """Local addresses the server's WebRTC side may use; empty: every interface."""
     topology: str = "direct"
     snapshot_interval: float = 0.25
     workers: int = 0

@@ -44,9 +44,7 @@ def restrict_udp_ports(ports: tuple[int, int] | list[int] | None) -> None:
     if ports is None:
         asyncio.BaseEventLoop.create_datagram_endpoint = _original_endpoint
         return
-    first, last = int(ports[0]), int(ports[1])
-    if not 1 <= first <= last <= 65535:
-        raise ValueError(f"not a range of UDP ports: {first}-{last}")
+    first, last = _port_range(int(ports[0]), int(ports[1]))
 
     async def in_range(loop, protocol_factory, local_addr=None, remote_addr=None, **kwargs):
         if not local_addr or local_addr[1] != 0:
@@ -70,6 +68,15 @@ def restrict_udp_ports(ports: tuple[int, int] | list[int] | None) -> None:
 def parse_udp_ports(text: str) -> tuple[int, int]:
     """``FIRST-LAST`` (``--udp-ports``) as two ports; ValueError says what is wrong."""
     first, sep, last = text.strip().partition("-")
-    if not sep or not first.isdigit() or not last.isdigit() or not 1 <= int(first) <= int(last) <= 65535:
-        raise ValueError(f"--udp-ports is FIRST-LAST, e.g. 40000-40999, not {text!r}")
-    return int(first), int(last)
+    if sep and first.isdigit() and last.isdigit():
+        try:
+            return _port_range(int(first), int(last))
+        except ValueError:
+            pass
+    raise ValueError(f"--udp-ports is FIRST-LAST, e.g. 40000-40999, not {text!r}")
+
+
+def _port_range(first: int, last: int) -> tuple[int, int]:
+    if not 1 <= first <= last <= 65535:
+        raise ValueError(f"not a range of UDP ports: {first}-{last}")
+    return first, last
