@@ -991,7 +991,7 @@ class Store:
         """The installation's ``key`` (table ``installation``): ``first`` if it had none (kept
         then), else the value kept before. Processes racing to keep theirs agree on one."""
         with self._transaction(write=True) as conn:
-            conn.execute(database.insert(conn, installation).on_conflict_do_nothing(), {"key": key, "value": first})
+            _keep_if_missing(conn, key, first)
             return conn.execute(q.SHARED, {"key": key}).scalar_one()
 
     def take_turn(self, job: str, every_s: float) -> bool:
@@ -1001,7 +1001,7 @@ class Store:
         key = q.TURN_KEY + job
         with self._transaction(write=True) as conn:
             now = conn.execute(q.CLOCK).scalar_one()
-            conn.execute(database.insert(conn, installation).on_conflict_do_nothing(), {"key": key, "value": "0"})
+            _keep_if_missing(conn, key, "0")
             return conn.execute(q.TAKE_TURN, {"turn": key, "due": now - every_s, "value": repr(now)}).rowcount == 1
 
     def keep_setup_code(self, node_id: str, digest: str) -> None:
@@ -1040,6 +1040,11 @@ def _new_node(conn: Connection) -> Any:
     """A node's row, its start and heartbeat now by the database's clock, unless its id has one."""
     return (database.insert(conn, nodes).values(started_at=database.clock(), heartbeat_at=database.clock())
             .on_conflict_do_nothing())
+
+
+def _keep_if_missing(conn: Connection, key: str, value: str) -> None:
+    """The installation's ``key`` set to ``value`` unless it has one (racing processes agree)."""
+    conn.execute(database.insert(conn, installation).on_conflict_do_nothing(), {"key": key, "value": value})
 
 
 def _upsert(conn: Connection, table: Any, keys: list[str], values: dict[str, Any]) -> None:
