@@ -981,7 +981,8 @@ class Store:
                 if chosen.id == exclude:
                     continue
                 conn.execute(q.UPDATE_SESSION, {"session": session_id, "node_id": chosen.id})
-                conn.execute(q.UPDATE_NODE, {"node": chosen.id, "assigned_at": chosen.clock})
+                last = conn.execute(q.LAST_ASSIGNED).scalar() or 0.0
+                conn.execute(q.UPDATE_NODE, {"node": chosen.id, "assigned_at": max(chosen.clock, last + 1e-6)})
                 return chosen
             return current
 

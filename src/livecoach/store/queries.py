@@ -297,6 +297,10 @@ LIVE_NODES = (
     .where(nodes.c.state == "live", nodes.c.heartbeat_at >= clock() - bindparam("within"))
     .order_by(nodes.c.calls, nodes.c.assigned_at, nodes.c.id)
 )
+LAST_ASSIGNED = select(func.max(nodes.c.assigned_at))
+"""When a node was last given a session: the next one given a session is given a later time,
+even within the database clock's resolution (SQLite's: a millisecond), so that the order of
+LIVE_NODES among equals stays "given a session longest ago"."""
 """The nodes that take new sessions (a heartbeat ``within`` seconds of the database's clock),
 least loaded first; among equals the one given a session longest ago, so that sessions created
 together (within one heartbeat) spread out."""
