@@ -565,6 +565,20 @@ def test_a_live_exchange_writes_samples_and_events_and_reads_the_coachs_settings
     assert store.exchange_live(new.id, [], [])["nudges"]["monologue"]["seconds"] == 30
 
 
+def test_a_live_exchange_reads_the_sessions_own_coachs_settings(store):
+    """One query finds the session's coach and their settings; a session deleted mid-call falls
+    back to the local coach's, as coach_of does."""
+    first = store.add_coach("a@example.org", "A", "hash-a")
+    other = store.add_coach("b@example.org", "B", "hash-b")
+    mine = store.create_session("Alex", coach_id=other.id)
+    store.set_coach_settings(other.id, {"nudges": {"monologue": {"seconds": 45}}})
+    store.set_coach_settings(first.id, {"nudges": {"monologue": {"seconds": 90}}})
+    store.set_coach_settings("local", {"nudges": {"monologue": {"seconds": 120}}})
+    assert store.exchange_live(mine.id, [], [])["nudges"]["monologue"]["seconds"] == 45
+    store.delete_session(mine.id)
+    assert store.exchange_live(mine.id, [], [])["nudges"]["monologue"]["seconds"] == 120
+
+
 def test_a_session_id_never_starts_with_a_dash():
     """The id is an argument of the command line (livecoach delete ID), where "-x…" reads as an
     option: one id in 64 did, and the command refused it."""

@@ -26,6 +26,7 @@ from ..settings import Settings
 from ..store import Store
 from .relay import Switchboard
 from .session import ABSENT, CONNECTED, MUTED, LiveSession
+from .storing import STORE_INTERVAL
 from .decoding import decode_inline
 from .tap import AudioTap
 
@@ -40,7 +41,8 @@ TURN_END_SECONDS = 1.0
 """How long the engine needs after the last audio to end an open segment (bridging, 300 ms,
 and its confirmation), with the session's tick filling the absence meanwhile."""
 RECORDING_TICK = 1.0
-"""Seconds between the recording's writes of pages and rows (what a killed process loses)."""
+"""Seconds between the recording's writes of pages (what a killed process loses of its audio);
+its rows go to the store with the rest of the live session's, every ``STORE_INTERVAL``."""
 
 
 
@@ -142,9 +144,13 @@ class Call:
         self._recording_ticker = asyncio.get_running_loop().create_task(self._tick_recording())
 
     async def _tick_recording(self) -> None:
+        rows_due = STORE_INTERVAL
         while True:
             await asyncio.sleep(RECORDING_TICK)
-            await self.recording.tick()
+            rows_due -= RECORDING_TICK
+            await self.recording.tick(rows=rows_due <= 0)
+            if rows_due <= 0:
+                rows_due = STORE_INTERVAL
 
     # -- recording -------------------------------------------------------------------------
 

@@ -3,8 +3,8 @@ participant, its rows in the store, and the files finished when the call empties
 
 The tap hands every received packet here with its place on the session clock. Files are
 written on the event loop (a page of a few kilobytes a second per participant); the store's
-rows are written in a worker thread once a second, like the rest of the live session's
-timeline. A write that fails (a full disk) stops the recording, never the call: the status
+rows are written in a worker thread every two seconds, with the rest of the live session's
+timeline (live/storing.py's ``STORE_INTERVAL``). A write that fails (a full disk) stops the recording, never the call: the status
 says why, and the coach's sidebar shows it.
 """
 
@@ -133,9 +133,12 @@ class CallRecording:
 
     # -- the store and the end -------------------------------------------------------------
 
-    async def tick(self) -> None:
-        """Once a second: pages to disk, and the rows (new recordings, their growth) to the store."""
+    async def tick(self, rows: bool = True) -> None:
+        """Once a second: pages to disk; with ``rows``, also the rows (new recordings, their
+        growth) to the store (every couple of seconds, with the live session's exchange)."""
         self._each(AudioRecorder.flush)
+        if not rows:
+            return
         new, self._unsaved = self._unsaved, []
         updates = [(r.info.id, _growth(r)) for r in self._recorders.values()]
         if not new and not updates:

@@ -128,7 +128,7 @@ def finish_video(store: Store, storage: FolderStorage, session: str, row: dict, 
 
 STALE_SECONDS = 15.0
 """A growing audio recording whose row and file have not changed for this long lost its writer
-(the server writes it every second)."""
+(the server writes the file every second, the row every two)."""
 VIDEO_STALE_SECONDS = 120.0
 """A browser that has sent no chunk for this long is gone (closed, crashed); a browser whose
 network drops keeps its chunks until it is back, so this is long."""

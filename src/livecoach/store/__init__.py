@@ -234,11 +234,12 @@ class Store:
             self._engine.dispose()
 
     @contextmanager
-    def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
+    def _transaction(self, *, write: bool = False, rows_only: bool = False) -> Iterator[Connection]:
         """The process's connection, for one transaction at a time: threads take turns. A write
-        says so before it begins (``database.WRITE``)."""
+        says so before it begins (``database.WRITE``); one that only adds rows nothing reads
+        first says ``rows_only`` (``database.ROW_WRITE``: no turn among the cluster's writers)."""
         with self._lock:
-            self._conn.execution_options(**{database.WRITE: write})
+            self._conn.execution_options(**{database.WRITE: write and not rows_only, database.ROW_WRITE: rows_only})
             with self._conn.begin():
                 yield self._conn
 
@@ -544,15 +545,16 @@ class Store:
         """A live call's exchange (live/storing.py), every second of every call, in one
         transaction: its buffered indicator samples and events written (``add_indicator_samples``,
         ``log_events``) and its coach's settings read back (``coach_settings``). Four transactions
-        would be a dozen round trips a second a call on PostgreSQL."""
+        would be a dozen round trips a second a call on PostgreSQL. Its rows are only added,
+        never read first, so it does not wait its turn behind other nodes' writes
+        (``database.ROW_WRITE``)."""
         sample_rows, event_rows = _sample_rows(session_id, samples), _event_rows(session_id, events)
-        with self._transaction(write=bool(sample_rows or event_rows)) as conn:
+        with self._transaction(rows_only=bool(sample_rows or event_rows)) as conn:
             if sample_rows:
                 conn.execute(indicator_samples.insert(), sample_rows)
             if event_rows:
                 conn.execute(session_events.insert(), event_rows)
-            coach = conn.execute(q.COACH_OF, {"session": session_id}).scalar()
-            stored = conn.execute(q.COACH_SETTINGS, {"coach": coach if coach is not None else LOCAL_COACH}).scalar()
+            stored = conn.execute(q.SESSION_COACH_SETTINGS, {"session": session_id, "fallback": LOCAL_COACH}).scalar()
         return coach_settings.merged(json.loads(stored) if stored is not None else None)
 
     def events(self, session_id: str, kinds: Iterable[str] | None = None) -> list[dict]:

@@ -41,8 +41,8 @@ writer at a time. Advisory locks are per database: installations sharing a serve
 for each other."""
 
 ROW_WRITE = "livecoach_row_write"
-"""Execution option: the connection's next transaction writes a row or two that no other of the
-store's writes reads first (a node's heartbeat, nodes.py). SQLite begins it IMMEDIATE, as any
+"""Execution option: the connection's next transaction writes rows that no other of the store's
+writes reads first (a node's heartbeat, nodes.py; a live call's samples and events). SQLite begins it IMMEDIATE, as any
 write; PostgreSQL takes no ``WRITE_LOCK``: its row locks are all such a write needs, and it must
 not wait behind a long write elsewhere in the cluster."""
 

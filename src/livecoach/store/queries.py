@@ -145,6 +145,10 @@ DISMISS_NUDGE = nudges.update().where(*_THE_NUDGE, nudges.c.dismissed_at.is_(Non
 # -- settings and samples ------------------------------------------------------------------------
 
 COACH_SETTINGS = select(coach_settings.c.settings).where(coach_settings.c.coach_id == bindparam("coach"))
+SESSION_COACH_SETTINGS = select(coach_settings.c.settings).where(coach_settings.c.coach_id == func.coalesce(
+    select(sessions.c.coach_id).where(sessions.c.id == _SESSION).scalar_subquery(), bindparam("fallback")))
+"""The settings of a session's coach (of ``fallback``, the local coach, if the session is gone):
+one round trip for the live exchange."""
 SAMPLES = (
     select(indicator_samples.c.session_time, indicator_samples.c.speaking, indicator_samples.c.share_session,
            indicator_samples.c.share_window, indicator_samples.c.current_silence)
