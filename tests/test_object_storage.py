@@ -370,6 +370,24 @@ def test_create_makes_no_request_before_the_first_segment_or_close(moto, tmp_pat
         store.close()
 
 
+def test_a_writer_whose_storage_was_closed_fails_as_on_a_full_disk(moto, tmp_path):
+    """A file still open when its storage's client is closed (a server shutting down) fails with
+    an OSError naming it, whether its first segment or a later one is refused, and waits for
+    nothing."""
+    store = small_segments(moto, new_bucket(moto), tmp_path / "spool", segment_seconds=60.0)
+    first, later = store.create("s1", "first.ogg"), store.create("s1", "later.ogg")
+    later.write(b"x" * 2500)  # segment_bytes 1000: its first segments go up now
+    later.flush()
+    time.sleep(0.3)
+    store.close()
+    first.write(b"y")
+    with pytest.raises(OSError, match=r"client is closed \(.*/first\.ogg"):
+        first.close()
+    with pytest.raises(OSError, match=r"client is closed \(.*/later\.ogg"):
+        later.write(b"z" * 1000)
+        later.close()
+
+
 def test_a_file_created_with_may_lose_s_goes_up_that_much_less_often(moto, tmp_path):
     """A call's level strip (recorder.PEAKS_MAY_LOSE_S) is put every 30 s, its audio every 5 s:
     here 0.6 s against 0 (every flush), over 1.2 s of flushes every 0.1 s."""

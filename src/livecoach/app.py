@@ -81,7 +81,7 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
     # Several nodes sign and check the media links with one secret, and take any node's setup code:
     # both in the database they share. A single server keeps them in its data folder.
     signer = Signer(shared_secret(store, settings.data) if settings.node_url else installation_secret(settings.data))
-    shared_id = settings.node_id if settings.node_url else None
+    shared_id = settings.cluster_node_id
     restrict_host_addresses(settings.ice_addresses)
     restrict_udp_ports(settings.udp_ports)
     files = StaticFiles(WEB)
@@ -224,7 +224,7 @@ def serve(settings: Settings) -> None:
     calls_run = f"{settings.workers} worker processes" if pool else "this process"
     print(f"livecoach is serving at {settings.base_url()}/  (data in {settings.data.resolve()}; calls in {calls_run})",
           flush=True)
-    code = setup_code(settings.data, app.state.store, settings.node_id if settings.node_url else None)
+    code = setup_code(settings.data, app.state.store, settings.cluster_node_id)
     if code is not None:
         print(f"First run: no coach yet. Open {settings.base_url()}/setup#{code} to make the first coach account "
               f"(or run: livecoach coach add EMAIL --name NAME --data {settings.data}"

@@ -115,7 +115,7 @@ class Imports:
 
     def __init__(self, store: Store, storage: RecordingStorage, settings: Settings) -> None:
         self.store, self.storage, self.settings = store, storage, settings
-        self.node_id: str | None = settings.node_id if settings.node_url else None
+        self.node_id: str | None = settings.cluster_node_id
         """This node's id, in its upload folders' names (None: the server is no node)."""
         self.jobs: dict[str, Job] = {}
         self._slots: asyncio.Semaphore | None = None

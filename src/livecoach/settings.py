@@ -75,6 +75,11 @@ class Settings:
     """This node's id (``--node-id``; default: made from ``node_url``)."""
 
     @property
+    def cluster_node_id(self) -> str | None:
+        """This node's id when it is one of several (``node_url`` given), else None."""
+        return self.node_id if self.node_url else None
+
+    @property
     def database(self) -> str | Path:
         """What ``Store`` opens: ``database_location``."""
         return database_location(self.data, self.database_url)

@@ -768,24 +768,28 @@ class _Writer(io.RawIOBase):
         while self._ready and self._failed is None and self._queue and self._sending < PENDING_SEGMENTS:
             key, data = self._queue.popleft()
             self._sending += 1
-            try:
-                self._s._uploads.submit(self._send, key, data)
-            except RuntimeError:  # the storage is closed
+            if not self._submit(key, self._send, key, data):
                 self._sending -= 1
                 self._waiting -= len(data)
-                self._fail(ObjectStoreError(f"the object store's client is closed ({key})"))
 
     def _begin(self, empty: bool) -> None:
         """Start ``create``'s preparation in a put thread (once): ``empty`` when the file has no
         segment to replace its first one."""
         prepare, self._preparing = self._preparing, None
         if prepare is not None:
-            try:
-                self._s._uploads.submit(self._prepare, prepare, empty)
-            except RuntimeError:  # the storage is closed
-                with self._lock:
-                    self._fail(ObjectStoreError(f"the object store's client is closed ({self._file})"))
+            with self._lock:
+                if not self._submit(self._file, self._prepare, prepare, empty):
                     self._ready = True
+
+    def _submit(self, what: str, fn: Callable, *args) -> bool:
+        """Hand ``fn`` to a put thread (with ``_lock`` held); when the storage is closed the
+        writer fails instead, and this says False."""
+        try:
+            self._s._uploads.submit(fn, *args)
+        except RuntimeError:  # the storage is closed
+            self._fail(ObjectStoreError(f"the object store's client is closed ({what})"))
+            return False
+        return True
 
     def _prepare(self, prepare: Callable[[bool], None], empty: bool) -> None:
         try:
