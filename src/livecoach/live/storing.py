@@ -2,9 +2,9 @@
 
 Timeline events and one indicator sample per second of session time are buffered and written in
 batches from a worker thread every two seconds (``STORE_INTERVAL``), so that the loop never
-waits for the database and a worker that dies loses at most about two seconds of the timeline. The same
-exchange reads the coach's settings back, so that a change made in the sidebar reaches the live
-call's nudge rules. A nudge is written at once: it is rare, and the coach may dismiss it as soon
+waits for the database and a worker that dies loses at most about two seconds of the timeline.
+The same exchange reads the coach's settings back, so that a change made in the sidebar reaches
+the live call's nudge rules. A nudge is written at once: it is rare, and the coach may dismiss it as soon
 as it shows.
 
 What was kept is also what a call opened again goes on from (``read_past``): after a killed worker
@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 STORE_INTERVAL = 2.0
 """Seconds (wall clock) between the store exchanges. Each is a transaction (a few round trips on
 PostgreSQL) and a hop to a worker thread, whose Python holds the interpreter lock the call's
-event loop needs: every second instead cost a cluster node about 0.01 cores a call
-(scripts/bench_cluster.py), for a second less of timeline lost when a process is killed."""
+event loop needs. Every second, it was a measurable part of what a cluster node costs a call
+more than a single server (scripts/bench_cluster.py, README), for a second less of the timeline
+lost when a process is killed."""
 MAX_GAP_S = 600.0
 """A call opened again goes on at most this long after its stored end: a killed worker's call is
 back within seconds, but a session whose call is opened again hours or days later would

@@ -4,8 +4,8 @@ participant, its rows in the store, and the files finished when the call empties
 The tap hands every received packet here with its place on the session clock. Files are
 written on the event loop (a page of a few kilobytes a second per participant); the store's
 rows are written in a worker thread every two seconds, with the rest of the live session's
-timeline (live/storing.py's ``STORE_INTERVAL``). A write that fails (a full disk) stops the recording, never the call: the status
-says why, and the coach's sidebar shows it.
+timeline (live/storing.py's ``STORE_INTERVAL``). A write that fails (a full disk) stops the
+recording, never the call: the status says why, and the coach's sidebar shows it.
 """
 
 from __future__ import annotations

@@ -542,7 +542,7 @@ class Store:
 
     def exchange_live(self, session_id: str, samples: Iterable[IndicatorSample],
                       events: list[tuple[float, float | None, str, str | None, dict]]) -> dict[str, Any]:
-        """A live call's exchange (live/storing.py), every second of every call, in one
+        """A live call's exchange (live/storing.py), every couple of seconds of every call, in one
         transaction: its buffered indicator samples and events written (``add_indicator_samples``,
         ``log_events``) and its coach's settings read back (``coach_settings``). Four transactions
         would be a dozen round trips a second a call on PostgreSQL. Its rows are only added,
