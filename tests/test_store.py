@@ -550,8 +550,8 @@ def test_the_review_reads_only_the_events_and_sample_columns_it_draws(store):
 
 
 def test_a_live_exchange_writes_samples_and_events_and_reads_the_coachs_settings_in_one_go(store):
-    """live/storing.py's exchange every couple of seconds: the same rows as add_indicator_samples and
-    log_events, and the settings coach_settings(coach_of(...)) gives, also once they change."""
+    """live/storing.py's exchange every couple of seconds: the same rows as add_indicator_samples
+    and log_events, and the settings coach_settings(coach_of(...)) gives, also once they change."""
     new = store.create_session("Alex")
     coach = store.coach_of(new.id)
     assert store.exchange_live(new.id, [], []) == store.coach_settings(coach)
