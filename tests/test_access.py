@@ -349,6 +349,9 @@ def test_healthz_says_only_up_or_down_to_anyone_else(tmp_path):
     assert asgi_get(app, "/healthz", "203.0.113.5") == (200, {"ok": True})
     status, details = asgi_get(app, "/healthz", "127.0.0.1")
     assert status == 200 and details == {"ok": True, "calls": 0, "peers": 0}
+    # the proxy's check (deploy/haproxy.cfg.in): up or down only, to anyone
+    assert asgi_get(app, "/livez", "203.0.113.5") == (200, {"ok": True})
+    assert asgi_get(app, "/livez", "127.0.0.1") == (200, {"ok": True})
 
 
 def test_unfinished_headers_do_not_hold_a_connection(server):

@@ -113,6 +113,30 @@ async def test_sessions_spread_over_workers_and_a_dead_worker_comes_back(tmp_pat
     assert log.count("Traceback") == 0, log
 
 
+def test_the_front_knows_whether_its_workers_run_without_asking_them(tmp_path):
+    """``/livez`` (the proxy's check every second) is the pool's ``running``: the workers'
+    processes, looked at by the front alone."""
+    import subprocess
+
+    from livecoach.workers import WorkerPool
+
+    pool = WorkerPool(Settings(data=tmp_path / "data"), 2)
+    try:
+        assert not pool.running  # not started yet
+        for worker in pool.workers:
+            worker.proc = subprocess.Popen(["sleep", "60"])
+        assert pool.running
+        pool.workers[1].proc.kill()
+        pool.workers[1].proc.wait()
+        assert not pool.running
+    finally:
+        for worker in pool.workers:
+            if worker.proc is not None:
+                worker.proc.kill()
+                worker.proc.wait()
+            worker.sock.close()
+
+
 async def test_a_worker_ends_when_its_server_is_killed(tmp_path):
     server = Server(tmp_path / "data", workers=2)
     try:

@@ -141,6 +141,12 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
             report["node"] = {"id": node.id, "state": node.state, "calls": len(node.calls)}
         return JSONResponse(report, status_code=status, headers={"Cache-Control": "no-store"})
 
+    async def live(request: Request) -> Response:
+        """Up or down, from what this process knows (its workers' processes run), asking none of
+        them: the check a proxy makes every second (/healthz asks every worker, a request each)."""
+        ok = pool.running if pool else True
+        return JSONResponse({"ok": ok}, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
+
     async def signal(ws: WebSocket) -> None:
         if pool:
             await pool.proxy(ws, "/ws/signal", store)
@@ -192,6 +198,7 @@ def create_app(settings: Settings, pool: WorkerPool | None = None, worker: bool 
             *export_routes(store),
             *import_routes(store, storage, settings),
             Route("/healthz", health),
+            Route("/livez", live),
             WebSocketRoute("/ws/signal", signal),
             WebSocketRoute("/ws/indicators", indicators),
             Mount("/static", files, name="static"),

@@ -142,6 +142,11 @@ class WorkerPool:
         if worker.connections[session_id] == 0:
             del worker.connections[session_id]
 
+    @property
+    def running(self) -> bool:
+        """Every worker's process runs: what the front knows without asking them (``/livez``)."""
+        return all(w.alive for w in self.workers)
+
     async def health(self) -> dict[str, Any]:
         """Every worker's /healthz, summed: calls, server peer connections, and each worker."""
         reports = await asyncio.gather(*(_get_json(w.port, "/healthz") for w in self.workers))
