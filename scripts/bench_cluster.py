@@ -18,6 +18,10 @@ as much as the routing and the store. Against as many standalone servers with th
 the same cores at the same time, the difference is what the routing and the shared store add per
 call. Both comparisons are printed.
 
+``--parts`` runs the cluster also with SQLite (one file the nodes share) and/or a recordings
+folder in place of PostgreSQL and S3, and prints the nodes' own CPU per call for each kind: what
+the database and the object store cost a node, apart from their services.
+
     scripts/bench_cluster.py --nodes 3 --calls 6 --seconds 40 --repeats 2
 
 Prints a summary per run and the figures as JSON on the last line.
@@ -44,12 +48,27 @@ def postmaster_pid(folder: str) -> int | None:
         return None
 
 
-def cluster_servers(args, run_dir: Path) -> bench_live.Servers:
+PARTS = ("pg+folder", "sqlite+s3", "sqlite+folder")
+"""``--parts``: the cluster again with its database, its recordings' storage or both swapped for
+the single server's (one SQLite file that the nodes share, a recordings folder): which part
+costs what."""
+
+
+def cluster_servers(args, run_dir: Path, parts: str = "pg+s3") -> bench_live.Servers:
     """A cluster in ``run_dir`` as bench_live measures servers: the nodes' processes together are
-    "server"; PostgreSQL, SeaweedFS and HAProxy are services, measured beside."""
+    "server"; PostgreSQL, SeaweedFS and HAProxy are services, measured beside. ``parts``: the
+    database and the recordings' storage the nodes use (PARTS; the services run either way)."""
+    database, recordings = parts.split("+")
+    extra = [] if args.recording else ["--no-recording"]
+    coach = None
+    if database == "sqlite":
+        bench_live.add_bench_coach(run_dir / "sqlite")
+        extra += ["--database", str(run_dir / "sqlite" / "livecoach.sqlite3")]
+        coach = bench_live.BENCH_COACH
+    if recordings == "folder":
+        extra += ["--recordings", str(run_dir / "recordings")]
     c = cluster.start(run_dir / "cluster", args.nodes, workers=int(args.workers or 1),
-                      proxy_port=bench_live.free_port(), node_port=bench_live.free_port(),
-                      extra=[] if args.recording else ["--no-recording"])
+                      proxy_port=bench_live.free_port(), node_port=bench_live.free_port(), extra=extra)
     pids = {f"node:{i}": pid for i, pid in c.node_pids().items()}
     services = {"svc:postgresql": postmaster_pid(c.postgresql["folder"]), "svc:seaweedfs": c.seaweedfs["pid"],
                 "svc:haproxy": c.haproxy_pid}
@@ -57,7 +76,7 @@ def cluster_servers(args, run_dir: Path) -> bench_live.Servers:
     return bench_live.Servers(
         c.url, pids, [Path(n["log"]) for n in c.nodes.values()], [n["url"] + "/healthz" for n in c.nodes.values()],
         services=tuple(name for name in services if name in pids),
-        stop=lambda: cluster.stop(run_dir / "cluster", keep=True), coach=(c.coach["email"], c.coach["password"]))
+        stop=lambda: cluster.stop(run_dir / "cluster", keep=True), coach=coach or (c.coach["email"], c.coach["password"]))
 
 
 def standalone_servers(args, run_dir: Path) -> bench_live.Servers:
@@ -113,6 +132,8 @@ def main() -> int:
     p = bench_live.arguments(__doc__.split("\n\n")[0])
     p.add_argument("--nodes", type=int, default=3, help="nodes of the cluster (default 3)")
     p.add_argument("--repeats", type=int, default=1, help="single/cluster pairs run, alternating (default 1)")
+    p.add_argument("--parts", action="store_true",
+                   help="also the cluster with SQLite and/or a recordings folder instead of PostgreSQL and S3")
     args = p.parse_args()
     if args.child:
         bench_live.child_main(args.child, Path(args.config), Path(args.out))
@@ -120,6 +141,8 @@ def main() -> int:
     args.workers = args.workers or "1"  # the same on the single server and on each node
     work = Path(args.workdir)
     kinds = ("single", "singles", "cluster") if args.nodes > 1 else ("single", "cluster")
+    if args.parts:
+        kinds += tuple(f"cluster:{parts}" for parts in PARTS)
     runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
     for repeat in range(args.repeats):
         for kind in kinds:
@@ -129,8 +152,9 @@ def main() -> int:
             elif kind == "singles":
                 result = bench_live.run(args, standalone_servers(args, work / f"singles-{time.strftime('%H%M%S')}"))
             else:
-                run_dir = work / f"cluster-{time.strftime('%H%M%S')}"
-                result = bench_live.run(args, cluster_servers(args, run_dir))
+                parts = kind.partition(":")[2] or "pg+s3"
+                run_dir = work / f"cluster-{parts}-{time.strftime('%H%M%S')}"
+                result = bench_live.run(args, cluster_servers(args, run_dir, parts))
             s = summary(result)
             runs[kind].append(s)
             print(json.dumps(s), flush=True)
@@ -153,6 +177,11 @@ def main() -> int:
         cpu["singles"] = med("singles", "per_call_cores")
         if cpu["singles"] and cpu["cluster"] is not None:
             cpu["added_share_singles"] = round(added(cpu["singles"], cpu["cluster"]) / cpu["singles"], 3)
+    if args.parts:
+        # the nodes alone (services apart: they run in every kind), a call's share, by kind
+        compare["nodes_per_call_cores"] = {
+            kind: _r(statistics.median([r["server_cores"] / r["calls"] for r in rs if r["server_cores"] is not None]))
+            for kind, rs in runs.items() if any(r["server_cores"] is not None for r in rs)}
     share = cpu.get("added_share_singles", cpu.get("added_share"))
     verdict = {
         "latency_added_ms_ok": compare["latency_p50_ms"]["added"] is not None and compare["latency_p50_ms"]["added"] <= 10,

@@ -373,30 +373,43 @@ async def test_a_killed_nodes_session_goes_to_a_live_node_within_10_s_and_goes_o
         await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
 
 
-@pytest.mark.skipif(shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists(),
-                    reason="HAProxy is not installed (Debian: apt-get install haproxy)")
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+needs_haproxy = pytest.mark.skipif(not Path(HAPROXY).exists(),
+                                   reason="HAProxy is not installed (Debian: apt-get install haproxy)")
+
+
+def start_haproxy(folder: Path, nodes: dict[str, Server]) -> tuple[subprocess.Popen, str, Path]:
+    """HAProxy in front of ``nodes`` with deploy/haproxy_config.py's configuration, once every
+    node's health check passed: (the process, its address, its configuration file)."""
+    port = free_port()
+    config = folder / "haproxy.cfg"
+    made = subprocess.run([sys.executable, str(ROOT / "deploy" / "haproxy_config.py"), "--listen",
+                           f"127.0.0.1:{port}", *(f"{i}={n.url}" for i, n in nodes.items())],
+                          capture_output=True, text=True, check=True)
+    config.write_text(made.stdout)
+    proxy = subprocess.Popen([HAPROXY, "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
+                             stderr=open(folder / "haproxy.log", "w"))
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if all(fetch(base, f"/n/{i}/healthz")[0] == 200 for i in nodes):
+                return proxy, base, config
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proxy.kill()
+            raise AssertionError((folder / "haproxy.log").read_text())
+        time.sleep(0.1)
+
+
+@needs_haproxy
 async def test_through_haproxy_requests_reach_the_owner_and_a_dead_nodes_prefix_moves(cluster, tmp_path):
     a, b = cluster.start("a", "b")
-    port = free_port()
-    config = tmp_path / "haproxy.cfg"
-    made = subprocess.run([sys.executable, str(ROOT / "deploy" / "haproxy_config.py"), "--listen",
-                           f"127.0.0.1:{port}", f"a={a.url}", f"b={b.url}"], capture_output=True, text=True, check=True)
-    config.write_text(made.stdout)
-    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    proxy = subprocess.Popen([haproxy, "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
-                             stderr=open(tmp_path / "haproxy.log", "w"))
+    proxy, base, config = start_haproxy(tmp_path, {"a": a, "b": b})
     proxies = [proxy]
-    base = f"http://127.0.0.1:{port}"
+    port = int(base.rsplit(":", 1)[1])
     try:
-        deadline = time.monotonic() + 10
-        while True:  # up, and both nodes' health checks passed
-            try:
-                if fetch(base, "/n/a/healthz")[0] == 200 and fetch(base, "/n/b/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "haproxy.log").read_text()
-            time.sleep(0.1)
         status, headers, _ = fetch(base, "/api/login", "POST", body={"email": COACH_EMAIL, "password": COACH_PASSWORD})
         assert status == 200
         cookie = {"Cookie": headers["set-cookie"].split(";", 1)[0]}
@@ -424,7 +437,7 @@ async def test_through_haproxy_requests_reach_the_owner_and_a_dead_nodes_prefix_
         async with websockets.connect(f"{ws}/n/{owner}/ws/indicators") as stream:
             await stream.send(json.dumps({"type": "hello", "session": session, "token": coach_token}))
             seqs = [json.loads(await asyncio.wait_for(stream.recv(), 5))["seq"]]
-            old, proxy = proxy, subprocess.Popen([haproxy, "-db", "-f", str(config), "-sf", str(proxy.pid)],
+            old, proxy = proxy, subprocess.Popen([HAPROXY, "-db", "-f", str(config), "-sf", str(proxy.pid)],
                                                  stdout=subprocess.DEVNULL, stderr=open(tmp_path / "haproxy-2.log", "w"))
             proxies.append(proxy)
             deadline = time.monotonic() + 10
@@ -458,6 +471,68 @@ async def test_through_haproxy_requests_reach_the_owner_and_a_dead_nodes_prefix_
         for running in proxies:
             running.terminate()
             running.wait(5)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@needs_haproxy
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+def test_the_first_run_in_a_browser_through_haproxy(new_cluster, tmp_path):
+    """An operator's first run through the proxy, in Chromium: the start page sends to the first
+    run's page, the code one node printed makes the account whichever node takes the request,
+    the login holds on every node (the start page loaded again and again, round-robin), and the
+    new session's links are under its owner's prefix on the proxy's address, where the coach's
+    page opens. No call: the browser runs here directly."""
+    import re
+
+    from playwright.sync_api import sync_playwright
+
+    a, b = new_cluster.start("a", "b")
+    printed = re.search(r"http://\S+/setup#(\S+)", a.log.read_text())
+    assert printed, a.log.read_text()
+    code = printed.group(1)
+    proxy, base, _ = start_haproxy(tmp_path, {"a": a, "b": b})
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda err: errors.append(str(err)))
+                page.goto(base + "/")
+                page.wait_for_url(base + "/setup")
+                page.goto(f"{base}/setup#{code}")
+                assert page.get_by_test_id("setup-code").input_value() == code
+                page.get_by_test_id("name").fill(COACH_NAME)
+                page.get_by_test_id("email").fill(COACH_EMAIL)
+                page.get_by_test_id("password").fill(COACH_PASSWORD)
+                page.get_by_test_id("create-account").click()
+                page.wait_for_url(base + "/")
+                for _ in range(4):  # each load's requests go round-robin over both nodes
+                    page.reload()
+                    page.get_by_test_id("account").wait_for(state="visible")
+                    assert page.get_by_test_id("coach-name").text_content() == COACH_NAME
+                page.get_by_test_id("label").fill("Alex")
+                page.get_by_test_id("new-session").click()
+                page.get_by_test_id("created").wait_for(state="visible")
+                client_link = page.get_by_test_id("client-link").input_value()
+                coach_link = page.get_by_test_id("coach-link").input_value()
+                owner = coach_link.removeprefix(base + "/n/").split("/", 1)[0]
+                assert owner in ("a", "b") and coach_link.startswith(f"{base}/n/{owner}/s/"), coach_link
+                assert client_link.startswith(f"{base}/n/{owner}/s/") and "/join#" in client_link, client_link
+                page.goto(coach_link)
+                page.get_by_test_id("join").wait_for(state="visible")
+                assert page.url.startswith(f"{base}/n/{owner}/s/")
+                assert errors == []
+            finally:
+                browser.close()
+    finally:
+        proxy.terminate()
+        proxy.wait(5)
+    # the account is in the shared database: no node asks for a first run any more
+    for node in (a, b):
+        assert json.loads(fetch(node.url, "/api/setup")[2]) == {"needed": False}
 
 
 def test_the_setup_code_and_the_media_links_of_one_node_work_on_another(new_cluster):
