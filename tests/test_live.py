@@ -93,10 +93,17 @@ async def call(server: Server, tmp_path, name: str, start: float, seconds: float
     return sid, files, reader, coach, client
 
 
-def compare_with_offline(files, reader: IndicatorReader, share_within: float = 0.01, edges_within: float = 0.3):
+def compare_with_offline(files, reader: IndicatorReader, share_within: float = 0.01, edges_within: float = 0.3,
+                         dropped_s: float = 0.0):
+    """``dropped_s``: audio the live path dropped as late (the snapshot's ``dropped_s``), which the
+    offline analysis has: each second of it may move the talk share by one second's share of
+    all the talk, beyond ``share_within``."""
     offline = analyze_tracks(files["coach"], files["client"])
     live = reader.latest()["metrics"]
-    assert live["talk_share_coach"] == pytest.approx(offline.metrics.talk_share_coach, abs=share_within)
+    talk = sum(seg.duration for segs in offline.timeline.segments.values() for seg in segs)
+    within = share_within + dropped_s / talk
+    assert live["talk_share_coach"] == pytest.approx(offline.metrics.talk_share_coach, abs=within), \
+        f"within {within:.4f}: {dropped_s} s dropped as late of {talk:.1f} s of talk"
     # silences of 2 s or more between the first and the last speech, the same ones
     segs = segments_from_events(reader)
     offset = segs["coach"][0][0] - offline.timeline.segments["coach"][0].start
@@ -157,8 +164,10 @@ def test_direct_call_with_tap_matches_offline_analysis(calls_at_once):
     # their files had ended: still connected, but no audio had come for over 0.5 s
     assert snap["participants"] == {"coach": "no-audio", "client": "no-audio"}
     # only what a jitter spike held past the 0.1 s stall limit may have been dropped as late
+    # (CI once: 0.959 live against 0.954 offline, with three calls on the machine)
     assert all(a["dropped_s"] <= 0.2 for a in snap["audio"].values()), snap["audio"]
-    compare_with_offline(files, reader, share_within=0.005, edges_within=0.1)
+    compare_with_offline(files, reader, share_within=0.005, edges_within=0.1,
+                         dropped_s=sum(a["dropped_s"] for a in snap["audio"].values()))
 
 
 def test_relay_call_matches_offline_analysis(calls_at_once):
