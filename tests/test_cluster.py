@@ -14,6 +14,7 @@ import asyncio
 import http.client
 import json
 import logging
+import re
 import shutil
 import signal
 import subprocess
@@ -484,8 +485,6 @@ def test_the_first_run_in_a_browser_through_haproxy(new_cluster, tmp_path):
     the login holds on every node (the start page loaded again and again, round-robin), and the
     new session's links are under its owner's prefix on the proxy's address, where the coach's
     page opens. No call: the browser runs here directly."""
-    import re
-
     from playwright.sync_api import sync_playwright
 
     a, b = new_cluster.start("a", "b")
