@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import websockets
 
+from browser_run import CHROMIUM
 from liveserver import COACH_EMAIL, COACH_NAME, COACH_PASSWORD, Server, _add_coach, excerpt, free_port
 from livecoach.live.ice import restrict_host_addresses
 from livecoach.live.simpeer import IndicatorReader, SimPeer
@@ -472,9 +473,6 @@ async def test_through_haproxy_requests_reach_the_owner_and_a_dead_nodes_prefix_
         for running in proxies:
             running.terminate()
             running.wait(5)
-
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 @needs_haproxy

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from liveserver import Server, excerpt
 from livecoach.live.ice import restrict_host_addresses
 from livecoach.live.simpeer import IndicatorReader, SimPeer
 from livecoach.settings import IceServer, Settings
+from livecoach.workers import WorkerPool
 
 
 @pytest.fixture(autouse=True)
@@ -113,13 +115,9 @@ async def test_sessions_spread_over_workers_and_a_dead_worker_comes_back(tmp_pat
     assert log.count("Traceback") == 0, log
 
 
-def test_the_front_knows_whether_its_workers_run_without_asking_them(tmp_path):
+async def test_the_front_knows_whether_its_workers_run_without_asking_them(tmp_path):
     """``/livez`` (the proxy's check every second) is the pool's ``running``: the workers'
     processes, looked at by the front alone."""
-    import subprocess
-
-    from livecoach.workers import WorkerPool
-
     pool = WorkerPool(Settings(data=tmp_path / "data"), 2)
     try:
         assert not pool.running  # not started yet
@@ -130,11 +128,7 @@ def test_the_front_knows_whether_its_workers_run_without_asking_them(tmp_path):
         pool.workers[1].proc.wait()
         assert not pool.running
     finally:
-        for worker in pool.workers:
-            if worker.proc is not None:
-                worker.proc.kill()
-                worker.proc.wait()
-            worker.sock.close()
+        await pool.stop()
 
 
 async def test_a_worker_ends_when_its_server_is_killed(tmp_path):
