@@ -24,6 +24,9 @@ PAGES = ("coach", "client", "client_sidebar", "window")
 # the event and its handler: by the wobble of session_time against arrival times, which the
 # result records as `jitter` (about 0.04 s on an idle machine, up to 0.2 s under load).
 # 0.25 s covers that, and is small beside the 5 s lead and the whole seconds the coach reads.
+# On a machine so busy that the page's messages bunch up, the reference is itself known only to
+# within that wobble, which check_time adds (CI once: 1.5 s, the fake microphones delivering 84-89%
+# of the wall clock's audio, and an offline tag 0.95 s from its reference).
 ONLINE_TOLERANCE_S = 0.25
 # Offline, the window's clock runs on from an anchor saved (by the wall clock) up to 2 s before
 # a reload, and the reference comes from the coach's page in another browser context, so both
@@ -56,7 +59,7 @@ def stored(call, tag_id: str) -> dict:
 def check_time(call, made: dict, tag: dict, tolerance: float) -> None:
     why = f"{made}\nstored: {tag}\n{call['why']}"
     assert made["at"] is not None and made["before"] <= made["at"] <= made["after"] + 1, why  # this action's event
-    assert made["ref"] is not None and abs(tag["clicked_at"] - made["ref"]) <= tolerance, why
+    assert made["ref"] is not None and abs(tag["clicked_at"] - made["ref"]) <= tolerance + made["jitter"], why
     assert tag["session_time"] == pytest.approx(max(0.0, tag["clicked_at"] - LEAD_S), abs=0.0015), why
 
 
