@@ -17,12 +17,13 @@ from livecoach.ingest import read_mono
 
 COMPUTE = {
     "test_accuracy", "test_cli", "test_coach_api", "test_decoding", "test_engine", "test_engine_chunking",
-    "test_exports", "test_growing_timeline", "test_ingest", "test_library", "test_library_api", "test_live_session",
-    "test_nudges", "test_packaging", "test_postgresql", "test_properties", "test_real_speech", "test_recording_files",
-    "test_review", "test_review_source", "test_segmenter", "test_store", "test_timeline", "test_uploads",
+    "test_exports", "test_growing_timeline", "test_import", "test_ingest", "test_library", "test_library_api",
+    "test_live_session", "test_nudges", "test_packaging", "test_postgresql", "test_properties", "test_real_speech",
+    "test_recording_files", "test_review", "test_review_source", "test_segmenter", "test_static", "test_store",
+    "test_timeline", "test_uploads",
 }
-"""The modules whose tests only compute: no call, browser or clock in real time (an in-process or
-module server at most, asked and answered). scripts/test runs them two at a time (marked
+"""The modules whose tests only compute: no call, browser or clock in real time (a server at most,
+asked and answered, with no timing of its own). scripts/test runs them two at a time (marked
 ``compute``), then the rest one at a time: two real-time tests at once on 2 cores miss their
 timing. A new module is in the serial pass until it is listed here."""
 
