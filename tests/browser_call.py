@@ -24,11 +24,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from browser_run import CHROMIUM
 from conftest import track
 from liveserver import Server
 from livecoach.ingest import write_wav
 
-CHROMIUM = "/usr/bin/chromium"
 RATE = 16000
 LIVE_TIMEOUT_S = 30.0  # from the client's Join to: both live, client connected, client speaking
 SHARE_TIMEOUT_S = 8.0  # then, for the session talk share to show a number

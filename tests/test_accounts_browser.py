@@ -12,9 +12,9 @@ import urllib.request
 
 import pytest
 
+from browser_run import CHROMIUM
 from liveserver import Server
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed")
 
 EMAIL, PASSWORD = "first@example.com", "the first coach's password"

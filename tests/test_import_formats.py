@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import track
+from browser_run import CHROMIUM
 from liveserver import Server, add_coach
 from livecoach.frames import SAMPLE_RATE
 from livecoach.importing import CallFiles, import_call
@@ -22,7 +23,6 @@ from livecoach.ingest import read_mono, read_stereo, write_wav
 from livecoach.recordings.storage import FolderStorage
 from livecoach.store import Store
 
-CHROMIUM = "/usr/bin/chromium"
 SECONDS = 30
 SOURCES = {
     # name: (muxer, extension, encoder, sample format) of the participants' own files

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from library_data import make_session
+from browser_run import CHROMIUM
 from liveserver import COACH_EMAIL, COACH_PASSWORD, Server, add_coach
 from livecoach.store import Store
 from test_library_api import login
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed")
 DAY = 86400.0
 T0 = 1795000000.0
