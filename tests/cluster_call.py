@@ -16,9 +16,7 @@ Runs in a loopback-only network namespace (tests/browser_run.py).
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
-import subprocess
 import sys
 import time
 import urllib.request
@@ -27,9 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from browser_call import DEVICES_READY, WATCH_READOUT, Page, audio_files, chromium_args, closing, report, script_parser
-from liveserver import COACH_EMAIL, COACH_PASSWORD, Server, free_port
+from liveserver import COACH_EMAIL, COACH_PASSWORD, Server, free_port, start_haproxy
 
-ROOT = Path(__file__).resolve().parent.parent
 LIVE_TIMEOUT_S = 30.0
 MOVE_TIMEOUT_S = 30.0
 
@@ -92,25 +89,7 @@ def run(args, out: dict) -> None:
             nodes[node_id] = Server(data, workers=0, coach=node_id == "a", port=port, log_name=f"node-{node_id}.log",
                                     extra=["--node-url", f"http://127.0.0.1:{port}", "--node-id", node_id])
         out["server_log"] = str(nodes["a"].log)
-        proxy_port = free_port()
-        config = work / "haproxy.cfg"
-        made = subprocess.run([sys.executable, str(ROOT / "deploy" / "haproxy_config.py"), "--listen",
-                               f"127.0.0.1:{proxy_port}", *(f"{i}={n.url}" for i, n in nodes.items())],
-                              capture_output=True, text=True, check=True)
-        config.write_text(made.stdout)
-        haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
-        proxy = subprocess.Popen([haproxy, "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
-                                 stderr=open(work / "haproxy.log", "w"))
-        url = f"http://127.0.0.1:{proxy_port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"HAProxy did not answer: {(work / 'haproxy.log').read_text()[-2000:]}") from None
-                time.sleep(0.2)
+        proxy, url, _ = start_haproxy(work, nodes, timeout=20)
         mark("cluster_up")
         _, cookie = post(url + "/api/login", {"email": COACH_EMAIL, "password": COACH_PASSWORD})
         links, _ = post(url + "/api/sessions", {"video": False}, cookie)

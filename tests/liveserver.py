@@ -25,6 +25,39 @@ from livecoach.live.ice import restrict_host_addresses
 from livecoach.settings import DATABASE_FILE
 
 
+ROOT = Path(__file__).resolve().parents[1]
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+"""Debian's HAProxy (scripts/test installs it; /usr/sbin may not be on a user's PATH)."""
+needs_haproxy = pytest.mark.skipif(not Path(HAPROXY).exists(),
+                                   reason="HAProxy is not installed (Debian: apt-get install haproxy; scripts/test installs it)")
+
+
+def start_haproxy(folder: Path, nodes: dict[str, "Server"], timeout: float = 10.0) -> tuple[subprocess.Popen, str, Path]:
+    """HAProxy in front of ``nodes`` with deploy/haproxy_config.py's configuration, once every
+    node's health check passed through it: (the process, its address, its configuration file)."""
+    port = free_port()
+    config = folder / "haproxy.cfg"
+    made = subprocess.run([sys.executable, str(ROOT / "deploy" / "haproxy_config.py"), "--listen",
+                           f"127.0.0.1:{port}", *(f"{i}={n.url}" for i, n in nodes.items())],
+                          capture_output=True, text=True, check=True)
+    config.write_text(made.stdout)
+    proxy = subprocess.Popen([HAPROXY, "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
+                             stderr=open(folder / "haproxy.log", "w"))
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            for i in nodes:
+                urllib.request.urlopen(f"{base}/n/{i}/healthz", timeout=2).close()  # an error status raises
+            return proxy, base, config
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proxy.kill()
+            raise RuntimeError(f"HAProxy did not pass every node's health check: {(folder / 'haproxy.log').read_text()[-2000:]}")
+        time.sleep(0.1)
+
+
 def free_port() -> int:
     """A port free now, below the system's ephemeral range. A port bind(0) gives is in that range,
     where any outgoing connection (a test's to PostgreSQL or to a server) may take it before the

@@ -29,7 +29,8 @@ import pytest
 import websockets
 
 from browser_run import CHROMIUM
-from liveserver import COACH_EMAIL, COACH_NAME, COACH_PASSWORD, Server, _add_coach, excerpt, free_port
+from liveserver import (COACH_EMAIL, COACH_NAME, COACH_PASSWORD, HAPROXY, Server, _add_coach, excerpt, free_port,
+                        needs_haproxy, start_haproxy)
 from livecoach.live.ice import restrict_host_addresses
 from livecoach.live.simpeer import IndicatorReader, SimPeer
 from livecoach.live.storing import STORE_INTERVAL
@@ -373,36 +374,6 @@ async def test_a_killed_nodes_session_goes_to_a_live_node_within_10_s_and_goes_o
             store.close()
     finally:
         await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
-
-
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-needs_haproxy = pytest.mark.skipif(not Path(HAPROXY).exists(),
-                                   reason="HAProxy is not installed (Debian: apt-get install haproxy)")
-
-
-def start_haproxy(folder: Path, nodes: dict[str, Server]) -> tuple[subprocess.Popen, str, Path]:
-    """HAProxy in front of ``nodes`` with deploy/haproxy_config.py's configuration, once every
-    node's health check passed: (the process, its address, its configuration file)."""
-    port = free_port()
-    config = folder / "haproxy.cfg"
-    made = subprocess.run([sys.executable, str(ROOT / "deploy" / "haproxy_config.py"), "--listen",
-                           f"127.0.0.1:{port}", *(f"{i}={n.url}" for i, n in nodes.items())],
-                          capture_output=True, text=True, check=True)
-    config.write_text(made.stdout)
-    proxy = subprocess.Popen([HAPROXY, "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
-                             stderr=open(folder / "haproxy.log", "w"))
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            if all(fetch(base, f"/n/{i}/healthz")[0] == 200 for i in nodes):
-                return proxy, base, config
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            proxy.kill()
-            raise AssertionError((folder / "haproxy.log").read_text())
-        time.sleep(0.1)
 
 
 @needs_haproxy

@@ -5,11 +5,10 @@ test-artifacts/cluster/."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
 from browser_run import diagnostics, fresh_artifacts, run_script
+from liveserver import needs_haproxy
 
 SCRIPT = Path(__file__).resolve().parent / "cluster_call.py"
 REJOIN_LIMIT_S = 10.0  # issue 13: the pages rejoin on another node within 10 s of the death
@@ -22,8 +21,7 @@ made twice and the browsers' own connection falls back to the relay after its 6 
 FALLBACK_MS; not fixed yet)."""
 
 
-@pytest.mark.skipif(shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists(),
-                    reason="HAProxy is not installed (Debian: apt-get install haproxy; scripts/test installs it)")
+@needs_haproxy
 def test_a_node_killed_mid_call_the_pages_go_on_on_the_other_node(tmp_path):
     artifacts = fresh_artifacts("cluster")
     result, stderr = run_script(SCRIPT, [], tmp_path, artifacts, 180)
