@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .config import AttributionConfig, DetectionConfig
+from .config import AttributionConfig
 from .detection import SILENT_DB, FrameFeatures
 
 _BIN_DB = 0.5
@@ -120,15 +120,9 @@ class Attributor:
     so the floating-point sums behind the estimates are the same however the frames were batched.
     """
 
-    def __init__(
-        self,
-        participants: Sequence[str],
-        config: AttributionConfig | None = None,
-        detection: DetectionConfig | None = None,
-    ) -> None:
+    def __init__(self, participants: Sequence[str], config: AttributionConfig | None = None) -> None:
         self.participants = list(participants)
         self.config = config or AttributionConfig()
-        self.detection = detection or DetectionConfig()
         self._paths = {
             (src, dst): _Path(self.config) for src in self.participants for dst in self.participants if src != dst
         }
@@ -183,6 +177,8 @@ class Attributor:
             self._energy[i, at : at + n] = features[p].energy_db
             self._floor[i, at : at + n] = features[p].floor_db
             self._vad[i, at : at + n] = features[p].vad
+            self._weak[i, at : at + n] = features[p].weak_db
+            self._strong[i, at : at + n] = features[p].strong_db
         self._size += n
         return at
 
@@ -196,6 +192,7 @@ class Attributor:
         own[:, :held] = self._own[:, keep]
         self._energy, self._floor, self._own = energy, floor, own
         self._vad = np.empty(shape, dtype=bool)  # only the batch being decided is read
+        self._weak, self._strong = np.empty(shape), np.empty(shape)  # likewise
         self._lags = _lag_view(energy, self._span)
         self._block_at, self._size = self._span, held
 
@@ -203,14 +200,15 @@ class Attributor:
         """Flag the batch's frames [a, b) with the path estimates now in force (one row of ``own``
         and ``strong`` per participant, left False where there is no speech); the batch starts at
         buffer frame ``at``."""
-        cfg, det = self.config, self.detection
+        cfg = self.config
         tol = cfg.delay_tolerance_frames
         frames = slice(at + a, at + b)
         rows = slice(at + a - self._span, at + b - self._span)
-        e, floor = self._energy[:, frames], self._floor[:, frames]
-        # Only a frame webrtcvad calls speech, above the noise floor, can be own speech: the leak
-        # is predicted only for a listener with such frames (a cheap silence, the same flags).
-        heard = self._vad[:, frames] & (e > floor + det.snr_hold_db)
+        e, strong_db = self._energy[:, frames], self._strong[:, frames]
+        # Only a frame webrtcvad calls speech, with weak evidence (above the detector's threshold
+        # over the noise floor), can be own speech: the leak is predicted only for a listener with
+        # such frames (a cheap silence, the same flags).
+        heard = self._vad[:, frames] & (e > self._weak[:, frames])
         for d, heard_now in enumerate(heard.tolist()):
             if not any(heard_now):
                 continue
@@ -228,7 +226,7 @@ class Attributor:
             leak_db = 10.0 * np.log10(np.maximum(leak_power, 1e-14))
             flags = heard[d] & (e[d] > leak_db + cfg.bleed_margin_db)
             own[d, a:b] = flags
-            strong[d, a:b] = flags & (e[d] > floor[d] + det.snr_margin_db)
+            strong[d, a:b] = flags & (e[d] > strong_db[d])
 
     def _measure(self, a: int, b: int) -> None:
         """Collect evidence on each echo path from the block of buffer frames [a, b): frames where

@@ -28,6 +28,8 @@ class FrameFeatures:
     energy_db: np.ndarray  # float64, pre-emphasised frame energy in dBFS
     floor_db: np.ndarray  # float64, the noise floor in force for each frame
     vad: np.ndarray  # bool, webrtcvad's decision
+    weak_db: np.ndarray  # float64, the energy a frame must exceed to carry speech on (weak evidence)
+    strong_db: np.ndarray  # float64, the energy a frame must exceed to start speech (strong evidence)
 
     def __len__(self) -> int:
         return int(self.energy_db.size)
@@ -36,7 +38,8 @@ class FrameFeatures:
     def absent(n: int) -> FrameFeatures:
         """Frames of a participant who is muted or not connected: no speech, nothing measured."""
         return FrameFeatures(
-            np.full(n, SILENT_DB), np.full(n, SILENT_DB), np.zeros(n, dtype=bool)
+            np.full(n, SILENT_DB), np.full(n, SILENT_DB), np.zeros(n, dtype=bool),
+            np.full(n, SILENT_DB), np.full(n, SILENT_DB),
         )
 
     @staticmethod
@@ -47,10 +50,15 @@ class FrameFeatures:
             np.concatenate([p.energy_db for p in parts]),
             np.concatenate([p.floor_db for p in parts]),
             np.concatenate([p.vad for p in parts]),
+            np.concatenate([p.weak_db for p in parts]),
+            np.concatenate([p.strong_db for p in parts]),
         )
 
     def slice(self, start: int, stop: int) -> FrameFeatures:
-        return FrameFeatures(self.energy_db[start:stop], self.floor_db[start:stop], self.vad[start:stop])
+        return FrameFeatures(
+            self.energy_db[start:stop], self.floor_db[start:stop], self.vad[start:stop],
+            self.weak_db[start:stop], self.strong_db[start:stop],
+        )
 
 
 class Detector:
@@ -69,12 +77,13 @@ class Detector:
         """Measure frames of shape (n, FRAME_SAMPLES), int16, that follow the previous call's."""
         n = frames.shape[0]
         if n == 0:
-            return FrameFeatures(np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
+            return FrameFeatures(np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0), np.zeros(0))
         energy = self._energy_db(frames)
         floor = self._floor_db(energy)
+        weak = floor + self.config.snr_hold_db
         # Frames too close to the noise floor can never count as speech, whatever webrtcvad says.
         if self.config.vad_skip_quiet:
-            audible = np.flatnonzero(energy > floor + self.config.snr_hold_db).tolist()
+            audible = np.flatnonzero(energy > weak).tolist()
         else:
             audible = range(n)
         raw = memoryview(frames.tobytes())
@@ -88,7 +97,7 @@ class Detector:
             flags[audible] = decisions
         else:
             flags = np.array(decisions, dtype=bool)
-        return FrameFeatures(energy, floor, flags)
+        return FrameFeatures(energy, floor, flags, weak, floor + self.config.snr_margin_db)
 
     def _energy_db(self, frames: np.ndarray) -> np.ndarray:
         """Mean power of the pre-emphasised signal, in dB relative to full scale."""

@@ -58,7 +58,7 @@ class Engine:
         self._detectors = {p: Detector(self.config.detection) for p in self.participants}
         self._pending: dict[str, list[FrameFeatures]] = {p: [] for p in self.participants}
         self._pending_frames = {p: 0 for p in self.participants}
-        self._attributor = Attributor(self.participants, self.config.attribution, self.config.detection)
+        self._attributor = Attributor(self.participants, self.config.attribution)
         self._segmenters = {p: Segmenter(self.config.segments) for p in self.participants}
         self._closed = {p: list(self._earlier[p]) for p in self.participants}  # in seconds, earlier first
         self._growing = GrowingTimeline(self.participants, self.config.timeline)
