@@ -126,9 +126,10 @@ def percentile(values: list[float | None], q: float) -> float | None:
 # ----------------------------------------------------------------------------- systems
 
 
-def livecoach_run(coach: Path, client: Path, config: EngineConfig | None = None):
-    """The engine fed as ``livecoach analyze`` feeds it: segments and start confirmations."""
-    engine = Engine(ROLES, config)
+def livecoach_run(coach: Path, client: Path, config: EngineConfig | None = None, engine: Engine | None = None):
+    """The engine fed as ``livecoach analyze`` feeds it: segments and start confirmations.
+    ``engine``: a prepared one to feed instead of a new one (a study's detectors in it)."""
+    engine = engine or Engine(ROLES, config)
     known: dict[str, list[tuple[float, float]]] = {p: [] for p in ROLES}
     events = []
     readers = {p: read_mono(path, CHUNK_SECONDS) for p, path in (("coach", coach), ("client", client))}
