@@ -376,9 +376,12 @@ def agc_gain(n: int, rng: np.random.Generator) -> np.ndarray:
 # ----------------------------------------------------------------------------- dialogs
 
 
-def build_dialog(src: Sources, split: str, condition: str) -> tuple[dict[str, np.ndarray], dict]:
+def build_dialog(src: Sources, split: str, condition: str, variant: int = 0) -> tuple[dict[str, np.ndarray], dict]:
+    """``variant`` > 0: another build of the same dialog (the same sources and noise halves, other
+    random choices), for training data (scripts/study_classifier.py); 0 is the evaluation's own."""
     name = f"{split}-{condition}"
-    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    seed = name if not variant else f"{name}#variant{variant}"
+    rng = np.random.default_rng(zlib.crc32(seed.encode()))
     spec = SPLITS[split]
     index = list(CONDITIONS).index(condition)
     pools = spec["pools"]

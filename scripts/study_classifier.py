@@ -4,12 +4,19 @@
 Not part of the product. It reproduces two rows of docs/engine.md "What was tried" so that the
 next attempt starts from measured code, not from prose:
 
-- ``classifier``: a logistic regression over causal per-frame features, trained on the real
-  evaluation's **tuning** split only (both tracks of every dialog, each track weighted equally),
-  then run through the engine's own attribution and segmenter in place of webrtcvad and the
-  energy thresholds: a frame carries speech on when the classifier's probability passes
-  ``--weak``, and is strong evidence (can start speech) when it passes ``--strong``. Scored on
-  the tuning split, the held-out split and the synthetic fixtures with ``evaluate.py``'s scoring.
+- ``classifier``: a model over causal per-frame features, trained on the real evaluation's
+  **tuning** split only (both tracks of every dialog, each track weighted equally), then run
+  through the engine's own attribution and segmenter in place of webrtcvad and the energy
+  thresholds: a frame carries speech on when the classifier's probability passes ``--weak``,
+  and is strong evidence (can start speech) when it passes ``--strong``. Scored on the tuning
+  split, the held-out split and the synthetic fixtures with ``evaluate.py``'s scoring.
+  ``--model linear`` (default) is a logistic regression; ``--model trees`` gradient-boosted
+  trees (scikit-learn's ``HistGradientBoostingClassifier``, not a dependency:
+  ``pip install scikit-learn``). ``--train-variants K`` trains instead on K other builds of the
+  tuning dialogs (``make_real_eval.build_dialog(variant=)``: the same sources and noise halves,
+  other random choices), so the tuning split becomes a validation set, though not an
+  independent one; ``--with-synthetic`` adds the synthetic fixtures to the training (then their
+  score is not a held-out figure).
 - ``--front ns1|ns2|ns3``: instead, every track first goes through WebRTC's noise suppression
   (``webrtc-noise-gain``, not a dependency: ``pip install webrtc-noise-gain``) at that level, and
   the unchanged engine scores it; prints the suppressor's CPU time per 10 ms frame.
@@ -22,7 +29,8 @@ spectrum in 300-3000 Hz; spectral flatness; the means of all of these over the l
 frames; and the spread of energy over the last 20 frames. Training is plain gradient descent
 from zero (deterministic). Features are cached in ``build/study-classifier/``.
 
-Usage: scripts/study_classifier.py [--weak 0.3] [--strong 0.5]
+Usage: scripts/study_classifier.py [--model linear|trees] [--train-variants K] [--with-synthetic]
+                                   [--weak 0.3] [--strong 0.5]
        scripts/study_classifier.py --front ns2
 The last line is JSON.
 """
@@ -153,6 +161,8 @@ def fit(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float = 1e-3, step
 
 
 def probability(model, x: np.ndarray) -> np.ndarray:
+    if isinstance(model, Trees):
+        return model.probability(x)
     mu, sd, w, b = model
     return 1 / (1 + np.exp(-(((x - mu) / sd) @ w + b)))
 
@@ -182,6 +192,24 @@ class ClassifierDetector(Detector):
 # ------------------------------------------------------------------------------ runs
 
 
+def variant_dialogs(count: int) -> list[tuple[dict, dict[str, Path]]]:
+    """``count`` other builds of every tuning dialog, written once into the cache."""
+    out = []
+    src = None
+    for k in range(1, count + 1):
+        for condition in make_real_eval.CONDITIONS:
+            folder = CACHE / "variants" / f"tuning-v{k}" / condition
+            if not (folder / "truth.json").exists():
+                src = src or make_real_eval.Sources(ROOT.parent / "shared" / "data")
+                tracks, truth = make_real_eval.build_dialog(src, "tuning", condition, variant=k)
+                folder.mkdir(parents=True, exist_ok=True)
+                for who in ROLES:
+                    make_real_eval.write_wav(folder / f"{who}.wav", tracks[who])
+                (folder / "truth.json").write_text(json.dumps(truth))
+            out.append((json.loads((folder / "truth.json").read_text()), {p: folder / f"{p}.wav" for p in ROLES}))
+    return out
+
+
 def dialogs(split: str) -> list[tuple[dict, dict[str, Path]]]:
     if split == "synthetic":
         found = sorted((ROOT / "tests" / "fixtures").glob("*/truth.json"))
@@ -190,15 +218,29 @@ def dialogs(split: str) -> list[tuple[dict, dict[str, Path]]]:
     return [(json.loads((d / "truth.json").read_text()), {p: d / f"{p}.wav" for p in ROLES}) for d in folders]
 
 
-def train(split: str):
+class Trees:
+    """Gradient-boosted trees (scikit-learn), the same inputs and outputs as the linear model."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> None:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        self.model = HistGradientBoostingClassifier(max_iter=200, max_leaf_nodes=31, learning_rate=0.1, random_state=0)
+        self.model.fit(x, y, sample_weight=weight / weight.mean())
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba(x)[:, 1]
+
+
+def train(training: list[tuple[dict, dict[str, Path]]], kind: str):
     xs, ys, ws = [], [], []
-    for truth, tracks in dialogs(split):
+    for truth, tracks in training:
         for who in ROLES:
             x = design(measure(tracks[who]))
             xs.append(x)
             ys.append(labels(truth, who, x.shape[0]))
             ws.append(np.full(x.shape[0], 1.0 / x.shape[0]))
-    return fit(np.concatenate(xs), np.concatenate(ys).astype(float), np.concatenate(ws))
+    x, y, w = np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
+    return Trees(x, y, w) if kind == "trees" else fit(x, y.astype(float), w)
 
 
 def score_split(split: str, model, weak: float, strong: float) -> dict:
@@ -241,6 +283,9 @@ def main() -> int:
     ap.add_argument("--weak", type=float, default=0.3, help="probability that carries speech on")
     ap.add_argument("--strong", type=float, default=0.5, help="probability that can start speech")
     ap.add_argument("--front", choices=("ns1", "ns2", "ns3"), help="score the engine behind noise suppression instead")
+    ap.add_argument("--model", choices=("linear", "trees"), default="linear")
+    ap.add_argument("--train-variants", type=int, default=0, help="train on this many other builds of the tuning dialogs")
+    ap.add_argument("--with-synthetic", action="store_true", help="add the synthetic fixtures to the training")
     args = ap.parse_args()
     result: dict = {}
     if args.front:
@@ -252,7 +297,10 @@ def main() -> int:
             rows = evaluate.evaluate_real(folders, ("livecoach",))
             result[split] = evaluate.summarise(rows, "livecoach")
     else:
-        model = train("tuning")
+        training = variant_dialogs(args.train_variants) if args.train_variants else dialogs("tuning")
+        if args.with_synthetic:
+            training += dialogs("synthetic")
+        model = train(training, args.model)
         for split in ("tuning", "heldout", "synthetic"):
             result[split] = score_split(split, model, args.weak, args.strong)
     for split, figures in result.items():
