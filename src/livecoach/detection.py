@@ -150,11 +150,8 @@ class Detector:
                 floors = []
                 for low in lows.tolist():
                     floors.append(min(self._history))
-                    self._history.append(low)
-                    if len(self._history) > cfg.floor_history_blocks:
-                        self._history.pop(0)
+                    self._block_done(low)
                 out[pos : pos + whole * size] = np.repeat(floors, size)
-                self._floor_now = min(self._history) + cfg.floor_bias_db
                 pos += whole * size
                 continue
             take = min(size - in_block, n - pos)
@@ -167,9 +164,13 @@ class Detector:
             self._block.extend(part.tolist())
             pos += take
             if len(self._block) == size:
-                self._history.append(float(np.partition(np.asarray(self._block), k)[k]))
-                if len(self._history) > cfg.floor_history_blocks:
-                    self._history.pop(0)
-                self._floor_now = min(self._history) + cfg.floor_bias_db
+                self._block_done(float(np.partition(np.asarray(self._block), k)[k]))
                 self._block = []
         return out + cfg.floor_bias_db
+
+    def _block_done(self, low: float) -> None:
+        """A block is complete with this low percentile: it joins the history, the oldest leaves."""
+        self._history.append(low)
+        if len(self._history) > self.config.floor_history_blocks:
+            self._history.pop(0)
+        self._floor_now = min(self._history) + self.config.floor_bias_db
