@@ -199,7 +199,8 @@ def variant_dialogs(count: int) -> list[tuple[dict, dict[str, Path]]]:
     for k in range(1, count + 1):
         for condition in make_real_eval.CONDITIONS:
             folder = CACHE / "variants" / f"tuning-v{k}" / condition
-            if not (folder / "truth.json").exists():
+            made = folder / "truth.json"
+            if not made.exists() or json.loads(made.read_text()).get("version") != make_real_eval.VERSION:
                 src = src or make_real_eval.Sources(ROOT.parent / "shared" / "data")
                 tracks, truth = make_real_eval.build_dialog(src, "tuning", condition, variant=k)
                 folder.mkdir(parents=True, exist_ok=True)
