@@ -510,8 +510,9 @@ def build_dialog(src: Sources, split: str, condition: str, variant: int = 0) -> 
 
 
 def generate(data: Path = DEFAULT_DATA, out: Path = DEFAULT_OUT, splits=("tuning", "heldout"),
-             only: list[str] | None = None, quiet: bool = True) -> list[Path]:
-    """Write the dialogs (all, or the ``only`` ones) and return their folders."""
+             only: list[str] | None = None, quiet: bool = True, variant: int = 0) -> list[Path]:
+    """Write the dialogs (all, or the ``only`` ones) and return their folders; ``variant``: see
+    ``build_dialog``."""
     src = Sources(data)
     folders = []
     for split in splits:
@@ -519,7 +520,7 @@ def generate(data: Path = DEFAULT_DATA, out: Path = DEFAULT_OUT, splits=("tuning
             name = f"{split}-{cond}"
             if only and name not in only and cond not in only:
                 continue
-            tracks, truth = build_dialog(src, split, cond)
+            tracks, truth = build_dialog(src, split, cond, variant)
             folder = out / split / cond
             folder.mkdir(parents=True, exist_ok=True)
             for p in ROLES:
@@ -536,7 +537,7 @@ def generate(data: Path = DEFAULT_DATA, out: Path = DEFAULT_OUT, splits=("tuning
 
 
 def ensure(data: Path = DEFAULT_DATA, out: Path = DEFAULT_OUT, splits=("tuning", "heldout"),
-           only: list[str] | None = None) -> list[Path]:
+           only: list[str] | None = None, variant: int = 0) -> list[Path]:
     """The dialogs' folders, (re)built if missing or of another version."""
     want = [(s, c) for s in splits for c in CONDITIONS if not only or f"{s}-{c}" in only or c in only]
     stale = []
@@ -545,7 +546,7 @@ def ensure(data: Path = DEFAULT_DATA, out: Path = DEFAULT_OUT, splits=("tuning",
         if not f.exists() or json.loads(f.read_text()).get("version") != VERSION:
             stale.append(f"{s}-{c}")
     if stale:
-        generate(data, out, splits, stale)
+        generate(data, out, splits, stale, variant=variant)
     return [out / s / c for s, c in want]
 
 

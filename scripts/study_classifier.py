@@ -84,7 +84,7 @@ def voicing(audio: np.ndarray, n: int) -> np.ndarray:
 
 def measure(path: Path) -> dict[str, np.ndarray]:
     """The per-frame measurements of one track (cached)."""
-    key = CACHE / (path.parent.parent.name + "-" + path.parent.name + "-" + path.stem + ".npz")
+    key = CACHE / ("-".join(path.parts[-4:-1]) + "-" + path.stem + ".npz")  # e.g. real-eval-tuning-cafe-coach
     if key.exists() and key.stat().st_mtime >= path.stat().st_mtime:
         with np.load(key) as z:
             return {k: z[k] for k in z.files}
@@ -193,22 +193,11 @@ class ClassifierDetector(Detector):
 
 
 def variant_dialogs(count: int) -> list[tuple[dict, dict[str, Path]]]:
-    """``count`` other builds of every tuning dialog, written once into the cache."""
-    out = []
-    src = None
-    for k in range(1, count + 1):
-        for condition in make_real_eval.CONDITIONS:
-            folder = CACHE / "variants" / f"tuning-v{k}" / condition
-            made = folder / "truth.json"
-            if not made.exists() or json.loads(made.read_text()).get("version") != make_real_eval.VERSION:
-                src = src or make_real_eval.Sources(ROOT.parent / "shared" / "data")
-                tracks, truth = make_real_eval.build_dialog(src, "tuning", condition, variant=k)
-                folder.mkdir(parents=True, exist_ok=True)
-                for who in ROLES:
-                    make_real_eval.write_wav(folder / f"{who}.wav", tracks[who])
-                (folder / "truth.json").write_text(json.dumps(truth))
-            out.append((json.loads((folder / "truth.json").read_text()), {p: folder / f"{p}.wav" for p in ROLES}))
-    return out
+    """``count`` other builds of every tuning dialog (``make_real_eval``'s cache, in ours)."""
+    folders = [d for k in range(1, count + 1)
+               for d in make_real_eval.ensure(ROOT.parent / "shared" / "data", CACHE / "variants" / f"v{k}",
+                                              ("tuning",), variant=k)]
+    return [(json.loads((d / "truth.json").read_text()), {p: d / f"{p}.wav" for p in ROLES}) for d in folders]
 
 
 def dialogs(split: str) -> list[tuple[dict, dict[str, Path]]]:
