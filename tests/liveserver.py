@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import json
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import track
+from ports import free_port  # noqa: F401  (tests and scripts take it from here)
 from livecoach.ingest import write_wav
 from livecoach.live.ice import restrict_host_addresses
 from livecoach.settings import DATABASE_FILE
@@ -56,27 +55,6 @@ def start_haproxy(folder: Path, nodes: dict[str, "Server"], timeout: float = 10.
             proxy.kill()
             raise RuntimeError(f"HAProxy did not pass every node's health check: {(folder / 'haproxy.log').read_text()[-2000:]}")
         time.sleep(0.1)
-
-
-def free_port() -> int:
-    """A port free now, below the system's ephemeral range. A port bind(0) gives is in that range,
-    where any outgoing connection (a test's to PostgreSQL or to a server) may take it before the
-    server binds it: seen as "address already in use" and a module's tests all erroring."""
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    for _ in range(200):
-        port = random.randrange(10000, max(low, 10001))
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 COACH_EMAIL = "coach@example.com"

