@@ -47,6 +47,54 @@ READ = """
 """
 
 
+RECORD_STATES = """
+() => {
+  // The page's own record of what it shows, stamped with its clock (Date.now(), the machine's
+  // wall clock): the run's times come from it, not from when this process got round to reading
+  // (two evaluations a loop, which a busy machine delays by seconds).
+  if (window.__lcStates) return;
+  const q = (id) => document.querySelector(`[data-testid="${id}"]`);
+  const states = (window.__lcStates = []);
+  let last = '';
+  const record = () => {
+    const state = [location.pathname.split('/')[2], q('call-status')?.dataset.state ?? null,
+                   q('stream-state')?.dataset.state ?? null, q('client-state')?.textContent ?? null,
+                   q('speaking')?.textContent ?? null];
+    const key = JSON.stringify(state);
+    if (key !== last) { last = key; states.push([Date.now() / 1000, ...state]); }
+  };
+  // every change of the page as it happens (a speaker shown for a moment too), and the address,
+  // which the history API changes without touching the page
+  new MutationObserver(record).observe(document.documentElement,
+                                       { subtree: true, childList: true, characterData: true, attributes: true });
+  setInterval(record, 50);
+}
+"""
+
+
+def seen_by_pages(coach: list, client: list, killed: float, other: str) -> dict[str, float]:
+    """When, after ``killed`` (wall clock), the pages showed each step of the move (``RECORD_STATES``
+    records: [time, node, call state, stream state, client state, speaking])."""
+    events = sorted([(r[0], "coach", r[1:]) for r in coach] + [(r[0], "client", r[1:]) for r in client],
+                    key=lambda e: e[0])
+    now = {"coach": [None] * 5, "client": [None] * 5}
+    seen: dict[str, float] = {}
+    for at, who, state in events:
+        now[who] = state
+        if at < killed:
+            continue
+        (c_node, c_call, c_stream, c_client, c_speaking), (k_node, k_call, *_) = now["coach"], now["client"]
+        moved = c_node == other and k_node == other
+        for key, ok in (("coach_moved", c_node == other), ("client_moved", k_node == other),
+                        ("stream_live", moved and c_stream == "live"),
+                        ("calls_live", moved and c_call == "live" and k_call == "live"),
+                        ("client_connected", "stream_live" in seen and c_client == "connected"),
+                        ("client_speaking", "client_connected" in seen and c_speaking == "client")):
+            if ok and key not in seen:
+                seen[key] = round(at - killed, 2)
+    return seen
+
+
 def tag_saved(page, kind: str, timeout: float = 10.0) -> tuple[str | None, str | None]:
     """Click the sidebar's tag button ``kind``; the tag's id and its state once saved (or last seen)."""
     before = {i for i, _ in page.evaluate(READ)["recent"]}
@@ -107,9 +155,11 @@ def run(args, out: dict) -> None:
                 coach.page.goto(url + links["coach_url"])
                 coach.page.wait_for_function(DEVICES_READY)
                 coach.page.evaluate(WATCH_READOUT)
+                coach.page.evaluate(RECORD_STATES)
                 coach.page.get_by_test_id("join").click()
                 client.page.goto(url + links["client_url"])
                 client.page.wait_for_function(DEVICES_READY)
+                client.page.evaluate(RECORD_STATES)
                 client.page.get_by_test_id("join").click()
                 mark("joined")
 
@@ -130,6 +180,7 @@ def run(args, out: dict) -> None:
                 out["before"] = {"coach": coach.page.evaluate(READ), "client": client.page.evaluate(READ)}
                 nodes[owner].proc.kill()  # SIGKILL: no drain, no goodbye
                 killed = time.monotonic()
+                killed_wall = time.time()
                 mark("killed")
                 seen: dict[str, float] = {}
                 trace: list = []
@@ -158,7 +209,7 @@ def run(args, out: dict) -> None:
                     if "client_connected" in seen and "client" in cs["speaking_seen"] and "client_speaking" not in seen:
                         seen["client_speaking"] = now
                     time.sleep(0.1)
-                out["after_kill_s"] = seen
+                out["after_kill_read_s"] = seen  # as this loop read them (late when the machine is busy)
                 out["trace"] = trace
                 settle = time.monotonic() + 5  # and after: does it stay so?
                 while time.monotonic() < settle:
@@ -169,6 +220,9 @@ def run(args, out: dict) -> None:
                         trace.append([round(time.monotonic() - killed, 2), *state])
                     time.sleep(0.1)
                 out["after"] = {"coach": coach.page.evaluate(READ), "client": client.page.evaluate(READ)}
+                out["after_kill_s"] = seen_by_pages(coach.page.evaluate("() => window.__lcStates"),
+                                                    client.page.evaluate("() => window.__lcStates"),
+                                                    killed_wall, other)
                 out["tag_after"] = tag_saved(coach.page, "goal_clarity")  # through the proxy to the new node
                 with sqlite3.connect(f"file:{data / 'livecoach.sqlite3'}?mode=ro", uri=True) as db:
                     out["tag_rows"] = db.execute("SELECT id, kind, deleted_at IS NULL FROM tags WHERE session_id = ? "

@@ -14,11 +14,10 @@ SCRIPT = Path(__file__).resolve().parent / "cluster_call.py"
 REJOIN_LIMIT_S = 10.0  # issue 13: the pages rejoin on another node within 10 s of the death
 TAP_LIMIT_S = 15.0
 """... and the calls are live again there and the new node hears the client (its tap of the
-client's audio connected, the client seen speaking): measured 3.8-6.9 s after the death on a
-quiet machine (the pages moved at 3.3-5.0 s). Both calls live took 4.2-7.7 s in 7 runs and 10.6
-s in one: when both pages rejoin at the same instant, the coach's offer to the client can be
-made twice and the browsers' own connection falls back to the relay after its 6 s (call.js,
-FALLBACK_MS; not fixed yet)."""
+client's audio connected, the client seen speaking). Every time is the pages' own (cluster_call.py's
+``RECORD_STATES``), from the kill: this process's reads lagged them by up to 2 s on a busy machine,
+and its "client speaking" was read from the speaker list of before the kill. 2026-12-01, 6 quiet
+runs: moved 3.1-5.8 s, stream live 3.4-8.1 s, calls live 4.4-9.7 s, client speaking 6.9-10.0 s."""
 
 
 @needs_haproxy
