@@ -219,10 +219,16 @@ def run(args, out: dict) -> None:
                     if trace[-1][1:] != state:
                         trace.append([round(time.monotonic() - killed, 2), *state])
                     time.sleep(0.1)
+                # the times as the pages saw them (this loop's "client speaking" may come first: the
+                # speaker list it reads the moment it starts again can hold the one of before)
+                while True:
+                    out["after_kill_s"] = seen_by_pages(coach.page.evaluate("() => window.__lcStates"),
+                                                        client.page.evaluate("() => window.__lcStates"),
+                                                        killed_wall, other)
+                    if len(out["after_kill_s"]) == 6 or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.2)
                 out["after"] = {"coach": coach.page.evaluate(READ), "client": client.page.evaluate(READ)}
-                out["after_kill_s"] = seen_by_pages(coach.page.evaluate("() => window.__lcStates"),
-                                                    client.page.evaluate("() => window.__lcStates"),
-                                                    killed_wall, other)
                 out["tag_after"] = tag_saved(coach.page, "goal_clarity")  # through the proxy to the new node
                 with sqlite3.connect(f"file:{data / 'livecoach.sqlite3'}?mode=ro", uri=True) as db:
                     out["tag_rows"] = db.execute("SELECT id, kind, deleted_at IS NULL FROM tags WHERE session_id = ? "
