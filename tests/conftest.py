@@ -24,26 +24,15 @@ COMPUTE = {
 }
 """The modules whose tests only compute: no call, browser or clock in real time (a server at most,
 asked and answered, with no timing of its own). scripts/test runs them two at a time (marked
-``compute``) at idle priority, beside the ``BESIDE`` modules."""
-
-BESIDE = {
-    "test_access", "test_accounts_browser", "test_cluster_imports", "test_import_formats", "test_library_browser",
-    "test_object_storage", "test_retention", "test_udp_ports",
-}
-"""The modules that run servers, browsers or calls but time nothing within less than seconds:
-scripts/test runs them one at a time (marked ``beside``) while the compute pass runs at idle
-priority. Everything else (calls measured in real time, a node's failover within its bound) runs
-alone afterwards, one test at a time: two of those at once on 2 cores miss their timing, and even
-the compute pass at idle priority beside them made the cluster's failover seconds slower. A new
-module runs alone until it is listed in one of these."""
+``compute``), then the rest one at a time: two real-time tests at once on 2 cores miss their
+timing (and the compute pass beside them, even at idle priority, made the cluster's failover
+seconds slower: 2026-12-01). A new module is in the serial pass until it is listed here."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.stem in COMPUTE:
             item.add_marker(pytest.mark.compute)
-        elif item.path.stem in BESIDE:
-            item.add_marker(pytest.mark.beside)
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
