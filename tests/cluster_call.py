@@ -182,52 +182,19 @@ def run(args, out: dict) -> None:
                 killed = time.monotonic()
                 killed_wall = time.time()
                 mark("killed")
-                seen: dict[str, float] = {}
-                trace: list = []
                 deadline = killed + MOVE_TIMEOUT_S
-                while time.monotonic() < deadline and len(seen) < 6:
-                    cs, ks = coach.page.evaluate(READ), client.page.evaluate(READ)
-                    now = round(time.monotonic() - killed, 2)
-                    state = [cs["path"].split("/")[2], cs["call_state"], cs["stream_state"], cs["client_state"],
-                             ks["path"].split("/")[2], ks["call_state"]]
-                    if not trace or trace[-1][1:] != state:
-                        trace.append([now, *state])
-                    moved = cs["path"].startswith(f"/n/{other}/") and ks["path"].startswith(f"/n/{other}/")
-                    for key, ok in (("coach_moved", cs["path"].startswith(f"/n/{other}/")),
-                                    ("client_moved", ks["path"].startswith(f"/n/{other}/")),
-                                    # what the coach's page shows once both are on the new node
-                                    ("stream_live", moved and cs["stream_state"] == "live"),
-                                    ("calls_live", moved and cs["call_state"] == "live" and ks["call_state"] == "live"),
-                                    # the sidebar's own state once its stream is live on the new node (before,
-                                    # it still shows what the dead node said last)
-                                    ("client_connected", "stream_live" in seen and cs["client_state"] == "connected")):
-                        if ok and key not in seen:
-                            seen[key] = now
-                            if key == "client_connected":  # from now on, the client heard on the new node
-                                coach.page.evaluate("() => { window.__lcSeen = []; window.__lcWatching = false; }")
-                                coach.page.evaluate(WATCH_READOUT)
-                    if "client_connected" in seen and "client" in cs["speaking_seen"] and "client_speaking" not in seen:
-                        seen["client_speaking"] = now
-                    time.sleep(0.1)
-                out["after_kill_read_s"] = seen  # as this loop read them (late when the machine is busy)
-                out["trace"] = trace
-                settle = time.monotonic() + 5  # and after: does it stay so?
-                while time.monotonic() < settle:
-                    cs, ks = coach.page.evaluate(READ), client.page.evaluate(READ)
-                    state = [cs["path"].split("/")[2], cs["call_state"], cs["stream_state"], cs["client_state"],
-                             ks["path"].split("/")[2], ks["call_state"]]
-                    if trace[-1][1:] != state:
-                        trace.append([round(time.monotonic() - killed, 2), *state])
-                    time.sleep(0.1)
-                # the times as the pages saw them (this loop's "client speaking" may come first: the
-                # speaker list it reads the moment it starts again can hold the one of before)
-                while True:
-                    out["after_kill_s"] = seen_by_pages(coach.page.evaluate("() => window.__lcStates"),
-                                                        client.page.evaluate("() => window.__lcStates"),
-                                                        killed_wall, other)
-                    if len(out["after_kill_s"]) == 6 or time.monotonic() > deadline:
+                while True:  # until the pages have shown every step of the move
+                    recorded = {who: p.page.evaluate("() => window.__lcStates") for who, p in pages.items()}
+                    seen = seen_by_pages(recorded["coach"], recorded["client"], killed_wall, other)
+                    if len(seen) == 6 or time.monotonic() > deadline:
                         break
                     time.sleep(0.2)
+                out["after_kill_s"] = seen
+                time.sleep(5)  # and after: does it stay so?
+                out["states"] = {  # what each page showed from 1 s before the kill on, the times from the kill
+                    who: [[round(r[0] - killed_wall, 2), *r[1:]] for r in p.page.evaluate("() => window.__lcStates")
+                          if r[0] >= killed_wall - 1]
+                    for who, p in pages.items()}
                 out["after"] = {"coach": coach.page.evaluate(READ), "client": client.page.evaluate(READ)}
                 out["tag_after"] = tag_saved(coach.page, "goal_clarity")  # through the proxy to the new node
                 with sqlite3.connect(f"file:{data / 'livecoach.sqlite3'}?mode=ro", uri=True) as db:
