@@ -50,8 +50,8 @@ READ = """
 RECORD_STATES = """
 () => {
   // The page's own record of what it shows, stamped with its clock (Date.now(), the machine's
-  // wall clock): the run's times come from it, not from when this process got round to reading
-  // (two evaluations a loop, which a busy machine delays by seconds).
+  // wall clock): the run's times come from it, not from when this process gets round to reading
+  // the page (a busy machine delayed those reads by up to 2 s).
   if (window.__lcStates) return;
   const q = (id) => document.querySelector(`[data-testid="${id}"]`);
   const states = (window.__lcStates = []);
@@ -88,6 +88,8 @@ def seen_by_pages(coach: list, client: list, killed: float, other: str) -> dict[
         for key, ok in (("coach_moved", c_node == other), ("client_moved", k_node == other),
                         ("stream_live", moved and c_stream == "live"),
                         ("calls_live", moved and c_call == "live" and k_call == "live"),
+                        # the sidebar's own states once its stream is live on the new node (before, it
+                        # still shows what the dead node said last)
                         ("client_connected", "stream_live" in seen and c_client == "connected"),
                         ("client_speaking", "client_connected" in seen and c_speaking == "client")):
             if ok and key not in seen:
