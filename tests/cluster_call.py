@@ -70,6 +70,8 @@ RECORD_STATES = """
   setInterval(record, 50);
 }
 """
+RECORDED = "() => window.__lcStates"
+"""What ``RECORD_STATES`` has recorded so far: [time, node, call state, stream state, client state, speaking]."""
 
 
 def seen_by_pages(coach: list, client: list, killed: float, other: str) -> dict[str, float]:
@@ -186,7 +188,7 @@ def run(args, out: dict) -> None:
                 mark("killed")
                 deadline = killed + MOVE_TIMEOUT_S
                 while True:  # until the pages have shown every step of the move
-                    recorded = {who: p.page.evaluate("() => window.__lcStates") for who, p in pages.items()}
+                    recorded = {who: p.page.evaluate(RECORDED) for who, p in pages.items()}
                     seen = seen_by_pages(recorded["coach"], recorded["client"], killed_wall, other)
                     if len(seen) == 6 or time.monotonic() > deadline:
                         break
@@ -194,7 +196,7 @@ def run(args, out: dict) -> None:
                 out["after_kill_s"] = seen
                 time.sleep(5)  # and after: does it stay so?
                 out["states"] = {  # what each page showed from 1 s before the kill on, the times from the kill
-                    who: [[round(r[0] - killed_wall, 2), *r[1:]] for r in p.page.evaluate("() => window.__lcStates")
+                    who: [[round(r[0] - killed_wall, 2), *r[1:]] for r in p.page.evaluate(RECORDED)
                           if r[0] >= killed_wall - 1]
                     for who, p in pages.items()}
                 out["after"] = {"coach": coach.page.evaluate(READ), "client": client.page.evaluate(READ)}

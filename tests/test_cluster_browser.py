@@ -16,8 +16,8 @@ TAP_LIMIT_S = 15.0
 """... and the calls are live again there and the new node hears the client (its tap of the
 client's audio connected, the client seen speaking). Every time is the pages' own (cluster_call.py's
 ``RECORD_STATES``), from the kill: this process's reads lagged them by up to 2 s on a busy machine,
-and its "client speaking" was read from the speaker list of before the kill. 2026-12-01, 12 quiet
-runs: moved 3.1-5.8 s, stream live 3.4-8.1 s, calls live 4.4-9.7 s, client speaking 6.9-10.7 s."""
+and its "client speaking" was read from the speaker list of before the kill. 2026-12-01, 13 quiet
+runs: moved 3.1-5.8 s, stream live 3.4-8.1 s, calls live 4.4-9.7 s, client speaking 6.9-10.8 s."""
 
 
 @needs_haproxy
