@@ -437,7 +437,7 @@ def pinned(cpu: int | None) -> list[str]:
 
 
 def start_server(run_dir: Path, topology: str, cpu: int | None, workers: str | None,
-                 recording: bool = True) -> tuple[subprocess.Popen, str, Path]:
+                 recording: bool = True, packet_ms: int | None = None) -> tuple[subprocess.Popen, str, Path]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = run_dir / "server.log"
@@ -446,7 +446,8 @@ def start_server(run_dir: Path, topology: str, cpu: int | None, workers: str | N
         proc = subprocess.Popen(
             [*pinned(cpu), sys.executable, "-m", "livecoach", "serve", "--port", str(port),
              "--data", str(run_dir / "data"), "--ice-address", "127.0.0.1", "--topology", topology]
-            + ([] if workers is None else ["--workers", workers]) + ([] if recording else ["--no-recording"]),
+            + ([] if workers is None else ["--workers", workers]) + ([] if recording else ["--no-recording"])
+            + ([] if packet_ms is None else ["--tap-packet-ms", str(packet_ms)]),
             stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT),
         )
     deadline = time.time() + 30
@@ -494,7 +495,7 @@ class Servers:
 
 
 def one_server(run_dir: Path, args: argparse.Namespace, cpu: int | None) -> Servers:
-    proc, url, log = start_server(run_dir, args.topology, cpu, args.workers, args.recording)
+    proc, url, log = start_server(run_dir, args.topology, cpu, args.workers, args.recording, args.tap_packet_ms)
     return Servers(url, {"server": proc.pid}, [log], [url + "/healthz"], recordings=run_dir / "data" / "recordings",
                    stop=lambda: stop_process(proc))
 
@@ -718,7 +719,8 @@ async def peers_main(cfg: dict, out_path: Path) -> None:
     for c in calls:
         for role, p in c["peers"].items():
             try:
-                sent_to_server[(c["index"], role)] = await packets_sent(p.server_pc)
+                sent_to_server[(c["index"], role)] = (await packets_sent(p.server_pc)
+                                                      + getattr(p.server_audio, "joined", 0))  # in frames
             except Exception:  # noqa: BLE001 - a figure we can do without
                 sent_to_server[(c["index"], role)] = None
 
@@ -1181,6 +1183,7 @@ def run(args: argparse.Namespace, servers: Servers | None = None) -> dict:
         "per_call": [{k: v for k, v in c.items() if k not in ("latencies", "latencies_live_start", "detect_media_s", "latencies_naive")}
                      | {"latency_p50": c["latency_p50"], "latency_p95": c["latency_p95"]} for c in calls],
         "run_dir": str(run_dir),
+        "tap_packet_ms": args.tap_packet_ms,
         "recording": {"on": args.recording,
                       "bytes_on_disk": folder_bytes(servers.recordings) if servers.recordings else None},
     }
@@ -1286,6 +1289,9 @@ def arguments(description: str = __doc__.split("\n\n")[0]) -> argparse.ArgumentP
                    help="the server's worker processes (default: the server's own default, one per core)")
     p.add_argument("--no-recording", dest="recording", action="store_false",
                    help="the server records nothing (to measure what recording costs)")
+    p.add_argument("--tap-packet-ms", type=int, default=None, metavar="MS",
+                   help="the server's --tap-packet-ms: the Opus packet length the participants are asked to send it "
+                   "in a direct call (default: the server's default)")
     p.add_argument("--hard", action="store_true",
                    help="make every call hard: the client 10 dB quieter, echo both ways, real noise under both "
                    "(fan, keyboard, cafe chatter, HVAC in turn), to compare live with offline where they differ")

@@ -246,6 +246,31 @@ def run(args: argparse.Namespace, out: dict) -> None:
     finally:
         server.stop()
         mark("stopped")
+        out["packet_samples"] = packet_lengths(work / "data" / "recordings")
+
+
+def packet_lengths(recordings: Path) -> dict[str, dict[int, int]]:
+    """For each audio recording the server kept: how many of its packets have each length (48 kHz
+    samples), i.e. what the browser sent the server, as the recording keeps packets as received."""
+    import av
+
+    from livecoach.opus import packet_samples
+
+    found: dict[str, dict[int, int]] = {}
+    for path in sorted(p for p in recordings.rglob("*-audio-*") if p.suffix in (".webm", ".ogg")):
+        counts: dict[int, int] = {}
+        try:
+            with av.open(str(path)) as container:
+                for packet in container.demux(audio=0):
+                    if packet.size:
+                        n = packet_samples(bytes(packet))
+                        counts[n] = counts.get(n, 0) + 1
+        except av.FFmpegError as err:
+            counts[-1] = 0
+            found[f"{path.name} (unreadable: {err})"] = counts
+            continue
+        found[path.name] = counts
+    return found
 
 
 def keep_failure(p: Page, artifacts: Path, out: dict) -> None:

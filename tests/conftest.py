@@ -18,7 +18,7 @@ from livecoach.ingest import read_mono
 COMPUTE = {
     "test_accuracy", "test_cli", "test_coach_api", "test_decoding", "test_engine", "test_engine_chunking",
     "test_exports", "test_growing_timeline", "test_import", "test_ingest", "test_library", "test_library_api",
-    "test_live_session", "test_nudges", "test_packaging", "test_postgresql", "test_properties", "test_real_speech",
+    "test_live_session", "test_nudges", "test_packaging", "test_packet_time", "test_postgresql", "test_properties", "test_real_speech",
     "test_recording_files", "test_review", "test_review_source", "test_segmenter", "test_static", "test_store",
     "test_timeline", "test_uploads",
 }

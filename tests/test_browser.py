@@ -57,3 +57,13 @@ def test_coach_and_client_call_in_chromium(topology, tmp_path):
     assert share is not None and share <= MAX_COACH_SHARE, f"coach's session share {coach['share_session']!r}\n{why}"
     assert percent(coach["share_session_client"]) == 100 - share, why
     assert (artifacts / "coach-call.png").stat().st_size > 10_000, why
+
+    # What Chromium sent the server, as the recordings keep it: in a direct call the server's
+    # answer asks for 40 ms Opus packets (live/packet_time.py), which Chromium's encoder follows;
+    # in a relay call what the server forwards keeps the usual 20 ms.
+    expected = "1920" if topology == "direct" else "960"  # 48 kHz samples (JSON keys)
+    lengths = result["packet_samples"]
+    assert len(lengths) == 2, why
+    for name, counts in lengths.items():
+        assert max(counts, key=counts.get) == expected and counts[expected] >= 0.95 * sum(counts.values()), \
+            f"{name}: packet lengths {counts}\n{why}"

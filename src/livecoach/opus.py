@@ -82,3 +82,24 @@ def without_start(frame: av.AudioFrame, samples: int) -> av.AudioFrame | None:
         np.ascontiguousarray(frame.to_ndarray()[:, samples:]), format=frame.format.name, layout=frame.layout.name)
     rest.sample_rate = frame.sample_rate
     return rest
+
+
+def joined_packets(packets: list[bytes]) -> list[bytes]:
+    """Single-frame Opus packets as one packet of all their frames (RFC 6716 3.2.5, code 3 with
+    frame lengths), as an encoder asked for longer packets sends them; returned as they are
+    where they cannot be joined (a frame count other than one, configurations that differ, more
+    than 120 ms, an empty packet)."""
+    if len(packets) < 2 or any(not p or p[0] & 3 != 0 for p in packets) or len({p[0] for p in packets}) != 1:
+        return packets
+    if sum(packet_samples(p) for p in packets) > OPUS_RATE * 120 // 1000:
+        return packets
+    frames = [p[1:] for p in packets]
+    header = bytearray([packets[0][0] | 3, 0x80 | len(frames)])  # code 3, variable frame lengths
+    for frame in frames[:-1]:
+        size = len(frame)
+        if size < 252:
+            header.append(size)
+        else:
+            first = 252 + ((size - 252) & 3)
+            header += bytes([first, (size - first) >> 2])
+    return [bytes(header) + b"".join(frames)]

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .live.packet_time import PACKET_MS
+
 TOPOLOGIES = ("direct", "relay")
 DATABASE_FILE = "livecoach.sqlite3"
 """The database when none is chosen: an SQLite file of this name in the data folder."""
@@ -46,6 +48,9 @@ class Settings:
     """The UDP ports (first, last) the media's sockets are bound in (``--udp-ports``); None: any
     the kernel gives (live/ice.py)."""
     topology: str = "direct"
+    tap_packet_ms: int = 40
+    """The Opus packet length the browsers are asked to send the server in a direct call
+    (``--tap-packet-ms``; live/packet_time.py)."""
     snapshot_interval: float = 0.25
     workers: int = 0
     """Worker processes for the calls (see workers.py); 0 runs them in the server process."""
@@ -182,6 +187,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="direct: browsers call each other and the server taps their audio (default); relay: the server relays",
     )
     parser.add_argument(
+        "--tap-packet-ms", type=int, choices=PACKET_MS, default=int(env_default("tap-packet-ms", str(Settings.tap_packet_ms))),
+        metavar="MS", help=f"in a direct call, ask the browsers for Opus packets of MS milliseconds ({', '.join(map(str, PACKET_MS))}; "
+                           f"default {Settings.tap_packet_ms}): longer packets cost the server less, and the coach's "
+                           f"figures wait for a packet's end (docs/engine.md)",
+    )
+    parser.add_argument(
         "--no-recording", dest="recording", action="store_false",
         default=env_default("recording", "on").lower() not in ("off", "0", "no", "false"),
         help="record nothing: calls are only analysed, and the notice says so (env LIVECOACH_RECORDING=off)",
@@ -246,6 +257,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ice_addresses=listed(args.ice_address, "ice-address"),
         udp_ports=_udp_ports(args.udp_ports),
         topology=args.topology,
+        tap_packet_ms=args.tap_packet_ms,
         workers=_worker_count(args.workers),
         recording=args.recording,
         keep_recordings_days=args.keep_recordings_days,

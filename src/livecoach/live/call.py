@@ -28,6 +28,7 @@ from .relay import Switchboard
 from .session import ABSENT, CONNECTED, MUTED, LiveSession
 from .storing import STORE_INTERVAL
 from .decoding import decode_inline
+from .packet_time import with_packet_time
 from .tap import AudioTap
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,9 @@ class ServerPeer:
                     transceiver.direction = "inactive"
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
-        return self.pc.localDescription.sdp
+        if self.call.live.topology == "relay":
+            return self.pc.localDescription.sdp
+        return with_packet_time(self.pc.localDescription.sdp, self.call.settings.tap_packet_ms)
 
     async def add_candidate(self, init: dict[str, Any] | None) -> None:
         if init is None or not init.get("candidate"):

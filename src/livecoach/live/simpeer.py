@@ -14,10 +14,13 @@ import random
 import time
 from typing import Any
 
+import av
 import websockets
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole, MediaPlayer, MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
+
+from ..opus import OPUS_RATE, joined_packets, packet_samples
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,46 @@ class MutableAudio(MediaStreamTrack):
             for plane in frame.planes:
                 plane.update(bytes(plane.buffer_size))
         return frame
+
+
+class LongerPackets(MediaStreamTrack):
+    """Encoded Opus packets joined ``frames`` at a time, as a browser asked for longer packets
+    (``a=ptime`` in the server's answer, live/packet_time.py) sends them; ``frames`` is set once
+    the answer is read. Each joined packet goes when its last frame would have."""
+
+    kind = "audio"
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self.source = source
+        self.frames = 1
+        self.joined = 0
+        """Source packets sent inside another's (what a count of sent packets leaves out)."""
+        self._ready: list[av.Packet] = []
+
+    async def recv(self):
+        if self._ready:
+            return self._ready.pop(0)
+        first = await self.source.recv()
+        if self.frames == 1 or not isinstance(first, av.Packet):
+            return first
+        packets = [first] + [await self.source.recv() for _ in range(self.frames - 1)]
+        out = joined_packets([bytes(p) for p in packets])
+        self.joined += len(packets) - len(out)
+        for data in out:
+            packet = av.Packet(data)
+            packet.pts, packet.time_base = first.pts, first.time_base
+            self._ready.append(packet)
+            first.pts += packet_samples(data) * first.time_base.denominator // (OPUS_RATE * first.time_base.numerator)
+        return self._ready.pop(0)
+
+
+def packet_ms(sdp: str) -> int | None:
+    """The ``a=ptime`` of an SDP's audio, if it has one."""
+    for line in sdp.splitlines():
+        if line.startswith("a=ptime:"):
+            return int(line.split(":", 1)[1])
+    return None
 
 
 class Jitter:
@@ -132,6 +175,8 @@ class SimPeer:
         self.messages: list[dict[str, Any]] = []
         self.errors: list[dict[str, Any]] = []
         self.server_pc: RTCPeerConnection | None = None
+        self.server_audio: MediaStreamTrack | None = None
+        """What the server connection sends (a ``LongerPackets`` when sending packets)."""
         self.peer_pc: RTCPeerConnection | None = None
         self.peer_connected = asyncio.Event()
         self.received_frames = 0  # media frames arrived from the other participant
@@ -213,7 +258,9 @@ class SimPeer:
         pc = RTCPeerConnection()
         self.server_pc = pc
         direction = "sendrecv" if self.topology == "relay" else "sendonly"
-        transceiver = pc.addTransceiver(self._audio(), direction=direction)
+        sent = LongerPackets(self._audio()) if self.packets else self._audio()
+        transceiver = pc.addTransceiver(sent, direction=direction)
+        self.server_audio = sent
         if self.topology == "relay":
             pc.on("track", self._consume)
         await pc.setLocalDescription(await pc.createOffer())
@@ -222,6 +269,8 @@ class SimPeer:
         await self._send({"type": "offer", "to": "server", "sdp": pc.localDescription.sdp})
         answer = await asyncio.wait_for(self._answers.get(), 10)
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        if isinstance(sent, LongerPackets):  # a browser's encoder follows the answer's ptime
+            sent.frames = max(1, (packet_ms(answer) or 20) // 20)
 
     def _new_peer_pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection()

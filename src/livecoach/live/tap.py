@@ -34,7 +34,8 @@ OPUS_PRIMING = 312
 pre-skip, so the tap skips it here: both paths then give the engine the same samples, on the
 same 10 ms frames."""
 QUEUE_FRAMES = 50
-"""Decoded frames (20 ms each) waiting for the tap; beyond this the oldest are dropped."""
+"""Decoded frames (one a packet: 20 ms, or 40 ms as a direct call asks for) waiting for the tap;
+beyond this the oldest are dropped."""
 
 
 def on_grid(samples: int, up: bool = True) -> int:
