@@ -8,6 +8,7 @@ import pytest
 
 from conftest import track, track_path
 from livecoach.analyze import analyze_tracks
+from livecoach.engine import Engine
 from livecoach.live.indicators import MAX_PENDING_EVENTS, IndicatorHub
 from livecoach.live.session import ABSENT, CONNECTED, MUTED, LiveSession
 
@@ -22,17 +23,17 @@ class Clock:
         return self.t
 
 
-def play(session: LiveSession, clock: Clock, audio: dict[str, np.ndarray], skip=None) -> None:
-    """Both participants' audio in 20 ms packets, in step with the clock."""
+def play(session: LiveSession, clock: Clock, audio: dict[str, np.ndarray], skip=None, at: int = 0) -> None:
+    """Both participants' audio in 20 ms packets, in step with the clock, from session sample ``at``."""
     n = max(a.size for a in audio.values())
     for pos in range(0, n, PACKET):
-        clock.t = 1000.0 + (pos + PACKET) / 16000
+        clock.t = 1000.0 + (at + pos + PACKET) / 16000
         for role, a in audio.items():
             if skip and skip(role, pos):
                 continue
             if pos < a.size:
                 session.heard(role)
-                session.place(role, pos, a[pos : pos + PACKET])
+                session.place(role, at + pos, a[pos : pos + PACKET])
         if pos % 1600 == 0:
             session.tick()
 
@@ -47,6 +48,34 @@ def test_live_placement_gives_exactly_the_offline_segments():
     offline = analyze_tracks(track_path("bleed", "coach"), track_path("bleed", "client"))
     live = session.engine.segments()
     assert live == {p: [(s.start, s.end) for s in segs] for p, segs in offline.timeline.segments.items()}
+
+
+@pytest.mark.parametrize("lead", [1.0, 1.68, 1.77])
+def test_audio_that_starts_later_in_the_session_gives_the_offline_segments(lead):
+    """A call's audio starts a while after its session (the participants join, the connections
+    come up): the figures are still those of ``livecoach analyze``, whatever the delay. On this
+    hard excerpt (a quiet client under the coach's echo) the attribution's one-second blocks,
+    counted from the session's start, moved the talk share by up to 2 points before they were
+    counted from the first audio."""
+    excerpt = slice(28 * 16000, 68 * 16000)
+    audio = {r: track("quiet", r)[excerpt] for r in ("coach", "client")}
+    offline = Engine(("coach", "client"))
+    for role, a in audio.items():
+        offline.push(role, a)
+    offline.finish()
+
+    clock = Clock()
+    session = LiveSession("s", clock=clock)
+    for role in ("coach", "client"):
+        session.set_state(role, CONNECTED)
+    start = round(lead * 16000)
+    for t in range(0, start, 1600):  # nobody's audio yet: the clock runs on, absence is filled
+        clock.t = 1000.0 + t / 16000
+        session.tick()
+    play(session, clock, audio, at=start)
+    session.engine.finish()
+    live = {p: [(round(a - lead, 2), round(b - lead, 2)) for a, b in segs] for p, segs in session.engine.segments().items()}
+    assert live == {p: [(round(a, 2), round(b, 2)) for a, b in segs] for p, segs in offline.segments().items()}
 
 
 def test_lost_packets_become_absence_and_keep_later_speech_in_place():

@@ -105,7 +105,9 @@ class LiveSession:
         start_frame = 0 if past is None else math.ceil(past.resume_at(wall_clock()) / FRAME_SECONDS)
         self.origin = start_frame * FRAME_SAMPLES
         """The session sample this run of the call starts at (0 unless it goes on from a past)."""
-        self.engine = Engine(ROLES, config, start_frame, past.segments if past else None)
+        self._config, self._earlier = config, past.segments if past else None
+        self.engine = Engine(ROLES, config, start_frame, self._earlier)
+        self._measuring = False  # no audio yet this run: the engine has had only absence
         self.started = clock()
         self._audio = {role: _Audio(cursor=self.origin, heard_at=self.origin) for role in ROLES}
         self._speaking: frozenset[str] = frozenset()
@@ -194,6 +196,8 @@ class LiveSession:
             position += dropped
             if not samples.size:
                 return
+        if not self._measuring:
+            self._start_measuring(position)
         self._absent_until(role, position)
         gap = position - audio.cursor
         if gap > 0:
@@ -202,6 +206,22 @@ class LiveSession:
         audio.received += samples.size
         self._fill_absent()
         self._fill_stalled(self._latest_arrival(), STALL_SECONDS)
+
+    def _start_measuring(self, position: int) -> None:
+        """The run's first audio: the engine starts anew at its frame, with everyone's absence
+        so far carried over. Until now it had only absence, which decides nothing, but the
+        attribution counts its blocks (a second each) from the engine's first frame, and the
+        phase of those blocks moved a hard call's talk share by 2 points against
+        ``livecoach analyze`` of the same files, whose blocks start with the audio."""
+        self._measuring = True
+        frame = position // FRAME_SAMPLES  # not before the old engine's decided time: the audio is past every cursor there
+        self.engine = Engine(ROLES, self._config, frame, self._earlier)
+        for audio_role, audio in self._audio.items():
+            ahead = audio.cursor - frame * FRAME_SAMPLES  # absence already filled past the audio (whole frames)
+            if ahead > 0:
+                self.engine.push_absent(audio_role, ahead // FRAME_SAMPLES)
+            else:
+                audio.cursor = frame * FRAME_SAMPLES
 
     def heard(self, role: str) -> None:
         """Audio of the participant arrived (a packet decoded, before the tap batches it): they
