@@ -939,10 +939,13 @@ def analyse_call(spec: dict, peers: dict, msgs: list, seconds: float, tail: floa
     out["latency_p50"] = float(np.percentile(lat, 50)) if lat else None
     out["latency_p95"] = float(np.percentile(lat, 95)) if lat else None
     out["sender_late_p95"] = max((p["late"].get("p95", 0) for p in peers["peers"].values()), default=None)
+    out["sender_late_max_s"] = {role: p["late"].get("max") for role, p in peers["peers"].items()}
     return out
 
 
 def call_problems(c: dict, topology: str, seconds: float, p2p: bool) -> list[str]:
+    from livecoach.live.session import STALL_SECONDS
+
     problems = []
     if c["error"]:
         problems.append("setup: " + c["error"])
@@ -956,7 +959,15 @@ def call_problems(c: dict, topology: str, seconds: float, p2p: bool) -> list[str
         if a["dropped_s"] > 0:
             at_start = c["dropped_at_start_s"].get(role, 0.0)
             where = " (all in the first 2 s)" if at_start == a["dropped_s"] else f" ({at_start} s in the first 2 s)"
-            problems.append(f"{role} dropped {a['dropped_s']} s{where}")
+            late = c.get("sender_late_max_s", {}).get(role) or 0.0
+            if late > STALL_SECONDS:
+                # The server drops audio that comes more than its stall limit after the other
+                # participant's (issue 10: a stalled participant holds the other up 0.1 s at
+                # most): a simulated participant sent that late, so the harness, not the server.
+                problems.append(f"harness: {role} dropped {a['dropped_s']} s{where}, its sender up to "
+                                f"{late * 1000:.0f} ms late (the server's stall limit: {STALL_SECONDS * 1000:.0f} ms)")
+            else:
+                problems.append(f"{role} dropped {a['dropped_s']} s{where}")
         lost = c["lost_at_sender_s"].get(role, 0.0)
         if lost > 0.1:
             problems.append(f"harness: {role}'s peer lost {lost} s before sending")

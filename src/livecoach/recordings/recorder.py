@@ -31,7 +31,8 @@ SILENCE = {
 """Digital silence as libopus encodes it (CELT, fullband, mono): 20, 10, 5 and 2.5 ms."""
 SILENCE_STEP_MIN = min(SILENCE)
 PAGE_PACKETS = 50
-"""A page at least every second of 20 ms packets."""
+"""A page at least every 50 packets (a second of 20 ms packets, two of the 40 ms ones a direct
+call asks for), should the call's once-a-second tick that writes the pages be late."""
 PEAK_SAMPLES = OPUS_RATE // 10
 """The level strip's resolution: 100 ms."""
 PEAK_FLOOR_DB = -60.0
