@@ -10,11 +10,13 @@ import asyncio
 import fractions
 
 import numpy as np
+import pytest
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
 import av
 
-from livecoach.live.decoding import InlineDecoding, PassThroughJitter, decode_inline
+from livecoach.live.decoding import EncodedAudio, InlineDecoding, PassThroughJitter, decode_inline
+from livecoach.opus import SpeechDecoder
 
 
 class Tone(AudioStreamTrack):
@@ -34,7 +36,10 @@ class Tone(AudioStreamTrack):
         return frame
 
 
-async def test_received_audio_is_decoded_inline_with_its_packets():
+@pytest.mark.parametrize("forwarded", [False, True])
+async def test_received_audio_is_handed_on_inline_with_its_packets(forwarded):
+    """Direct: the packets themselves, which the tap decodes at 16 kHz. Relay (``forwarded``):
+    48 kHz mono frames for the other participant, each with its packet."""
     sender, receiver = RTCPeerConnection(), RTCPeerConnection()
     sender.addTrack(Tone())
     found: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -42,7 +47,7 @@ async def test_received_audio_is_decoded_inline_with_its_packets():
     @receiver.on("track")
     def on_track(track) -> None:
         transceiver = next(t for t in receiver.getTransceivers() if t.receiver.track is track)
-        found.set_result((decode_inline(transceiver.receiver, track), track))
+        found.set_result((decode_inline(transceiver.receiver, track, forwarded), track))
 
     try:
         await sender.setLocalDescription(await sender.createOffer())
@@ -54,10 +59,17 @@ async def test_received_audio_is_decoded_inline_with_its_packets():
         jitter = getattr(next(t for t in receiver.getTransceivers()).receiver, "_RTCRtpReceiver__jitter_buffer")
         assert isinstance(jitter, PassThroughJitter), "aiortc's jitter buffer was not replaced (aiortc changed?)"
         frames = [await asyncio.wait_for(track.recv(), 10) for _ in range(25)]
-        assert all(f.layout.name == "mono" and f.sample_rate == 48000 for f in frames)
         assert all(isinstance(f.opaque, bytes) and f.opaque for f in frames), "frames without their packets"
+        assert all(f.sample_rate == 48000 and f.samples == 960 for f in frames)
         assert inline.failed == 0 and jitter.reordered == 0
-        assert np.abs(np.concatenate([f.to_ndarray().ravel() for f in frames[5:]])).max() > 4000  # the tone
+        if forwarded:
+            assert all(isinstance(f, av.AudioFrame) and f.layout.name == "mono" for f in frames)
+            assert np.abs(np.concatenate([f.to_ndarray().ravel() for f in frames[5:]])).max() > 4000  # the tone
+        else:
+            assert all(isinstance(f, EncodedAudio) for f in frames)
+            decoder = SpeechDecoder()
+            tone = np.concatenate([decoder.pcm(f.opaque) for f in frames])
+            assert tone.size == 25 * 320 and np.abs(tone[5 * 320:]).max() > 4000  # 16 kHz, the tone
     finally:
         await sender.close()
         await receiver.close()

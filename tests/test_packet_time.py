@@ -14,7 +14,7 @@ from aiortc.mediastreams import AudioStreamTrack
 
 from livecoach.live.packet_time import with_packet_time
 from livecoach.live.simpeer import packet_ms
-from livecoach.opus import MonoOpusDecoder, joined_packets, packet_samples
+from livecoach.opus import SpeechDecoder, joined_packets, packet_samples
 
 
 def encoded(seconds: float, bit_rate: int, seed: int = 1) -> list[bytes]:
@@ -33,8 +33,8 @@ def encoded(seconds: float, bit_rate: int, seed: int = 1) -> list[bytes]:
 
 
 def decoded(packets: list[bytes]) -> np.ndarray:
-    decoder = MonoOpusDecoder()
-    return np.concatenate([f.to_ndarray().reshape(-1) for p in packets for f in decoder.decode(p)])
+    decoder = SpeechDecoder()
+    return np.concatenate([decoder.pcm(p) for p in packets])
 
 
 @pytest.mark.parametrize("bit_rate", [16000, 32000, 160000])  # 160 kbit/s: frames over 252 bytes

@@ -44,7 +44,7 @@ import av.error
 import numpy as np
 
 from livecoach.frames import SAMPLE_RATE
-from livecoach.opus import MonoOpusDecoder, pre_skip
+from livecoach.opus import SpeechDecoder, pre_skip
 
 __all__ = ["AudioError", "AudioInfo", "probe", "read_mono", "read_stereo", "write_wav"]
 
@@ -221,8 +221,8 @@ def _decoded_frames(
     good = skipped = 0
     decode: Callable[[av.Packet], list[av.AudioFrame]] = av.Packet.decode
     if mono and stream.codec_context.name in ("opus", "libopus"):
-        opus = MonoOpusDecoder(skip=pre_skip(stream.codec_context.extradata))
-        decode = lambda packet: opus.decode(bytes(packet), packet.pts) if packet.size else []  # noqa: E731
+        opus = SpeechDecoder(skip=pre_skip(stream.codec_context.extradata))
+        decode = lambda packet: opus.frames(bytes(packet)) if packet.size else []  # noqa: E731
     packets = container.demux(stream)
     try:
         while True:

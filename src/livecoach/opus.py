@@ -3,17 +3,32 @@
 The engine's decisions are made on 10 ms frames, and on hard audio (a quiet talker under noise
 and echo) they hang on the last bit of a sample: FFmpeg's own Opus decoder and libopus differ by
 a few units, and the same packets decoded by both gave talk shares 1-2 points apart. So a live
-track and an Opus file read for analysis go through this one decoder: libopus, mono, 16-bit,
-48 kHz. A file's pre-skip (the encoder's 6.5 ms of priming) is skipped here; a live stream has
-none to read, and the tap skips the same 312 samples itself (live/tap.py ``OPUS_PRIMING``).
+track and an Opus file read for analysis go through this one decoder (``SpeechDecoder``):
+libopus, mono, 16-bit, straight at the engine's 16 kHz. A file's pre-skip (the encoder's 6.5 ms
+of priming) is skipped here; a live stream has none to read, and the tap asks for the same 312
+samples to be skipped (live/tap.py ``OPUS_PRIMING``).
+
+Why libopus is called directly (``ctypes``): PyAV's libopus decoder always makes 48 kHz, and
+decoding at 48 kHz and resampling to 16 kHz was the largest part of what a live call costs the
+server (about 90 µs a 20 ms packet, against 45 µs straight at 16 kHz). The library is the one
+inside PyAV's wheel (the build PyAV itself decodes with), else the system's. Where neither can
+be loaded, PyAV's 48 kHz decoder and a resampler stand in, on both paths alike.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import logging
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
+
+from .frames import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
 
 OPUS_RATE = 48000
 _TIME_BASE = Fraction(1, OPUS_RATE)
@@ -49,9 +64,10 @@ def packet_samples(data: bytes) -> int:
     return int(frames * ms * OPUS_RATE / 1000)
 
 
-class MonoOpusDecoder:
+class FullRateDecoder:
     """Opus packets to 48 kHz mono s16 frames (a stereo stream is mixed down by libopus), less
-    the first ``skip`` samples."""
+    the first ``skip`` samples: what the relay forwards to the other participant, and what
+    ``SpeechDecoder`` falls back on."""
 
     def __init__(self, skip: int = 0) -> None:
         self.skip = skip
@@ -103,3 +119,81 @@ def joined_packets(packets: list[bytes]) -> list[bytes]:
             first = 252 + ((size - 252) & 3)
             header += bytes([first, (size - first) >> 2])
     return [bytes(header) + b"".join(frames)]
+
+
+_MAX_PACKET_MS = 120
+
+
+def _load_libopus() -> ctypes.CDLL | None:
+    """libopus with the decoder's three functions declared; None if it cannot be loaded."""
+    av_dir = Path(av.__file__).resolve().parent
+    candidates = [str(p) for pattern in ("av.libs/libopus*.so*", "av/.dylibs/libopus*.dylib")
+                  for p in sorted(av_dir.parent.glob(pattern))]
+    system = ctypes.util.find_library("opus")
+    if system:
+        candidates.append(system)
+    for name in candidates:
+        try:
+            lib = ctypes.CDLL(name)
+            lib.opus_decoder_create.restype = ctypes.c_void_p
+            lib.opus_decoder_create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+            lib.opus_decode.restype = ctypes.c_int
+            lib.opus_decode.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, ctypes.c_void_p,
+                                        ctypes.c_int, ctypes.c_int]
+            lib.opus_decoder_destroy.restype = None
+            lib.opus_decoder_destroy.argtypes = [ctypes.c_void_p]
+            return lib
+        except (OSError, AttributeError):
+            continue
+    log.warning("libopus could not be loaded directly: Opus is decoded at 48 kHz and resampled (slower)")
+    return None
+
+
+_LIBOPUS = _load_libopus()
+
+
+class SpeechDecoder:
+    """Opus packets to the engine's audio: 16 kHz mono int16, less the first ``skip`` samples
+    (counted at 48 kHz, as a pre-skip is). One per stream: libopus keeps state across packets."""
+
+    def __init__(self, skip: int = 0) -> None:
+        self._decoder = None
+        if _LIBOPUS is not None:
+            error = ctypes.c_int()
+            decoder = _LIBOPUS.opus_decoder_create(SAMPLE_RATE, 1, ctypes.byref(error))
+            if error.value == 0 and decoder:
+                self._decoder = decoder
+        if self._decoder is not None:
+            self._skip = round(skip * SAMPLE_RATE / OPUS_RATE)
+            self._out = np.empty(SAMPLE_RATE * _MAX_PACKET_MS // 1000, dtype=np.int16)
+        else:
+            self._full = FullRateDecoder(skip)
+            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+
+    def pcm(self, data: bytes) -> np.ndarray:
+        """One packet's audio (an empty array while priming is skipped); raises
+        ``av.error.InvalidDataError`` for a packet libopus rejects."""
+        if self._decoder is None:
+            parts = [out.to_ndarray().reshape(-1) for frame in self._full.decode(data)
+                     for out in self._resampler.resample(frame)]
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+        n = _LIBOPUS.opus_decode(self._decoder, data, len(data), self._out.ctypes.data, self._out.size, 0)
+        if n < 0:
+            raise av.error.InvalidDataError(-1094995529, f"Invalid data found when processing input (libopus {n})")
+        start = min(self._skip, n)
+        self._skip -= start
+        return self._out[start:n].copy()
+
+    def frames(self, data: bytes) -> list[av.AudioFrame]:
+        """``pcm`` as a PyAV frame, for readers of files."""
+        samples = self.pcm(data)
+        if not samples.size:
+            return []
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        return [frame]
+
+    def __del__(self) -> None:
+        if getattr(self, "_decoder", None) is not None and _LIBOPUS is not None:
+            _LIBOPUS.opus_decoder_destroy(self._decoder)
+            self._decoder = None

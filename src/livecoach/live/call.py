@@ -74,7 +74,8 @@ class ServerPeer:
         if track.kind == "audio":
             tap = AudioTap(self.call.live, self.role, track_for_tap)
             receiver = next((t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track), None)
-            if receiver is None or decode_inline(receiver, track) is None:
+            forwarded = self.call.live.topology == "relay"
+            if receiver is None or decode_inline(receiver, track, forwarded) is None:
                 log.warning("session %s: %s's audio is decoded by aiortc's own thread (the inline decoder "
                             "did not take: is aiortc outside the tested range?); the recording lacks it",
                             self.call.id, self.role)

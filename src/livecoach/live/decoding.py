@@ -5,11 +5,12 @@ aiortc gives every received track a decoder thread: each 20 ms packet goes to it
 tracks in one process that is 4000 thread hand-overs a second, each a fight for the GIL, and
 profiles of 20 calls showed the event loop spending a quarter of its time there while the
 decoding itself (libopus, about 20 µs a frame) is cheap. So for audio the receiver's decoder
-queue is replaced by :class:`InlineDecoding`, which decodes each frame where it is handed over
-and puts the frames straight into the track's queue. Opus is decoded to mono: the tap wants
-mono, and a mono decode is half the work of aiortc's stereo one. Each packet's first frame
-carries the packet itself (``frame.opaque``), so that the recording keeps the audio exactly as
-it was received, without encoding it again.
+queue is replaced by :class:`InlineDecoding`, which hands each packet on where it is handed over,
+straight into the track's queue. An Opus packet the tap alone reads is not decoded here at all
+(an :class:`EncodedAudio`): the tap decodes it at the engine's 16 kHz (opus.SpeechDecoder). One
+the relay also forwards is decoded to 48 kHz mono frames for the other participant, the first
+of them carrying the packet. Either way the packet itself travels on (``opaque``), so that the
+recording keeps the audio exactly as it was received, without encoding it again.
 
 Audio also skips aiortc's jitter buffer (:class:`PassThroughJitter`): it held every packet 80 ms
 for a playout the tap does not do.
@@ -34,7 +35,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.utils import uint16_add
 from aiortc.mediastreams import MediaStreamTrack
 
-from ..opus import MonoOpusDecoder, packet_samples
+from ..opus import OPUS_RATE, FullRateDecoder, packet_samples
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +43,34 @@ _QUEUE_ATTRIBUTE = "_RTCRtpReceiver__decoder_queue"
 _JITTER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"
 
 
-class _MonoOpus(MonoOpusDecoder):
-    """aiortc's encoded frames through the decoder a file's Opus goes through (aiortc's own
-    decoder makes stereo, and differs from it by a few units a sample)."""
+class _MonoOpus(FullRateDecoder):
+    """aiortc's encoded frames to mono frames for the relay (aiortc's own decoder makes stereo)."""
 
     def decode(self, encoded_frame) -> list[av.AudioFrame]:  # type: ignore[override]
         return super().decode(encoded_frame.data, encoded_frame.timestamp)
 
 
+class EncodedAudio:
+    """A received Opus packet, not decoded: what the tap's queue gets in a direct call. It has
+    the attributes of a decoded frame the tap and the queue read (48 kHz counts)."""
+
+    __slots__ = ("opaque", "pts", "samples")
+    sample_rate = OPUS_RATE
+
+    def __init__(self, packet: bytes, pts: int, samples: int) -> None:
+        self.opaque = packet
+        self.pts = pts
+        self.samples = samples
+
+
 
 class InlineDecoding:
-    """Stands in for a receiver's decoder queue (``put``), decoding at once into ``output``."""
+    """Stands in for a receiver's decoder queue (``put``), handing each packet at once to
+    ``output``: Opus undecoded unless ``forwarded`` (the relay re-encodes its frames)."""
 
-    def __init__(self, output: asyncio.Queue) -> None:
+    def __init__(self, output: asyncio.Queue, forwarded: bool = False) -> None:
         self.output = output
+        self.forwarded = forwarded
         self.failed = 0
         self._decoder: Any = None
         self._codec_name: str | None = None
@@ -66,6 +81,14 @@ class InlineDecoding:
             self._ended.set()
             return
         codec, encoded_frame = item
+        if not self.forwarded and codec.name.lower() == "opus":
+            samples = packet_samples(encoded_frame.data)
+            if not samples:
+                self.failed += 1
+                log.warning("an Opus packet of %d bytes holds no audio", len(encoded_frame.data))
+                return
+            self.output.put_nowait(EncodedAudio(bytes(encoded_frame.data), encoded_frame.timestamp, samples))
+            return
         if codec.name != self._codec_name:
             self._decoder = _MonoOpus() if codec.name.lower() == "opus" else get_decoder(codec)
             self._codec_name = codec.name
@@ -115,16 +138,16 @@ class PassThroughJitter:
         return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
 
 
-def decode_inline(receiver: RTCRtpReceiver, track: MediaStreamTrack) -> InlineDecoding | None:
-    """Make ``receiver`` decode its audio on the event loop, each packet as it arrives. Call it
-    when the track appears, before the receiver starts (aiortc hands the queue to its thread
-    then)."""
+def decode_inline(receiver: RTCRtpReceiver, track: MediaStreamTrack, forwarded: bool = False) -> InlineDecoding | None:
+    """Make ``receiver`` hand its audio on on the event loop, each packet as it arrives (decoded
+    only if ``forwarded``). Call it when the track appears, before the receiver starts (aiortc
+    hands the queue to its thread then)."""
     output = getattr(track, "_queue", None)
     if track.kind != "audio" or not isinstance(output, asyncio.Queue):
         return None
     if not hasattr(receiver, _QUEUE_ATTRIBUTE) or getattr(receiver, "_RTCRtpReceiver__started", True):
         return None
-    inline = InlineDecoding(output)
+    inline = InlineDecoding(output, forwarded)
     setattr(receiver, _QUEUE_ATTRIBUTE, inline)
     if hasattr(receiver, _JITTER_ATTRIBUTE):
         setattr(receiver, _JITTER_ATTRIBUTE, PassThroughJitter(output))

@@ -1,7 +1,8 @@
 """The audio tap: a participant's received WebRTC audio track into the session's engine.
 
-Frames are resampled to 16 kHz mono and placed on the session clock by samples, with gaps found
-from RTP timestamps. Audio is handed on in small batches (40 ms by default): each hand-over has
+Opus packets are decoded straight to 16 kHz mono (opus.SpeechDecoder, as a file's are), other
+frames resampled to it, and placed on the session clock by samples, with gaps found from RTP
+timestamps. Audio is handed on in small batches (40 ms by default): each hand-over has
 a fixed cost (about 50 µs in the engine, more in numpy around it), so batching keeps 20 calls
 affordable while adding little to the time a speech onset takes to reach the coach.
 """
@@ -17,7 +18,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ..frames import FRAME_SAMPLES, SAMPLE_RATE
-from ..opus import without_start
+from ..opus import SpeechDecoder
 from .session import LiveSession
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,8 @@ that a sender whose clock runs slow stays on the session clock."""
 OPUS_PRIMING = 312
 """Samples (48 kHz) of encoder priming at the start of an Opus stream: libopus's lookahead
 (6.5 ms), which a file records as its pre-skip and ``livecoach analyze`` skips. RTP carries no
-pre-skip, so the tap skips it here: both paths then give the engine the same samples, on the
-same 10 ms frames."""
+pre-skip, so the tap's decoder skips it: both paths then give the engine the same samples, on
+the same 10 ms frames."""
 QUEUE_FRAMES = 50
 """Decoded frames (one a packet: 20 ms, or 40 ms as a direct call asks for) waiting for the tap;
 beyond this the oldest are dropped."""
@@ -96,7 +97,9 @@ class AudioTap:
         if self.queue is not None:
             self.queue.on_put = lambda: session.heard(role)  # arrival, not when the tap gets to it
         self.batch = max(1, int(batch_seconds * SAMPLE_RATE))
-        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)  # other codecs
+        self._opus = SpeechDecoder(skip=OPUS_PRIMING)
+        self.failed = 0  # packets the decoder rejected
         self._position: int | None = None  # session sample where the next resampled sample goes
         self._next_pts: int | None = None
         self._pending: list[np.ndarray] = []
@@ -154,19 +157,28 @@ class AudioTap:
                 self._position = on_grid(arrival)
         if frame.pts is not None:
             self._next_pts = frame.pts + frame.samples
-        primed = 0
-        if self._priming and frame.opaque is not None and rate == RECORDING_RATE:  # Opus from our decoder
-            primed = min(self._priming, frame.samples)
-            self._priming -= primed
-        if self.on_packet is not None and frame.opaque is not None and rate == RECORDING_RATE:
+        packet = frame.opaque if rate == RECORDING_RATE else None  # an Opus packet, as received
+        if packet is None:
+            self._add(*(out.to_ndarray().reshape(-1) for out in self._resampler.resample(frame)))
+            return
+        try:
+            samples = self._opus.pcm(packet)
+        except av.FFmpegError as err:  # its time stays a gap: the next packet's timestamp places it
+            self.failed += 1
+            log.warning("session %s: a %s packet could not be decoded: %s", self.session.id, self.role, err)
+            return
+        primed = min(self._priming, frame.samples)  # what the decoder skipped, in the recording's count
+        self._priming -= primed
+        if self.on_packet is not None:
             self._packets.append(
-                (self._position * (RECORDING_RATE // SAMPLE_RATE) - primed, frame.samples, frame.opaque, primed))
-        if primed:
-            frame = without_start(frame, primed)
-            if frame is None:
-                return
-        for out in self._resampler.resample(frame):
-            samples = out.to_ndarray().reshape(-1)
+                (self._position * (RECORDING_RATE // SAMPLE_RATE) - primed, frame.samples, packet, primed))
+        self._add(samples)
+
+    def _add(self, *parts: np.ndarray) -> None:
+        """Decoded 16 kHz audio, next on this track: batched for the engine."""
+        for samples in parts:
+            if not samples.size:
+                continue
             if not self._pending:
                 self._pending_at = self._position
             self._pending.append(samples)
