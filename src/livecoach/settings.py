@@ -247,6 +247,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ice.append(IceServer(turn, args.turn_user, args.turn_password))
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SystemExit("livecoach: --tls-cert and --tls-key go together")
+    if args.tap_packet_ms not in PACKET_MS:  # argparse checks the flag's choices, not the variable's
+        raise SystemExit(f"livecoach: --tap-packet-ms (or LIVECOACH_TAP_PACKET_MS) must be one of "
+                         f"{', '.join(map(str, PACKET_MS))}, not {args.tap_packet_ms}")
     return Settings(
         host=args.host,
         port=args.port,

@@ -63,7 +63,6 @@ class EncodedAudio:
         self.samples = samples
 
 
-
 class InlineDecoding:
     """Stands in for a receiver's decoder queue (``put``), handing each packet at once to
     ``output``: Opus undecoded unless ``forwarded`` (the relay re-encodes its frames)."""

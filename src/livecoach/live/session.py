@@ -46,7 +46,7 @@ STALL_SECONDS = 0.1
 as absent up to this far behind the latest arrival, so that the other's figures wait at most this
 long for them; longer (up to ALONE_STALL_SECONDS) for one whose packets have lately come with
 longer gaps (a jittery network: see GAP_FORGET_PER_S), whose audio would otherwise be dropped at
-every spike. Arrival is when a packet is decoded on the event loop, not when the tap gets to it:
+every spike. Arrival is when a packet is handed on on the event loop, not when the tap gets to it:
 a pause of the server's own loop delays everyone's packets alike and stalls no one. Their audio
 that then comes (a burst after a network hiccup) is dropped as late and counted; audio that
 keeps coming, only late (a slow sender), is waited for."""
@@ -224,7 +224,7 @@ class LiveSession:
                 audio.cursor = frame * FRAME_SAMPLES
 
     def heard(self, role: str) -> None:
-        """Audio of the participant arrived (a packet decoded, before the tap batches it): they
+        """Audio of the participant arrived (a packet handed on, before the tap decodes it): they
         are not stalled, whatever its place on the clock."""
         audio = self._audio[role]
         now = self.clock_samples()

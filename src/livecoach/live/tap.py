@@ -35,8 +35,8 @@ OPUS_PRIMING = 312
 pre-skip, so the tap's decoder skips it: both paths then give the engine the same samples, on
 the same 10 ms frames."""
 QUEUE_FRAMES = 50
-"""Decoded frames (one a packet: 20 ms, or 40 ms as a direct call asks for) waiting for the tap;
-beyond this the oldest are dropped."""
+"""Packets (undecoded in a direct call, decoded frames in a relay one; 20 ms each, or 40 ms as a
+direct call asks for) waiting for the tap; beyond this the oldest are dropped."""
 
 
 def on_grid(samples: int, up: bool = True) -> int:
@@ -51,7 +51,7 @@ def on_grid(samples: int, up: bool = True) -> int:
 
 
 class DropOldestQueue(asyncio.Queue):
-    """aiortc hands decoded frames over an unbounded queue; this one keeps the newest only, so
+    """aiortc hands received audio over an unbounded queue; this one keeps the newest only, so
     a process that falls behind drops stale audio instead of growing without bound."""
 
     def __init__(self, maxsize: int) -> None:
@@ -100,7 +100,7 @@ class AudioTap:
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)  # other codecs
         self._opus = SpeechDecoder(skip=OPUS_PRIMING)
         self.failed = 0  # packets the decoder rejected
-        self._position: int | None = None  # session sample where the next resampled sample goes
+        self._position: int | None = None  # session sample where the next decoded sample goes
         self._next_pts: int | None = None
         self._pending: list[np.ndarray] = []
         self._pending_samples = 0
