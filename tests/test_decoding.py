@@ -100,3 +100,31 @@ def test_a_reordered_packet_is_dropped_and_counted_as_dropped_audio():
     passed = [jitter.add(p)[1] for p in sent]
     assert [f is not None for f in passed] == [True, True, True, False, True]
     assert jitter.reordered == 1 and queue.dropped_samples == 960
+
+
+def test_opus_is_decoded_by_libopus_at_16_khz_and_the_fallback_agrees(monkeypatch):
+    """opus.SpeechDecoder calls libopus directly (the build inside PyAV's wheel, else the
+    system's): if it could not be loaded here, the server would quietly run the slower 48 kHz
+    path. The fallback (PyAV at 48 kHz, then resampled) gives 16 kHz audio of the same length and
+    nearly the same samples."""
+    import livecoach.opus as opus
+
+    assert opus._LIBOPUS is not None, "libopus could not be loaded: is PyAV's wheel laid out differently?"
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = 48000, "mono", "s16"
+    tone = Tone()
+    packets = [bytes(p) for _ in range(50) for p in encoder.encode(asyncio.run(tone.recv()))]
+    primed = opus.SpeechDecoder(skip=312)
+    assert [primed.pcm(p).size for p in packets[:2]] == [320 - 104, 320]  # 16 kHz, 312 at 48 kHz skipped
+    with pytest.raises(av.error.InvalidDataError):
+        opus.SpeechDecoder().pcm(b"\xff\xff\xff")  # 63 frames: more than a packet may hold
+    decoder = opus.SpeechDecoder()
+    fast = np.concatenate([decoder.pcm(p) for p in packets])
+    monkeypatch.setattr(opus, "_LIBOPUS", None)
+    fallback_decoder = opus.SpeechDecoder()
+    slow = np.concatenate([fallback_decoder.pcm(p) for p in packets])
+    assert abs(slow.size - fast.size) <= 32  # the resampler's delay
+    n = min(slow.size, fast.size) - 400
+    best = min(np.sqrt(np.mean((fast[200:200 + n].astype(float) - slow[200 + lag:200 + lag + n]) ** 2))
+               for lag in range(-20, 21))
+    assert best < 0.05 * np.sqrt(np.mean(fast[200:200 + n].astype(float) ** 2))  # the same tone
