@@ -122,6 +122,9 @@ def joined_packets(packets: list[bytes]) -> list[bytes]:
 
 
 _MAX_PACKET_MS = 120
+_INVALID_DATA = -1094995529
+"""FFmpeg's AVERROR_INVALIDDATA, which PyAV raises as ``InvalidDataError``: what readers of damaged
+files already handle."""
 
 
 def _load_libopus() -> ctypes.CDLL | None:
@@ -157,10 +160,11 @@ class SpeechDecoder:
     (counted at 48 kHz, as a pre-skip is). One per stream: libopus keeps state across packets."""
 
     def __init__(self, skip: int = 0) -> None:
+        self._lib = _LIBOPUS
         self._decoder = None
-        if _LIBOPUS is not None:
+        if self._lib is not None:
             error = ctypes.c_int()
-            decoder = _LIBOPUS.opus_decoder_create(SAMPLE_RATE, 1, ctypes.byref(error))
+            decoder = self._lib.opus_decoder_create(SAMPLE_RATE, 1, ctypes.byref(error))
             if error.value == 0 and decoder:
                 self._decoder = decoder
         if self._decoder is not None:
@@ -177,9 +181,9 @@ class SpeechDecoder:
             parts = [out.to_ndarray().reshape(-1) for frame in self._full.decode(data)
                      for out in self._resampler.resample(frame)]
             return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
-        n = _LIBOPUS.opus_decode(self._decoder, data, len(data), self._out.ctypes.data, self._out.size, 0)
+        n = self._lib.opus_decode(self._decoder, data, len(data), self._out.ctypes.data, self._out.size, 0)
         if n < 0:
-            raise av.error.InvalidDataError(-1094995529, f"Invalid data found when processing input (libopus {n})")
+            raise av.error.InvalidDataError(_INVALID_DATA, f"Invalid data found when processing input (libopus {n})")
         start = min(self._skip, n)
         self._skip -= start
         return self._out[start:n].copy()
@@ -194,6 +198,6 @@ class SpeechDecoder:
         return [frame]
 
     def __del__(self) -> None:
-        if getattr(self, "_decoder", None) is not None and _LIBOPUS is not None:
-            _LIBOPUS.opus_decoder_destroy(self._decoder)
+        if getattr(self, "_decoder", None) is not None:
+            self._lib.opus_decoder_destroy(self._decoder)
             self._decoder = None
