@@ -12,8 +12,7 @@ import pytest
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
 
-from livecoach.live.packet_time import with_packet_time
-from livecoach.live.simpeer import packet_ms
+from livecoach.live.packet_time import packet_ms, with_packet_time
 from livecoach.opus import SpeechDecoder, joined_packets, packet_samples
 
 

@@ -36,3 +36,12 @@ def with_packet_time(sdp: str, ms: int) -> str:
             has_ptime = True
         out.append(line)
     return "\r\n".join(out)
+
+
+def packet_ms(sdp: str) -> int | None:
+    """The packet length an SDP asks for (its first ``a=ptime``), if it asks: what a sender
+    such as simpeer.SimPeer reads from the server's answer."""
+    for line in sdp.splitlines():
+        if line.startswith("a=ptime:"):
+            return int(line.split(":", 1)[1])
+    return None

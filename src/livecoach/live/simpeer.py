@@ -21,6 +21,7 @@ from aiortc.contrib.media import MediaBlackhole, MediaPlayer, MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from ..opus import OPUS_RATE, joined_packets, packet_samples
+from .packet_time import packet_ms
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +84,6 @@ class LongerPackets(MediaStreamTrack):
             self._ready.append(packet)
             first.pts += packet_samples(data) * first.time_base.denominator // (OPUS_RATE * first.time_base.numerator)
         return self._ready.pop(0)
-
-
-def packet_ms(sdp: str) -> int | None:
-    """The ``a=ptime`` of an SDP's audio, if it has one."""
-    for line in sdp.splitlines():
-        if line.startswith("a=ptime:"):
-            return int(line.split(":", 1)[1])
-    return None
 
 
 class Jitter:
