@@ -20,6 +20,7 @@ See docs/engine.md for the measurements behind these choices.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -43,6 +44,24 @@ def _lag_view(energy: np.ndarray, span: int) -> np.ndarray:
     return as_strided(energy, shape=shape, strides=(step, frame, frame), writeable=False)[:, :, ::-1]
 
 
+@dataclass(frozen=True)
+class _Frames:
+    """One path's frames prepared for its evidence (``_Path.prepare``), one row per frame."""
+
+    listener_db: np.ndarray
+    lagged: np.ndarray  # per frame the source's energy y at each lag 0 .. max delay, y^2, and listener_db * y
+    bins: np.ndarray  # the histogram's bins (flattened): at each lag, then over the whole range
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Every path's frames of the blocks from buffer frame ``start`` on: (the listener above its
+    floor at each, the candidates' buffer frames, the candidates prepared)."""
+
+    start: int
+    paths: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, _Frames]]
+
+
 class _Path:
     """The echo path from one participant's voice into another's microphone, measured over time."""
 
@@ -51,29 +70,42 @@ class _Path:
         lags = config.max_delay_frames + 1
         self._bins = int(round((config.coupling_cap_db - _LOW_DB) / _BIN_DB))
         self._hist = np.zeros((lags + 1, self._bins))  # one row per lag, the last for the whole range
-        self._sums = np.zeros((5, lags))  # n, sum x, sum x^2, sum y_k, sum y_k^2 ...
-        self._sxy = np.zeros(lags)
+        self._row_start = np.arange(lags + 1) * self._bins  # each row's first bin in the flattened histogram
+        # The evidence's sums, for the correlation at each lag: frames n, listener energy x and
+        # x^2 (the same at every lag), and per lag k the source's energy y_k, y_k^2 and x * y_k.
+        self._n = self._sum_x = self._sum_xx = 0.0
+        self._sums = np.zeros((3, lags))
         self._chances = 0.0
         self._visible = 0.0
         self.delay: int | None = None
         self.level_db = config.default_coupling_db
 
-    def add(self, listener_db: np.ndarray, lagged_db: np.ndarray, around_db: np.ndarray, wide_ratio: np.ndarray) -> None:
-        """Evidence frames: listener energy, source energy per lag, the source's peak around each
-        lag, and the listener's energy relative to the source's peak over the whole range."""
-        if not listener_db.size:
-            return
+    def prepare(self, listener_db: np.ndarray, lagged_db: np.ndarray, around_db: np.ndarray,
+                wide_ratio: np.ndarray) -> _Frames:
+        """What ``add`` needs of a run of frames, for all of them at once: listener energy, source
+        energy per lag, the source's peak around each lag, and the listener's energy relative to
+        the source's peak over the whole range."""
         x = listener_db[:, None]
-        self._sums[0] += listener_db.size
-        self._sums[1] += listener_db.sum()
-        self._sums[2] += (listener_db**2).sum()
-        self._sums[3] += lagged_db.sum(axis=0)
-        self._sums[4] += (lagged_db**2).sum(axis=0)
-        self._sxy += (x * lagged_db).sum(axis=0)
-        ratios = np.concatenate((listener_db[:, None] - around_db, wide_ratio[:, None]), axis=1)
-        idx = ((np.clip(ratios, _LOW_DB, self.config.coupling_cap_db - 1e-9) - _LOW_DB) / _BIN_DB).astype(np.int64)
-        flat = idx + (np.arange(ratios.shape[1]) * self._bins)[None, :]
-        self._hist += np.bincount(flat.ravel(), minlength=self._hist.size).reshape(self._hist.shape)
+        # Each ratio's bin in the flattened histogram, clipped to its range; in place.
+        ratios = np.empty((listener_db.size, self._hist.shape[0]))
+        np.subtract(x, around_db, out=ratios[:, :-1])
+        ratios[:, -1] = wide_ratio
+        np.maximum(ratios, _LOW_DB, out=ratios)
+        np.minimum(ratios, self.config.coupling_cap_db - 1e-9, out=ratios)
+        ratios -= _LOW_DB
+        ratios /= _BIN_DB
+        bins = ratios.astype(np.int64)
+        bins += self._row_start
+        return _Frames(listener_db, np.stack((lagged_db, lagged_db**2, x * lagged_db), axis=1), bins)
+
+    def add(self, frames: _Frames, rows: np.ndarray) -> None:
+        """Take the prepared frames ``rows`` as evidence."""
+        x = frames.listener_db[rows]
+        self._n += x.size
+        self._sum_x += x.sum()
+        self._sum_xx += (x**2).sum()
+        self._sums += frames.lagged[rows].sum(axis=0)  # frame by frame, in order, as each sum alone
+        self._hist += np.bincount(frames.bins[rows].ravel(), minlength=self._hist.size).reshape(self._hist.shape)
 
     def listened(self, chances: int, visible: int) -> None:
         """The source spoke in ``chances`` frames, and in ``visible`` of them the listener's
@@ -89,25 +121,28 @@ class _Path:
         floor and needs no prediction: the floor gate already rejects it.
         """
         cfg = self.config
-        n = self._sums[0][0]
+        n = self._n
         if n >= cfg.min_evidence_frames:
-            mx, my = self._sums[1] / n, self._sums[3] / n
-            cov = self._sxy / n - mx * my
-            var = np.maximum(self._sums[2] / n - mx**2, 1e-9) * np.maximum(self._sums[4] / n - my**2, 1e-9)
+            mx = self._sum_x / n
+            my, my2, mxy = self._sums / n
+            cov = mxy - mx * my
+            var = max(self._sum_xx / n - mx * mx, 1e-9) * np.maximum(my2 - my * my, 1e-9)
             corr = cov / np.sqrt(var)
-            best = int(np.argmax(corr))
+            best = int(corr.argmax())
             if corr[best] >= cfg.min_delay_correlation:
                 self.delay = best
-                cum = np.cumsum(self._hist[best])
-                i = int(np.searchsorted(cum, cfg.coupling_quantile * cum[-1]))
+                cum = self._hist[best].cumsum()
+                i = int(cum.searchsorted(cfg.coupling_quantile * cum[-1]))
                 self.level_db = _LOW_DB + (i + 1) * _BIN_DB
             else:
                 self.delay, self.level_db = None, INAUDIBLE_DB
         elif self._chances >= cfg.min_chances_frames and self._visible < cfg.min_visible_share * self._chances:
             self.delay, self.level_db = None, INAUDIBLE_DB
         self._hist *= cfg.evidence_decay
+        self._n *= cfg.evidence_decay
+        self._sum_x *= cfg.evidence_decay
+        self._sum_xx *= cfg.evidence_decay
         self._sums *= cfg.evidence_decay
-        self._sxy *= cfg.evidence_decay
         self._chances *= cfg.evidence_decay
         self._visible *= cfg.evidence_decay
 
@@ -153,15 +188,24 @@ class Attributor:
         at = self._append(features, n)
         own = np.zeros((len(self.participants), n), dtype=bool)
         strong = np.zeros((len(self.participants), n), dtype=bool)
+        # The blocks this batch completes (several in a file's batch, seldom one in a live call's),
+        # prepared together: what their evidence needs that does not depend on the flags.
+        blocks_end = self._block_at + (at + n - self._block_at) // cfg.update_frames * cfg.update_frames
+        prepared = self._prepare(self._block_at, blocks_end) if blocks_end > self._block_at else None
+        # Only a frame webrtcvad calls speech, with weak evidence (above the detector's threshold
+        # over the noise floor), can be own speech.
+        frames = slice(at, at + n)
+        heard = self._vad[:, frames] & (self._energy[:, frames] > self._weak[:, frames])
+        loud = self._energy[:, frames] > self._strong[:, frames]  # strong evidence
         pos = 0
         while pos < n:
             end = min(pos + cfg.update_frames - self._frames_done % cfg.update_frames, n)
-            self._decide(own, strong, at, pos, end)
+            self._decide(own, strong, heard[:, pos:end], loud[:, pos:end], at, pos, end)
             self._own[:, at + pos : at + end] = own[:, pos:end]
             self._frames_done += end - pos
             pos = end
             if self._frames_done % cfg.update_frames == 0:
-                self._measure(self._block_at, at + end)
+                self._measure(prepared, self._block_at, at + end)
                 self._block_at = at + end
                 for path in self._paths.values():
                     path.end_block()
@@ -196,24 +240,23 @@ class Attributor:
         self._lags = _lag_view(energy, self._span)
         self._block_at, self._size = self._span, held
 
-    def _decide(self, own: np.ndarray, strong: np.ndarray, at: int, a: int, b: int) -> None:
+    def _decide(self, own: np.ndarray, strong: np.ndarray, heard: np.ndarray, loud: np.ndarray, at: int, a: int,
+                b: int) -> None:
         """Flag the batch's frames [a, b) with the path estimates now in force (one row of ``own``
-        and ``strong`` per participant, left False where there is no speech); the batch starts at
-        buffer frame ``at``."""
+        and ``strong`` per participant, left False where there is no speech), of those ``heard``
+        (speech by webrtcvad and the detector's weak threshold); ``strong`` of them those also
+        ``loud`` (the detector's strong threshold). The batch starts at buffer frame ``at``."""
         cfg = self.config
         tol = cfg.delay_tolerance_frames
         frames = slice(at + a, at + b)
         rows = slice(at + a - self._span, at + b - self._span)
-        e, strong_db = self._energy[:, frames], self._strong[:, frames]
-        # Only a frame webrtcvad calls speech, with weak evidence (above the detector's threshold
-        # over the noise floor), can be own speech: the leak is predicted only for a listener with
-        # such frames (a cheap silence, the same flags).
-        heard = self._vad[:, frames] & (e > self._weak[:, frames])
-        for d, heard_now in enumerate(heard.tolist()):
-            if not any(heard_now):
+        e = self._energy[:, frames]
+        # The leak is predicted only for a listener with frames heard (a cheap silence, the same flags).
+        for d, any_heard in enumerate(heard.any(axis=1).tolist()):
+            if not any_heard:
                 continue
             dst = self.participants[d]
-            leak_power = np.zeros(b - a)
+            leak_power = None
             for s, src in enumerate(self.participants):
                 if src == dst:
                     continue
@@ -222,13 +265,37 @@ class Attributor:
                     source = self._lags[s, rows].max(axis=1)
                 else:
                     source = self._lags[s, rows, max(0, path.delay - tol) : path.delay + tol + 1].max(axis=1)
-                leak_power += 10.0 ** ((source + path.level_db) / 10.0)
+                power = 10.0 ** ((source + path.level_db) / 10.0)
+                leak_power = power if leak_power is None else leak_power + power
             leak_db = 10.0 * np.log10(np.maximum(leak_power, 1e-14))
             flags = heard[d] & (e[d] > leak_db + cfg.bleed_margin_db)
             own[d, a:b] = flags
-            strong[d, a:b] = flags & (e[d] > strong_db[d])
+            strong[d, a:b] = flags & loud[d]
 
-    def _measure(self, a: int, b: int) -> None:
+    def _prepare(self, a: int, b: int) -> _Prepared:
+        """Each path's candidate frames among buffer frames [a, b), prepared for its evidence: the
+        listener's microphone above its floor and below the cap relative to the source's peak
+        over the delay range (``_measure`` keeps those where the source spoke). A sixth of the
+        frames or so: only they are prepared."""
+        cfg = self.config
+        index = self._index
+        span = self._span
+        wide = _running_max(self._energy[:, a - span : b], span + 1)  # the source's peak over the delay range
+        energy = self._energy[:, a:b]
+        audible = energy > self._floor[:, a:b] + cfg.visible_db
+        paths = {}
+        for key, path in self._paths.items():
+            s, d = index[key[0]], index[key[1]]
+            e = energy[d]
+            wide_ratio = e - wide[s]
+            frames = np.flatnonzero(audible[d] & (wide_ratio < cfg.coupling_cap_db))
+            at_lag = self._lags[s][frames + (a - span)]
+            prepared = path.prepare(e[frames], at_lag[:, : cfg.max_delay_frames + 1], self._around(at_lag),
+                                    wide_ratio[frames])
+            paths[key] = (audible[d], frames + a, prepared)
+        return _Prepared(a, paths)
+
+    def _measure(self, prepared: _Prepared, a: int, b: int) -> None:
         """Collect evidence on each echo path from the block of buffer frames [a, b): frames where
         the source's own voice was heard within the delay range and the listener's microphone is
         well below it.
@@ -236,32 +303,38 @@ class Attributor:
         Nothing here depends on the path's current estimate or the listener's flags, so a wrong
         estimate cannot keep itself alive (a leak that starts mid-call is still learnt).
         """
-        cfg = self.config
-        index = self._index
-        lags = self._lags[:, a - self._span : b - self._span]
-        recent = {}
-        for p, i in index.items():
-            # own speech anywhere in the last span + 1 frames, via a running count
-            counts = np.concatenate(([0], np.cumsum(self._own[i, a - self._span : b])))
-            recent[p] = counts[self._span + 1 :] - counts[: b - a] > 0
-        wide = {p: lags[i].max(axis=1) for p, i in index.items()}
-        for (src, dst), path in self._paths.items():
-            e, floor = self._energy[index[dst], a:b], self._floor[index[dst], a:b]
-            chance = recent[src]
-            visible = chance & (e > floor + cfg.visible_db)
-            path.listened(int(chance.sum()), int(visible.sum()))
-            wide_ratio = e - wide[src]
-            rows = np.flatnonzero(visible & (wide_ratio < cfg.coupling_cap_db))
-            if rows.size:
-                at_lag = lags[index[src]][rows]
-                path.add(e[rows], at_lag[:, : cfg.max_delay_frames + 1], self._around(at_lag), wide_ratio[rows])
+        span, n = self._span, b - a
+        # Own speech anywhere in the last span + 1 frames, via running counts (every participant
+        # in one numpy call).
+        counts = np.zeros((len(self._index), n + span + 1), dtype=np.int64)
+        np.cumsum(self._own[:, a - span : b], axis=1, out=counts[:, 1:])
+        recent = counts[:, span + 1 :] > counts[:, :n]
+        block = slice(a - prepared.start, b - prepared.start)
+        for key, path in self._paths.items():
+            audible, positions, frames = prepared.paths[key]
+            chance = recent[self._index[key[0]]]
+            path.listened(np.count_nonzero(chance), np.count_nonzero(chance & audible[block]))
+            lo, hi = positions.searchsorted((a, b)).tolist()
+            if hi > lo:
+                rows = np.flatnonzero(chance[positions[lo:hi] - a])
+                if rows.size:
+                    path.add(frames, rows + lo)
 
     def _around(self, at_lag: np.ndarray) -> np.ndarray:
         """Per row, the peak within the tolerance around each lag 0 .. max delay."""
         tol = self.config.delay_tolerance_frames
-        lags = self.config.max_delay_frames + 1
         padded = np.concatenate((np.full((at_lag.shape[0], tol), SILENT_DB), at_lag), axis=1)
-        out = padded[:, :lags].copy()
-        for k in range(1, 2 * tol + 1):
-            np.maximum(out, padded[:, k : k + lags], out=out)
-        return out
+        return _running_max(padded, 2 * tol + 1)[:, : self.config.max_delay_frames + 1]
+
+
+def _running_max(x: np.ndarray, window: int) -> np.ndarray:
+    """Along the last axis, the peak of every ``window`` consecutive values (as many as windows
+    fit). By doubling: after each step ``peak[..., j]`` is the peak of ``width`` values from j,
+    and the last step overlaps two such spans: log2(window) numpy calls, not window - 1."""
+    peak, width = x, 1
+    while 2 * width <= window:
+        peak = np.maximum(peak[..., :-width], peak[..., width:])
+        width *= 2
+    if width < window:
+        peak = np.maximum(peak[..., : width - window], peak[..., window - width :])
+    return peak
