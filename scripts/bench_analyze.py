@@ -2,14 +2,15 @@
 """Benchmark `livecoach analyze` on a long two-participant session: time, real-time multiple, memory.
 
 The session is the `realcall` fixture (bleed, fan, clicks, a quiet client) repeated to the
-requested length and written as one 16 kHz WAV per participant (or Ogg/Opus with --codec opus).
+requested length and written as one 16 kHz WAV per participant (or, with --codec, Ogg/Opus as the
+recordings are kept, or AAC in M4A at 48 kHz as Zoom and phones record).
 Each analysis runs in a child process so its peak memory is its own; a 1-minute session is
 measured beside it to show that memory does not grow with length beyond the segment lists.
 
 Beside it, the bare pipeline (decode both tracks, webrtcvad on every frame) is timed the same
 way, for the cost rule: analyze may take at most 1.5 times as long.
 
-Usage: scripts/bench_analyze.py [--minutes 60] [--codec wav|opus] [--repeat 3]
+Usage: scripts/bench_analyze.py [--minutes 60] [--codec wav|opus|aac] [--repeat 3]
 The last line printed is JSON.
 """
 
@@ -88,18 +89,23 @@ def write_session(folder: Path, seconds: float, codec: str) -> dict[str, Path]:
                 part = track[: total - written]
                 w.writeframes(part.tobytes())
                 written += part.size
-        out[who] = wav_path if codec == "wav" else _to_opus(wav_path)
+        out[who] = wav_path if codec == "wav" else _encode(wav_path, codec)
     return out
 
 
-def _to_opus(wav_path: Path) -> Path:
+ENCODINGS = {"opus": (".opus", "ogg", "libopus", "s16", 32000), "aac": (".m4a", "mp4", "aac", "fltp", 64000)}
+"""--codec: the file's suffix, container, encoder, the samples it takes and its bit rate (mono, 48 kHz)."""
+
+
+def _encode(wav_path: Path, codec: str) -> Path:
     import av
 
-    target = wav_path.with_suffix(".opus")
-    with av.open(str(wav_path)) as src, av.open(str(target), "w", format="ogg") as dst:
-        stream = dst.add_stream("libopus", rate=48000, layout="mono")
-        stream.bit_rate = 32000
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+    suffix, container, encoder, samples, bit_rate = ENCODINGS[codec]
+    target = wav_path.with_suffix(suffix)
+    with av.open(str(wav_path)) as src, av.open(str(target), "w", format=container) as dst:
+        stream = dst.add_stream(encoder, rate=48000, layout="mono")
+        stream.bit_rate = bit_rate
+        resampler = av.AudioResampler(format=samples, layout="mono", rate=48000)
         for frame in src.decode(audio=0):
             for f in resampler.resample(frame):
                 dst.mux(stream.encode(f))
@@ -128,7 +134,7 @@ def measure(tracks: dict[str, Path], repeat: int, child: str = CHILD) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=60.0)
-    ap.add_argument("--codec", choices=("wav", "opus"), default="wav")
+    ap.add_argument("--codec", choices=("wav", *ENCODINGS), default="wav")
     ap.add_argument("--repeat", type=int, default=3, help="runs per length; the fastest counts")
     args = ap.parse_args()
     results = {}
