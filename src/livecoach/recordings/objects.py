@@ -22,7 +22,7 @@ than the call) its writes fail, as OSError, and the recording stops as on a full
 call goes on. Written in a worker thread (an import's files), a write waits for the store instead
 once ``PENDING_SEGMENTS`` segments are on their way. ``close`` waits for every segment: call it
 in a worker thread. A process killed mid-call keeps every segment put before: at most the last
-few seconds are lost (of a level strip, created with ``may_lose_s``, up to that long), and the
+``SEGMENT_SECONDS`` are lost (of a level strip, created with ``may_lose_s``, up to that long), and the
 file read back is the intact run before them. A writer that put several segments but at most
 ``MERGE_BYTES`` in all (a level strip: 36 kB an hour, in 120 segments) puts them again as
 one at ``close`` and deletes the rest, so the review reads it in one request. Seeking back to rewrite bytes already put (a WAV header's lengths) rewrites their
@@ -62,8 +62,12 @@ from .storage import COPY_BLOCK, NAME, SESSION, STAGING, StorageError, staging_n
 
 SEGMENT_BYTES = 8 * 1024 * 1024
 """A writer puts a segment once this much is waiting (an import's upload, a sealed file)."""
-SEGMENT_SECONDS = 5.0
-"""... or once its oldest waiting byte is this old (a call's growing recording)."""
+SEGMENT_SECONDS = 10.0
+"""... or once its oldest waiting byte is this old (a call's growing recording). Each put costs
+the node about 1.5 ms of CPU in botocore and the store about as much, and a bucket bills it: at
+5 s the puts were a third of what a cluster node costs a call more than a single server
+(scripts/bench_cluster.py). 10 s halves them, for at most 10 s of audio lost when a node is
+killed instead of 5."""
 MERGE_BYTES = 1024 * 1024
 """A writer that put several segments holding at most this much in all merges them at close."""
 PENDING_SEGMENTS = 4
