@@ -12,8 +12,8 @@ Delay and coupling are measured as the call goes, from frames where the leak is 
 delay as the lag at which the two energy envelopes correlate best, the coupling as a high
 quantile of (listener energy - source energy at that lag). Until enough evidence has come, the
 whole delay range and a default coupling from the middle of the typical range are used. A path
-on which no correlated leak shows needs no prediction at all. Estimates are renewed once a
-second at fixed media times, so the result does not depend on how the audio was chunked.
+on which no correlated leak shows needs no prediction at all. Estimates are renewed every two
+seconds at fixed media times, so the result does not depend on how the audio was chunked.
 See docs/engine.md for the measurements behind these choices.
 """
 
