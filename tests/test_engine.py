@@ -147,10 +147,10 @@ def test_an_engine_started_later_is_the_same_engine_shifted_and_counts_the_earli
 @pytest.mark.parametrize("window", [1, 2, 3, 7, 8, 34])
 def test_the_attributions_running_maximum_is_each_windows_peak(window):
     """The peaks over the echo delay range and around each lag come from a running maximum by
-    doubling (attribution._running_max): each value is the plain maximum of its window."""
-    from livecoach.attribution import _running_max
+    doubling (windows.running_max): each value is the plain maximum of its window."""
+    from livecoach.windows import running_max
 
     x = np.random.default_rng(window).normal(-50, 20, size=(3, 120))
     x[:, 40:60] = -120.0  # runs of equal values (digital silence)
     expected = np.stack([x[:, j : j + window].max(axis=1) for j in range(x.shape[1] - window + 1)], axis=1)
-    assert np.array_equal(_running_max(x, window), expected)
+    assert np.array_equal(running_max(x, window), expected)

@@ -27,6 +27,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .config import AttributionConfig
 from .detection import SILENT_DB, FrameFeatures
+from .windows import running_max
 
 _BIN_DB = 0.5
 _LOW_DB = -90.0
@@ -96,7 +97,11 @@ class _Path:
         ratios /= _BIN_DB
         bins = ratios.astype(np.int64)
         bins += self._row_start
-        return _Frames(listener_db, np.stack((lagged_db, lagged_db**2, x * lagged_db), axis=1), bins)
+        lagged = np.empty((listener_db.size, 3, lagged_db.shape[1]))
+        lagged[:, 0] = lagged_db
+        np.multiply(lagged_db, lagged_db, out=lagged[:, 1])
+        np.multiply(x, lagged_db, out=lagged[:, 2])
+        return _Frames(listener_db, lagged, bins)
 
     def add(self, frames: _Frames, rows: np.ndarray) -> None:
         """Take the prepared frames ``rows`` as evidence."""
@@ -280,7 +285,7 @@ class Attributor:
         cfg = self.config
         index = self._index
         span = self._span
-        wide = _running_max(self._energy[:, a - span : b], span + 1)  # the source's peak over the delay range
+        wide = running_max(self._energy[:, a - span : b], span + 1)  # the source's peak over the delay range
         energy = self._energy[:, a:b]
         audible = energy > self._floor[:, a:b] + cfg.visible_db
         paths = {}
@@ -324,17 +329,5 @@ class Attributor:
         """Per row, the peak within the tolerance around each lag 0 .. max delay."""
         tol = self.config.delay_tolerance_frames
         padded = np.concatenate((np.full((at_lag.shape[0], tol), SILENT_DB), at_lag), axis=1)
-        return _running_max(padded, 2 * tol + 1)[:, : self.config.max_delay_frames + 1]
+        return running_max(padded, 2 * tol + 1)[:, : self.config.max_delay_frames + 1]
 
-
-def _running_max(x: np.ndarray, window: int) -> np.ndarray:
-    """Along the last axis, the peak of every ``window`` consecutive values (as many as windows
-    fit). By doubling: after each step ``peak[..., j]`` is the peak of ``width`` values from j,
-    and the last step overlaps two such spans: log2(window) numpy calls, not window - 1."""
-    peak, width = x, 1
-    while 2 * width <= window:
-        peak = np.maximum(peak[..., :-width], peak[..., width:])
-        width *= 2
-    if width < window:
-        peak = np.maximum(peak[..., : width - window], peak[..., window - width :])
-    return peak

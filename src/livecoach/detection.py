@@ -17,6 +17,7 @@ import webrtcvad
 
 from .config import DetectionConfig
 from .frames import FRAME_SAMPLES, SAMPLE_RATE
+from .windows import running_min
 
 SILENT_DB = -120.0
 """Energy given to digital silence and to frames of an absent participant."""
@@ -145,13 +146,9 @@ class Detector:
             whole = (n - pos) // size
             if not in_block and self._history and whole:
                 # Whole blocks of a file or a long batch: every block's percentile in one call
-                # (the same values as one block at a time), then the history in turn.
+                # and every block's floor in a few (the same values as one block at a time).
                 lows = np.partition(energy[pos : pos + whole * size].reshape(whole, size), k, axis=1)[:, k]
-                floors = []
-                for low in lows.tolist():
-                    floors.append(min(self._history))
-                    self._block_done(low)
-                out[pos : pos + whole * size] = np.repeat(floors, size)
+                out[pos : pos + whole * size] = np.repeat(self._blocks_done(lows), size)
                 pos += whole * size
                 continue
             take = min(size - in_block, n - pos)
@@ -167,6 +164,17 @@ class Detector:
                 self._block_done(float(np.partition(np.asarray(self._block), k)[k]))
                 self._block = []
         return out + cfg.floor_bias_db
+
+    def _blocks_done(self, lows: np.ndarray) -> np.ndarray:
+        """Several blocks are complete with these low percentiles: the floor in force during each
+        (the lowest of the history before it) in a few numpy calls, and the history moves on past
+        them. The same values as ``_block_done`` one block at a time."""
+        keep = self.config.floor_history_blocks
+        values = np.concatenate((np.full(keep - len(self._history), np.inf), self._history, lows))
+        floors = running_min(values[:-1], keep)  # block j's: the ``keep`` values before lows[j]
+        self._history = [v for v in values[-keep:].tolist() if v != np.inf]  # not the padding
+        self._floor_now = min(self._history) + self.config.floor_bias_db
+        return floors
 
     def _block_done(self, low: float) -> None:
         """A block is complete with this low percentile: it joins the history, the oldest leaves."""
