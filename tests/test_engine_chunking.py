@@ -138,3 +138,25 @@ def test_the_segmenter_gives_the_same_events_and_known_at_for_any_chunking() -> 
     assert sum(e.kind == "start" for e in expected) > 20
     for chunk in (1, 2, 3, 4, 7, 50):
         assert run(chunk) == expected, chunk
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_the_detectors_measurements_are_the_same_for_any_chunking(name: str) -> None:
+    """A file's batch finds the noise floors of its whole blocks at once (a running minimum over
+    the blocks' low percentiles), a live call's few frames one block at a time: the same values,
+    and so the same thresholds, frame by frame."""
+    from livecoach.detection import Detector, FrameFeatures
+    from livecoach.frames import FrameBuffer
+
+    x = track(name, "client")
+
+    def measure(chunk: int) -> FrameFeatures:
+        detector, buffer = Detector(), FrameBuffer()
+        parts = [detector.process(buffer.push(x[i : i + chunk])) for i in range(0, x.size, chunk)]
+        return FrameFeatures.concat([p for p in parts if len(p)])
+
+    expected = measure(x.size)
+    for chunk in (160, 640, 16000, 160 * 50 * 7 + 80):
+        got = measure(chunk)
+        for field in ("energy_db", "floor_db", "vad", "weak_db", "strong_db"):
+            assert np.array_equal(getattr(got, field), getattr(expected, field)), (name, chunk, field)

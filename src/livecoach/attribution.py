@@ -330,4 +330,3 @@ class Attributor:
         tol = self.config.delay_tolerance_frames
         padded = np.concatenate((np.full((at_lag.shape[0], tol), SILENT_DB), at_lag), axis=1)
         return running_max(padded, 2 * tol + 1)[:, : self.config.max_delay_frames + 1]
-
