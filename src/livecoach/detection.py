@@ -161,24 +161,17 @@ class Detector:
             self._block.extend(part.tolist())
             pos += take
             if len(self._block) == size:
-                self._block_done(float(np.partition(np.asarray(self._block), k)[k]))
+                self._blocks_done(np.partition(np.asarray(self._block), k)[k : k + 1])
                 self._block = []
         return out + cfg.floor_bias_db
 
     def _blocks_done(self, lows: np.ndarray) -> np.ndarray:
-        """Several blocks are complete with these low percentiles: the floor in force during each
-        (the lowest of the history before it) in a few numpy calls, and the history moves on past
-        them. The same values as ``_block_done`` one block at a time."""
+        """Blocks are complete with these low percentiles (one, or a file's batch of them): each
+        joins the history and the oldest leave. Returns the floor in force during each block (the
+        lowest of the history before it), found in a few numpy calls however many blocks."""
         keep = self.config.floor_history_blocks
         values = np.concatenate((np.full(keep - len(self._history), np.inf), self._history, lows))
         floors = running_min(values[:-1], keep)  # block j's: the ``keep`` values before lows[j]
         self._history = [v for v in values[-keep:].tolist() if v != np.inf]  # not the padding
         self._floor_now = min(self._history) + self.config.floor_bias_db
         return floors
-
-    def _block_done(self, low: float) -> None:
-        """A block is complete with this low percentile: it joins the history, the oldest leaves."""
-        self._history.append(low)
-        if len(self._history) > self.config.floor_history_blocks:
-            self._history.pop(0)
-        self._floor_now = min(self._history) + self.config.floor_bias_db
