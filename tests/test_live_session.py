@@ -265,8 +265,8 @@ async def test_the_running_session_picks_up_changed_settings_within_the_store_in
 
     store = Store(tmp_path / "db.sqlite3")
     sid = store.create_session().id
-    clock = Clock()
-    session = LiveSession(sid, clock=clock, store=store)
+    clock = Clock()  # the session's clock and the wall clock, whose turns time the exchanges
+    session = LiveSession(sid, clock=clock, store=store, wall_clock=clock)
 
     async def run_for(seconds: float) -> None:
         for _ in range(round(seconds / 0.25)):
@@ -288,6 +288,88 @@ async def test_the_running_session_picks_up_changed_settings_within_the_store_in
     samples = store.indicator_samples(sid)  # one a second, the last ones written at stop
     assert [int(s.session_time) for s in samples] == list(range(int(session.session_time) + 1))
     assert int(session.session_time) >= 3  # a connected participant who sends nothing lags the clock by the 0.3 s stall limit
+    store.close()
+
+
+class CountingStore:
+    """A store whose live exchanges are counted, and which can refuse one session's rows."""
+
+    def __init__(self, store, refuse: str | None = None) -> None:
+        self.store, self.refuse, self.exchanges = store, refuse, []
+
+    def exchange_live(self, calls):
+        self.exchanges.append([c.session_id for c in calls])
+        if any(c.session_id == self.refuse for c in calls):
+            raise RuntimeError("refused")
+        return self.store.exchange_live(calls)
+
+
+async def test_a_processs_calls_exchange_with_the_store_in_one_transaction(tmp_path):
+    """storing.StoreExchange: the exchanges of a process's calls, falling due together, are one
+    exchange_live (one transaction) with everyone's rows; each call gets its own coach's settings."""
+    from livecoach.live.storing import StoreExchange
+    from livecoach.store import IndicatorSample, LiveRows, Store
+
+    store = Store(tmp_path / "db.sqlite3")
+    ids = [store.create_session(f"s{k}").id for k in range(3)]
+    counting = CountingStore(store)
+    exchange = StoreExchange(counting, gather_s=0.05)
+    settings = await asyncio.gather(*[
+        exchange.submit(LiveRows(sid, [IndicatorSample(1.0, ["coach"], 1.0, 1.0, 0.0)], settings=k != 1))
+        for k, sid in enumerate(ids)])
+    assert counting.exchanges == [ids]
+    assert settings[0] == settings[2] == store.coach_settings("local") and settings[1] is None
+    assert all(store.talk_balance(sid) == [(1.0, 1.0, 1.0)] for sid in ids)
+    store.close()
+
+
+async def test_one_calls_refused_rows_cost_the_other_calls_nothing(tmp_path):
+    """Should the shared transaction fail, each call's rows go again in a transaction of their own:
+    only the call whose rows the store refuses loses them, and it is told."""
+    from livecoach.live.storing import StoreExchange
+    from livecoach.store import IndicatorSample, LiveRows, Store
+
+    store = Store(tmp_path / "db.sqlite3")
+    good, bad = store.create_session("good").id, store.create_session("bad").id
+    counting = CountingStore(store, refuse=bad)
+    exchange = StoreExchange(counting, gather_s=0.05)
+    sample = [IndicatorSample(1.0, [], None, None, 1.0)]
+    results = await asyncio.gather(exchange.submit(LiveRows(good, sample, settings=True)),
+                                   exchange.submit(LiveRows(bad, sample, settings=True)), return_exceptions=True)
+    assert counting.exchanges == [[good, bad], [good], [bad]]
+    assert results[0] == store.coach_settings("local") and isinstance(results[1], RuntimeError)
+    assert store.talk_balance(good) == [(1.0, None, None)] and store.talk_balance(bad) == []
+    store.close()
+
+
+async def test_live_sessions_sharing_an_exchange_fall_due_together(tmp_path):
+    """Sessions started at different times exchange at the same turns of the wall clock, so that
+    their rows share a transaction: after the first exchange of each (at once), one a turn for all."""
+    from livecoach.live.storing import STORE_INTERVAL, StoreExchange
+    from livecoach.store import Store
+
+    store = Store(tmp_path / "db.sqlite3")
+    counting = CountingStore(store)
+    exchange = StoreExchange(counting, gather_s=0.05)
+    wall = Clock()
+    sessions = []
+    for k in range(3):
+        sid = store.create_session(f"s{k}").id
+        session = LiveSession(sid, clock=wall, store=store, wall_clock=wall, exchange=exchange)
+        sessions.append(session)
+        session.set_state("coach", CONNECTED)
+        session.start(snapshot_interval=0.01)
+        wall.t += 0.5  # the next starts half a second later
+        await asyncio.sleep(0.1)
+    assert len(counting.exchanges) == 3  # each one's first, at once
+    for _ in range(round(2 * STORE_INTERVAL / 0.25)):
+        wall.t += 0.25
+        await asyncio.sleep(0.03)
+    await asyncio.sleep(0.1)
+    turns = counting.exchanges[3:]
+    assert len(turns) == 2 and all(sorted(t) == sorted(s.id for s in sessions) for t in turns)
+    for session in sessions:
+        await session.stop()
     store.close()
 
 

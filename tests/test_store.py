@@ -25,7 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Identity, create_engine, func, inspect, select
 
 from livecoach import library
-from livecoach.store import CONSENT_NOTICE, IndicatorSample, Store, database as db, migrate
+from livecoach.store import CONSENT_NOTICE, IndicatorSample, LiveRows, NewRecording, Store, database as db, migrate
 from livecoach.store.queries import SESSION_TABLES
 from livecoach.store.schema import metadata
 
@@ -489,10 +489,10 @@ def test_a_recording_round_trip(store):
         "created_at": made["created_at"], "updated_at": made["created_at"], "finished_at": None,
     }
     store.create_recording(session, "client-video-1", "client", "video", "client-video-1.webm", "video/webm", 3.0)
-    store.update_recordings(session, [
+    store.exchange_live([LiveRows(session, growth=[
         ("coach-audio-1", {"duration_s": 10.0, "bytes": 5_000_000_000, "gaps": [[2.0, 4.5]]}),
         ("client-video-1", {"chunks": 3, "last_chunk_sha256": "ab" * 32, "bytes": 1024}),
-    ])
+    ])])
     finished = store.update_recording(session, "coach-audio-1", state="finished", name="coach-audio-1.webm",
                                       media_type="audio/webm", finished_at=123.0)
     assert finished["gaps"] == [[2.0, 4.5]] and finished["bytes"] == 5_000_000_000
@@ -513,12 +513,17 @@ def test_a_recording_round_trip(store):
         store.create_recording(session, "x", "coach", "screen", "x.webm", "video/webm", 0.0)
 
 
-def test_an_update_of_several_recordings_is_all_or_nothing(store):
-    session = store.create_session().id
+def test_a_live_exchange_is_all_or_nothing(store):
+    session, other = store.create_session().id, store.create_session().id
     store.create_recording(session, "a", "coach", "audio", "a.ogg", "audio/ogg", 0.0)
     with pytest.raises(ValueError):
-        store.update_recordings(session, [("a", {"bytes": 10}), ("a", {"state": "lost"})])
-    assert store.recording(session, "a")["bytes"] == 0
+        store.exchange_live([LiveRows(other, [IndicatorSample(1.0, [], None, None, 1.0)]),
+                             LiveRows(session, growth=[("a", {"bytes": 10}), ("a", {"state": "lost"})])])
+    with pytest.raises(ValueError):
+        store.exchange_live([LiveRows(session, recordings=[NewRecording("b", "coach", "screen", "b", "video/webm", 0.0)],
+                                      growth=[("a", {"bytes": 10})])])
+    assert store.recording(session, "a")["bytes"] == 0 and store.recording(session, "b") is None
+    assert store.talk_balance(other) == []
 
 
 def test_stale_recordings_are_those_still_recording_and_not_updated_since(store):
@@ -554,29 +559,63 @@ def test_a_live_exchange_writes_samples_and_events_and_reads_the_coachs_settings
     and log_events, and the settings coach_settings(coach_of(...)) gives, also once they change."""
     new = store.create_session("Alex")
     coach = store.coach_of(new.id)
-    assert store.exchange_live(new.id, [], []) == store.coach_settings(coach)
-    settings = store.exchange_live(new.id, [IndicatorSample(1.0, ["coach"], 0.6, 0.7, 0.0)],
-                                   [(1.0, 2.0, "speech", "coach", {"start": 1.0, "end": 2.0})])
-    assert settings == store.coach_settings(coach)
+    assert store.exchange_live([LiveRows(new.id, settings=True)]) == {new.id: store.coach_settings(coach)}
+    settings = store.exchange_live([LiveRows(new.id, [IndicatorSample(1.0, ["coach"], 0.6, 0.7, 0.0)],
+                                             [(1.0, 2.0, "speech", "coach", {"start": 1.0, "end": 2.0})],
+                                             settings=True)])
+    assert settings == {new.id: store.coach_settings(coach)}
     assert store.talk_balance(new.id) == [(1.0, 0.6, 0.7)]
     assert store.events(new.id) == [{"wall_time": 1.0, "session_time": 2.0, "kind": "speech", "participant": "coach",
                                      "start": 1.0, "end": 2.0}]
     store.set_coach_settings(coach, {"nudges": {"monologue": {"seconds": 30}}})
-    assert store.exchange_live(new.id, [], [])["nudges"]["monologue"]["seconds"] == 30
+    assert store.exchange_live([LiveRows(new.id, settings=True)])[new.id]["nudges"]["monologue"]["seconds"] == 30
+    assert store.exchange_live([LiveRows(new.id)]) == {}  # not asked: not read
+
+
+def test_a_live_exchange_takes_several_calls_rows_and_their_recordings(store):
+    """A process's calls in one transaction: each call's rows under its own session, recordings
+    begun and grown in the same exchange, the settings of each call that asked."""
+    a, b = store.create_session("A").id, store.create_session("B").id
+    store.set_coach_settings("local", {"nudges": {"monologue": {"seconds": 40}}})
+    begun = NewRecording("coach-audio-1", "coach", "audio", "coach-audio-1.ogg", "audio/ogg", 0.5)
+    settings = store.exchange_live([
+        LiveRows(a, [IndicatorSample(1.0, ["coach"], 1.0, 1.0, 0.0)], settings=True),
+        LiveRows(b, [IndicatorSample(1.0, [], None, None, 1.0), IndicatorSample(2.0, ["client"], 0.0, 0.0, 0.0)],
+                 [(5.0, 2.0, "speech", "client", {"start": 1.5, "end": 2.0})], settings=True),
+        LiveRows(a, recordings=[begun], growth=[("coach-audio-1", {"duration_s": 1.5, "bytes": 900, "gaps": []})]),
+    ])
+    assert settings.keys() == {a, b} and settings[a] == settings[b] == store.coach_settings("local")
+    assert store.talk_balance(a) == [(1.0, 1.0, 1.0)] and store.talk_balance(b) == [(1.0, None, None), (2.0, 0.0, 0.0)]
+    assert [e["participant"] for e in store.events(b)] == ["client"] and store.events(a) == []
+    made = store.recording(a, "coach-audio-1")
+    assert (made["participant"], made["start_s"], made["duration_s"], made["bytes"], made["state"]) == (
+        "coach", 0.5, 1.5, 900, "recording")
+    assert store.recordings(b) == []
 
 
 def test_a_live_exchange_reads_the_sessions_own_coachs_settings(store):
-    """One query finds the session's coach and their settings; a session deleted mid-call falls
+    """One query finds the sessions' coaches and their settings; a session deleted mid-call falls
     back to the local coach's, as coach_of does."""
     first = store.add_coach("a@example.org", "A", "hash-a")
     other = store.add_coach("b@example.org", "B", "hash-b")
     mine = store.create_session("Alex", coach_id=other.id)
+    theirs = store.create_session("Sam", coach_id=first.id)
     store.set_coach_settings(other.id, {"nudges": {"monologue": {"seconds": 45}}})
     store.set_coach_settings(first.id, {"nudges": {"monologue": {"seconds": 90}}})
     store.set_coach_settings("local", {"nudges": {"monologue": {"seconds": 120}}})
-    assert store.exchange_live(mine.id, [], [])["nudges"]["monologue"]["seconds"] == 45
+
+    def monologue(*sessions: str) -> dict[str, int]:
+        read = store.exchange_live([LiveRows(s, settings=True) for s in sessions])
+        return {s: settings["nudges"]["monologue"]["seconds"] for s, settings in read.items()}
+
+    assert monologue(mine.id, theirs.id) == {mine.id: 45, theirs.id: 90}
     store.delete_session(mine.id)
-    assert store.exchange_live(mine.id, [], [])["nudges"]["monologue"]["seconds"] == 120
+    assert monologue(mine.id, theirs.id) == {mine.id: 120, theirs.id: 90}
+    store.delete_session(theirs.id)
+    assert monologue(theirs.id) == {theirs.id: 120}
+    nobody = store.add_coach("c@example.org", "C", "hash-c")
+    fresh = store.create_session("Kim", coach_id=nobody.id)
+    assert store.exchange_live([LiveRows(fresh.id, settings=True)])[fresh.id] == store.coach_settings(nobody.id)
 
 
 def test_a_session_id_never_starts_with_a_dash():

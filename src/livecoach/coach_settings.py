@@ -68,7 +68,7 @@ def _overlay(default: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dict):
             out[key] = _overlay(value, mine if isinstance(mine, dict) else {})
         else:
-            out[key] = copy.deepcopy(mine)
+            out[key] = copy.deepcopy(mine) if isinstance(mine, (dict, list)) else mine  # the rest is immutable
     return out
 
 

@@ -26,7 +26,7 @@ from ..settings import Settings
 from ..store import Store
 from .relay import Switchboard
 from .session import ABSENT, CONNECTED, MUTED, LiveSession
-from .storing import STORE_INTERVAL
+from .storing import StoreExchange, exchange_slot
 from .decoding import decode_inline
 from .packet_time import with_packet_time
 from .tap import AudioTap
@@ -43,7 +43,8 @@ TURN_END_SECONDS = 1.0
 and its confirmation), with the session's tick filling the absence meanwhile."""
 RECORDING_TICK = 1.0
 """Seconds between the recording's writes of pages (what a killed process loses of its audio);
-its rows go to the store with the rest of the live session's, every ``STORE_INTERVAL``."""
+its rows go to the store with the rest of the live session's, every ``STORE_INTERVAL``
+(storing.py)."""
 
 
 
@@ -121,17 +122,22 @@ class ServerPeer:
 
 
 class Call:
-    def __init__(self, session_id: str, settings: Settings, store: Store, config: EngineConfig | None = None) -> None:
+    def __init__(self, session_id: str, settings: Settings, store: Store, config: EngineConfig | None = None,
+                 exchange: StoreExchange | None = None) -> None:
+        """``exchange``: the process's exchange with the store, which its calls share (storing.py)."""
         self.id = session_id
         self.settings = settings
         self.store = store
+        exchange = exchange or StoreExchange(store, gather_s=0.0)
         self.live = LiveSession(
             session_id,
             settings.topology,
             config,
             store=store,
+            exchange=exchange,
         )
-        self.recording = CallRecording(session_id, store, settings.recordings_storage(), self._recording_changed)
+        self.recording = CallRecording(session_id, store, settings.recordings_storage(), self._recording_changed,
+                                       exchange.submit)
         self.switchboard = Switchboard()
         self.connections: dict[str, Connection] = {}
         self.peers: dict[str, ServerPeer] = {}
@@ -148,13 +154,14 @@ class Call:
         self._recording_ticker = asyncio.get_running_loop().create_task(self._tick_recording())
 
     async def _tick_recording(self) -> None:
-        rows_due = STORE_INTERVAL
+        """Each second of the wall clock (just after it turns); the rows at each turn of the store's
+        exchange, when the session's fall due too (storing.py), so that they go together."""
+        rows_slot = None
         while True:
-            await asyncio.sleep(RECORDING_TICK)
-            rows_due -= RECORDING_TICK
-            await self.recording.tick(rows=rows_due <= 0)
-            if rows_due <= 0:
-                rows_due = STORE_INTERVAL
+            await asyncio.sleep(RECORDING_TICK - time.time() % RECORDING_TICK + 0.01)
+            slot = exchange_slot(time.time())
+            await self.recording.tick(rows=slot != rows_slot)
+            rows_slot = slot
 
     # -- recording -------------------------------------------------------------------------
 
@@ -343,6 +350,8 @@ class Calls:
         self.settings = settings
         self.store = store
         self.config = config
+        self.exchange = StoreExchange(store)
+        """The calls' exchange with the store: one transaction for all (storing.py)."""
         self._calls: dict[str, Call] = {}
         self._joins: dict[tuple[str, str], deque[float]] = {}
 
@@ -366,7 +375,7 @@ class Calls:
     def open(self, session_id: str) -> Call:
         call = self._calls.get(session_id)
         if call is None or call.closed:
-            call = Call(session_id, self.settings, self.store, self.config)
+            call = Call(session_id, self.settings, self.store, self.config, self.exchange)
             call.on_closed = lambda c: self._calls.pop(c.id, None) if self._calls.get(c.id) is c else None
             self._calls[session_id] = call
             call.start()

@@ -34,7 +34,7 @@ from ..nudges import Nudge, Nudger, NudgeRules
 from ..store import IndicatorSample, Store
 from ..timeline import ROLES
 from .indicators import IndicatorHub
-from .storing import Past, SessionWriter, read_past
+from .storing import Past, SessionWriter, StoreExchange, read_past
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,11 @@ class LiveSession:
         clock: Callable[[], float] = time.monotonic,
         store: Store | None = None,
         wall_clock: Callable[[], float] = time.time,
+        exchange: StoreExchange | None = None,
     ) -> None:
-        """``clock`` runs the session clock; ``wall_clock`` (epoch seconds) dates the stored events
-        and carries the clock over from a stored past."""
+        """``clock`` runs the session clock; ``wall_clock`` (epoch seconds) dates the stored events,
+        carries the clock over from a stored past and times the store's exchanges; ``exchange``:
+        the process's, which its calls share (storing.py)."""
         self.id = session_id
         self.topology = topology
         self.hub = IndicatorHub()
@@ -100,7 +102,7 @@ class LiveSession:
         self._writer: SessionWriter | None = None
         past: Past | None = None
         if store is not None:
-            self._writer = SessionWriter(store, session_id, clock, self._new_settings, wall_clock)
+            self._writer = SessionWriter(store, session_id, self._new_settings, wall_clock, exchange)
             past = read_past(store, session_id)
         start_frame = 0 if past is None else math.ceil(past.resume_at(wall_clock()) / FRAME_SECONDS)
         self.origin = start_frame * FRAME_SAMPLES

@@ -3,8 +3,8 @@ participant, its rows in the store, and the files finished when the call empties
 
 The tap hands every received packet here with its place on the session clock. Files are
 written on the event loop (a page of a few kilobytes a second per participant); the store's
-rows are written in a worker thread every two seconds, with the rest of the live session's
-timeline (live/storing.py's ``STORE_INTERVAL``). A write that fails (a full disk) stops the
+rows go every two seconds in the live session's exchange, with the rest of its timeline
+(live/storing.py). A write that fails (a full disk) stops the
 recording, never the call: the status says why, and the coach's sidebar shows it.
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from ..store import Store
+from ..store import LiveRows, NewRecording, Store
 from .finalise import finish_audio
 from .recorder import AudioRecorder, RecordingFile
 from .storage import RecordingStorage
@@ -33,11 +33,15 @@ class CallRecording:
     """Not thread-safe: use it from the event loop."""
 
     def __init__(self, session_id: str, store: Store, storage: RecordingStorage,
-                 on_status: Callable[[dict], None] | None = None) -> None:
+                 on_status: Callable[[dict], None] | None = None,
+                 submit: Callable[[LiveRows], Awaitable[object]] | None = None) -> None:
+        """``submit``: hands the rows to the live session's exchange with the store
+        (live/storing.py's ``StoreExchange.submit``); without it they are written at once."""
         self.id = session_id
         self._store = store
         self._storage = storage
         self._on_status = on_status
+        self._submit = submit or self._write_rows
         self.consented: set[str] = set()
         """Participants who agreed to their audio being recorded."""
         self.video: set[str] = set()
@@ -135,7 +139,7 @@ class CallRecording:
 
     async def tick(self, rows: bool = True) -> None:
         """Once a second: pages to disk; with ``rows``, also the rows (new recordings, their
-        growth) to the store (every couple of seconds, with the live session's exchange)."""
+        growth) to the store (every couple of seconds, in the live session's exchange)."""
         self._each(AudioRecorder.flush)
         if not rows:
             return
@@ -145,16 +149,13 @@ class CallRecording:
             return
         try:
             async with self._io:
-                await asyncio.to_thread(self._save, new, updates)
+                await self._submit(LiveRows(self.id, recordings=[_new_row(info) for info in new], growth=updates))
         except Exception:
             log.exception("session %s: recording rows not stored", self.id)
             self._unsaved = new + self._unsaved
 
-    def _save(self, new: list[RecordingFile], updates: list[tuple[str, dict]]) -> None:
-        for info in new:
-            self._store.create_recording(self.id, info.id, info.participant, "audio", info.name, "audio/ogg",
-                                         info.start_s)
-        self._store.update_recordings(self.id, updates)
+    async def _write_rows(self, rows: LiveRows) -> None:
+        await asyncio.to_thread(self._store.exchange_live, [rows])
 
     def _close(self, role: str, failed: bool = False) -> None:
         """End a participant's recording and finish it in the background: no packet reaches it
@@ -171,6 +172,9 @@ class CallRecording:
 
     async def _finish_later(self, recorder: AudioRecorder, unsaved: bool, failed: bool) -> None:
         async with self._io:
+            if any(info is recorder.info for info in self._unsaved):  # a tick took its new row, failed, gave it back
+                self._unsaved = [info for info in self._unsaved if info is not recorder.info]
+                unsaved = True
             try:
                 await asyncio.to_thread(self._finish, recorder, unsaved, failed)
             except Exception:
@@ -187,7 +191,7 @@ class CallRecording:
             log.error("session %s: %s's recording not closed cleanly: %s", self.id, recorder.info.participant, err)
         info = recorder.info
         if unsaved:
-            self._save([info], [])
+            self._store.create_recording(self.id, *_new_row(info))
         self._store.update_recording(self.id, info.id, **_growth(recorder))
         finish_audio(self._store, self._storage, self.id, info.id, info.name, "finished")
 
@@ -198,6 +202,10 @@ class CallRecording:
             self._close(role)
         if self._finishing:
             await asyncio.gather(*self._finishing, return_exceptions=True)
+
+
+def _new_row(info: RecordingFile) -> NewRecording:
+    return NewRecording(info.id, info.participant, "audio", info.name, "audio/ogg", info.start_s)
 
 
 def _growth(recorder: AudioRecorder) -> dict:

@@ -20,7 +20,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +151,32 @@ class IndicatorSample(NamedTuple):
     share_session: float | None
     share_window: float | None
     current_silence: float
+
+
+class NewRecording(NamedTuple):
+    """A recording whose file has begun (``Store.create_recording``'s fields)."""
+
+    id: str
+    participant: str
+    kind: str
+    name: str
+    media_type: str
+    start_s: float
+
+
+class LiveRows(NamedTuple):
+    """What one live call hands the store at an exchange (``Store.exchange_live``)."""
+
+    session_id: str
+    samples: Sequence[IndicatorSample] = ()
+    events: Sequence[tuple[float, float | None, str, str | None, dict]] = ()
+    """(wall time, session time, kind, participant, data), as ``log_events`` takes them."""
+    recordings: Sequence[NewRecording] = ()
+    """Recordings begun since the call's last exchange."""
+    growth: Sequence[tuple[str, dict[str, Any]]] = ()
+    """(recording id, fields) updates, as ``update_recording`` takes them: how far each grew."""
+    settings: bool = False
+    """Whether the call's coach's settings are read back."""
 
 
 class NodeRow(NamedTuple):
@@ -540,22 +566,45 @@ class Store:
             with self._transaction(write=True) as conn:
                 conn.execute(session_events.insert(), rows)
 
-    def exchange_live(self, session_id: str, samples: Iterable[IndicatorSample],
-                      events: list[tuple[float, float | None, str, str | None, dict]]) -> dict[str, Any]:
-        """A live call's exchange (live/storing.py), every couple of seconds of every call, in one
-        transaction: its buffered indicator samples and events written (``add_indicator_samples``,
-        ``log_events``) and its coach's settings read back (``coach_settings``). Four transactions
-        would be a dozen round trips a second a call on PostgreSQL. Its rows are only added,
-        never read first, so it does not wait its turn behind other nodes' writes
-        (``database.ROW_WRITE``)."""
-        sample_rows, event_rows = _sample_rows(session_id, samples), _event_rows(session_id, events)
-        with self._transaction(rows_only=bool(sample_rows or event_rows)) as conn:
+    def exchange_live(self, calls: Sequence[LiveRows]) -> dict[str, dict[str, Any]]:
+        """The live calls' exchange (live/storing.py): every couple of seconds a process's calls
+        hand in what they buffered, all in one transaction: indicator samples and events written
+        (as ``add_indicator_samples`` and ``log_events``), recordings begun and grown (as
+        ``create_recording`` and ``update_recording``), and the settings of the coach of each
+        call that asks read back (as ``coach_settings(coach_of(...))``; a session deleted
+        mid-call gets the local coach's). A transaction a call every second was a dozen round
+        trips a second a call on PostgreSQL. Rows are only added or their own recording's row
+        updated, never read first, so the exchange does not wait its turn behind other nodes'
+        writes (``database.ROW_WRITE``), except once when a recording begins. All or nothing:
+        live/storing.py gives each call its own transaction when one fails.
+
+        Returns each asking call's settings by session id."""
+        sample_rows = [row for call in calls for row in _sample_rows(call.session_id, call.samples)]
+        event_rows = [row for call in calls for row in _event_rows(call.session_id, call.events)]
+        now = time.time()
+        new_rows = [_new_recording_row(call.session_id, new, now) for call in calls for new in call.recordings]
+        growth: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # by the fields they change: one statement each
+        for call in calls:
+            for recording_id, fields in call.growth:
+                values = {"session": call.session_id, "recording": recording_id, **_recording_values(fields, now)}
+                growth.setdefault(tuple(sorted(values)), []).append(values)
+        asking = list(dict.fromkeys(call.session_id for call in calls if call.settings))
+        writes = bool(sample_rows or event_rows or growth)
+        with self._transaction(write=bool(new_rows), rows_only=writes and not new_rows) as conn:
             if sample_rows:
                 conn.execute(indicator_samples.insert(), sample_rows)
             if event_rows:
                 conn.execute(session_events.insert(), event_rows)
-            stored = conn.execute(q.SESSION_COACH_SETTINGS, {"session": session_id, "fallback": LOCAL_COACH}).scalar()
-        return coach_settings.merged(json.loads(stored) if stored is not None else None)
+            if new_rows:
+                conn.execute(recordings.insert(), new_rows)
+            for rows in growth.values():
+                conn.execute(q.UPDATE_RECORDING, rows)
+            stored = dict(conn.execute(q.SESSIONS_COACH_SETTINGS, {"sessions": asking}).all()) if asking else {}
+            gone = [session_id for session_id in asking if session_id not in stored]
+            if gone:
+                fallback = conn.execute(q.COACH_SETTINGS, {"coach": LOCAL_COACH}).scalar()
+                stored |= dict.fromkeys(gone, fallback)
+        return {session_id: _merged_settings(stored[session_id]) for session_id in asking}
 
     def events(self, session_id: str, kinds: Iterable[str] | None = None) -> list[dict]:
         """The session's events in the order they were logged; only those of ``kinds`` if given
@@ -669,7 +718,7 @@ class Store:
         """The coach's settings, with the defaults for whatever they never set."""
         with self._transaction() as conn:
             stored = conn.execute(q.COACH_SETTINGS, {"coach": coach_id}).scalar()
-        return coach_settings.merged(json.loads(stored) if stored is not None else None)
+        return _merged_settings(stored)
 
     def set_coach_settings(self, coach_id: str, settings: Any) -> dict[str, Any]:
         """Replace the coach's settings; raises ``coach_settings.SettingsError`` if they are not valid."""
@@ -767,14 +816,10 @@ class Store:
     ) -> dict[str, Any]:
         """A recording's file has begun: ``name`` in the session's recordings folder, whose time 0 is
         session time ``start_s``. It is "recording" until ``update_recording`` says otherwise."""
-        if kind not in RECORDING_KINDS:
-            raise ValueError(f"a recording's kind is one of {RECORDING_KINDS}, not {kind!r}")
-        now = time.time()
+        row = _new_recording_row(session_id, NewRecording(recording_id, participant, kind, name, media_type, start_s),
+                                 time.time())
         with self._transaction(write=True) as conn:
-            conn.execute(recordings.insert(), {
-                "session_id": session_id, "id": recording_id, "participant": participant, "kind": kind, "name": name,
-                "media_type": media_type, "start_s": start_s, "created_at": now, "updated_at": now,
-            })
+            conn.execute(recordings.insert(), row)
             return self._recording(conn, session_id, recording_id)
 
     def update_recording(self, session_id: str, recording_id: str, **fields: Any) -> dict[str, Any] | None:
@@ -783,15 +828,6 @@ class Store:
         with self._transaction(write=True) as conn:
             self._update_recording(conn, session_id, recording_id, fields)
             return self._recording(conn, session_id, recording_id)
-
-    def update_recordings(self, session_id: str, updates: list[tuple[str, dict[str, Any]]]) -> None:
-        """Several recordings' ``(id, fields)`` updates in one transaction: the live path reports
-        every recording's progress once a second."""
-        if not updates:
-            return
-        with self._transaction(write=True) as conn:
-            for recording_id, fields in updates:
-                self._update_recording(conn, session_id, recording_id, fields)
 
     def recording(self, session_id: str, recording_id: str) -> dict[str, Any] | None:
         with self._transaction() as conn:
@@ -839,14 +875,7 @@ class Store:
 
     @staticmethod
     def _update_recording(conn: Connection, session_id: str, recording_id: str, fields: dict[str, Any]) -> None:
-        unknown = fields.keys() - RECORDING_FIELDS
-        if unknown:
-            raise TypeError(f"not a recording's changeable field: {', '.join(sorted(unknown))}")
-        if "state" in fields and fields["state"] not in RECORDING_STATES:
-            raise ValueError(f"a recording's state is one of {RECORDING_STATES}, not {fields['state']!r}")
-        values = dict(fields, updated_at=time.time())
-        if "gaps" in values:
-            values["gaps"] = json.dumps(values["gaps"])
+        values = _recording_values(fields, time.time())
         conn.execute(q.UPDATE_RECORDING, {"session": session_id, "recording": recording_id, **values})
 
     @staticmethod
@@ -1021,6 +1050,30 @@ class Store:
         """There is a coach: no setup code opens the first run any more."""
         with self._transaction(write=True) as conn:
             conn.execute(q.FORGET_SETUP_CODES)
+
+
+def _new_recording_row(session_id: str, new: NewRecording, now: float) -> dict[str, Any]:
+    if new.kind not in RECORDING_KINDS:
+        raise ValueError(f"a recording's kind is one of {RECORDING_KINDS}, not {new.kind!r}")
+    return {"session_id": session_id, **new._asdict(), "created_at": now, "updated_at": now}
+
+
+def _recording_values(fields: dict[str, Any], now: float) -> dict[str, Any]:
+    """A recording's changed ``fields`` as its row takes them (checked), marked as changed ``now``."""
+    unknown = fields.keys() - RECORDING_FIELDS
+    if unknown:
+        raise TypeError(f"not a recording's changeable field: {', '.join(sorted(unknown))}")
+    if "state" in fields and fields["state"] not in RECORDING_STATES:
+        raise ValueError(f"a recording's state is one of {RECORDING_STATES}, not {fields['state']!r}")
+    values = dict(fields, updated_at=now)
+    if "gaps" in values:
+        values["gaps"] = json.dumps(values["gaps"])
+    return values
+
+
+def _merged_settings(stored: str | None) -> dict[str, Any]:
+    """A coach's stored settings (JSON text, or None) over the defaults."""
+    return coach_settings.merged(json.loads(stored) if stored is not None else None)
 
 
 def _sample_rows(session_id: str, samples: Iterable[IndicatorSample]) -> list[dict[str, Any]]:

@@ -145,10 +145,13 @@ DISMISS_NUDGE = nudges.update().where(*_THE_NUDGE, nudges.c.dismissed_at.is_(Non
 # -- settings and samples ------------------------------------------------------------------------
 
 COACH_SETTINGS = select(coach_settings.c.settings).where(coach_settings.c.coach_id == bindparam("coach"))
-SESSION_COACH_SETTINGS = select(coach_settings.c.settings).where(coach_settings.c.coach_id == func.coalesce(
-    select(sessions.c.coach_id).where(sessions.c.id == _SESSION).scalar_subquery(), bindparam("fallback")))
-"""The settings of a session's coach (of ``fallback``, the local coach, if the session is gone):
-one round trip for the live exchange."""
+SESSIONS_COACH_SETTINGS = (
+    select(sessions.c.id, coach_settings.c.settings)
+    .select_from(sessions.outerjoin(coach_settings, coach_settings.c.coach_id == sessions.c.coach_id))
+    .where(sessions.c.id.in_(bindparam("sessions", expanding=True)))
+)
+"""Each of several sessions' coach's settings (None where the coach has none stored; a session
+that is gone has no row): one round trip for the live calls' exchange."""
 SAMPLES = (
     select(indicator_samples.c.session_time, indicator_samples.c.speaking, indicator_samples.c.share_session,
            indicator_samples.c.share_window, indicator_samples.c.current_silence)
