@@ -9,9 +9,10 @@ is written at once: it is rare, and the coach may dismiss it as soon as it shows
 
 A process's calls share one exchange (``StoreExchange``): their exchanges fall due together, at
 each turn of the wall clock's ``STORE_INTERVAL``, and what they hand in within ``GATHER_S`` goes
-in one transaction from one worker thread. With a transaction a call, a node of a cluster spent
-about 1.6 ms of CPU a call every two seconds on PostgreSQL, and the database 0.6 ms; together,
-four calls' cost 0.7 and 0.3 ms a call (scripts/bench_cluster.py measures the whole).
+in one transaction from one worker thread. With two transactions a call (its timeline's, its
+recording's), a process spent about 1.2 ms of CPU a call every two seconds on PostgreSQL and
+the database 0.4 ms; four calls together cost 0.4 and 0.2 ms a call (scripts/bench_exchange.py;
+on SQLite 0.7 and 0.3 ms).
 
 What was kept is also what a call opened again goes on from (``read_past``): after a killed worker
 the session's clock, talk and timeline continue, with the time nobody was measured marked as a gap.
