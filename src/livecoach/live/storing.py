@@ -115,7 +115,7 @@ class StoreExchange:
             if isinstance(result, Exception):
                 written.set_exception(result)
             else:
-                written.set_result(result.get(rows.session_id))
+                written.set_result(result.get(rows.session_id) if rows.settings else None)
 
     def _exchange(self, calls: list[LiveRows]) -> list[dict | Exception]:
         """In a worker thread: all calls in one transaction; should it fail, each call in its
