@@ -572,11 +572,12 @@ class Store:
         (as ``add_indicator_samples`` and ``log_events``), recordings begun and grown (as
         ``create_recording`` and ``update_recording``), and the settings of the coach of each
         call that asks read back (as ``coach_settings(coach_of(...))``; a session deleted
-        mid-call gets the local coach's). A transaction a call every second was a dozen round
-        trips a second a call on PostgreSQL. Rows are only added or their own recording's row
-        updated, never read first, so the exchange does not wait its turn behind other nodes'
-        writes (``database.ROW_WRITE``), except once when a recording begins. All or nothing:
-        live/storing.py gives each call its own transaction when one fails.
+        mid-call gets the local coach's). Two transactions a call, its timeline's and its
+        recording's, cost three times the CPU on PostgreSQL (scripts/bench_exchange.py). Rows are
+        only added or their own recording's row updated, never read first, so the exchange does
+        not wait its turn behind other nodes' writes (``database.ROW_WRITE``), except once when a
+        recording begins. All or nothing: live/storing.py gives each call its own transaction
+        when one fails.
 
         Returns each asking call's settings by session id."""
         sample_rows = [row for call in calls for row in _sample_rows(call.session_id, call.samples)]
