@@ -122,13 +122,12 @@ class ServerPeer:
 
 
 class Call:
-    def __init__(self, session_id: str, settings: Settings, store: Store, config: EngineConfig | None = None,
-                 exchange: StoreExchange | None = None) -> None:
+    def __init__(self, session_id: str, settings: Settings, store: Store, config: EngineConfig | None,
+                 exchange: StoreExchange) -> None:
         """``exchange``: the process's exchange with the store, which its calls share (storing.py)."""
         self.id = session_id
         self.settings = settings
         self.store = store
-        exchange = exchange or StoreExchange(store, gather_s=0.0)
         self.live = LiveSession(
             session_id,
             settings.topology,

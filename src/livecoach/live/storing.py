@@ -34,11 +34,12 @@ from ..timeline import stored_segments
 log = logging.getLogger(__name__)
 
 STORE_INTERVAL = 2.0
-"""Seconds (wall clock) between the store exchanges. Each is a transaction (a few round trips on
-PostgreSQL) and a hop to a worker thread, whose Python holds the interpreter lock the call's
-event loop needs. Every second, it was a measurable part of what a cluster node costs a call
-more than a single server (scripts/bench_cluster.py, README), for a second less of the timeline
-lost when a process is killed."""
+"""Seconds (wall clock) between a call's store exchanges. Each turn is a transaction for the
+process's calls (a few round trips on PostgreSQL) and a hop to a worker thread, whose Python
+holds the interpreter lock the calls' event loop needs. Every second, the exchanges were a
+measurable part of what a cluster node costs a call more than a single server
+(scripts/bench_cluster.py, README), for a second less of the timeline lost when a process is
+killed."""
 GATHER_S = 0.3
 """How long an exchange waits for the other calls of its process: theirs fall due at the same turn
 of the wall clock, within a tick of their session's loop (0.25 s) and of their recording's
