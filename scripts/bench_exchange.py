@@ -4,11 +4,12 @@ call's rows and reading its coach's settings every two seconds costs the server'
 the database, with a process's calls in one transaction ("together", as now) and with each call
 in its own two transactions ("apart": its timeline's and its recording's, as before).
 
-Each exchange is what a live call hands in every two seconds: two indicator samples, a speech
+Each exchange is what a live call hands in every ``--interval`` seconds (live/storing.py's
+``STORE_INTERVAL``; 2 when measured first): an indicator sample a second, a speech
 event, its two recordings' growth, and its coach's settings read back; ``--calls`` calls a
 process. SQLite in a temporary file, and PostgreSQL (Debian's, started as tests/pg.py starts it
 for the tests) unless ``--no-postgresql``. CPU is the process's own (``time.process_time``) and,
-on PostgreSQL, that of the server's processes (from /proc), each per call per exchange, over
+on PostgreSQL, that of the server's processes (from /proc), each a call a second, over
 ``--exchanges`` exchanges a round and ``--rounds`` rounds alternating the two ways.
 
     .venv/bin/python scripts/bench_exchange.py --calls 4 --rounds 7
@@ -54,27 +55,27 @@ def server_cpu(postmaster: int | None) -> float:
     return total / TICK
 
 
-def call_rows(session_id: str, n: int) -> tuple[LiveRows, LiveRows]:
+def call_rows(session_id: str, n: int, interval: int) -> tuple[LiveRows, LiveRows]:
     """A call's exchange ``n``: its timeline's rows (with the settings read) and its recording's."""
-    t = 2.0 * n
-    timeline = LiveRows(session_id, [IndicatorSample(t, ["coach"], 0.6, 0.6, 0.0),
-                                     IndicatorSample(t + 1, [], 0.6, 0.6, 0.4)],
+    t = float(interval * n)
+    timeline = LiveRows(session_id, [IndicatorSample(t + k, ["coach"], 0.6, 0.6, 0.4 * k) for k in range(interval)],
                         [(time.time(), t + 1.2, "speech", "coach", {"start": t - 3.0, "end": t + 1.2})], settings=True)
     growth = [(f"{role}-audio", {"duration_s": t, "bytes": 4000 * int(t), "gaps": []}) for role in ("coach", "client")]
     return timeline, LiveRows(session_id, growth=growth)
 
 
-def measure(store: Store, sessions: list[str], way: str, exchanges: int, start: int, postmaster: int | None) -> dict:
+def measure(store: Store, sessions: list[str], way: str, exchanges: int, start: int, postmaster: int | None,
+            interval: int) -> dict:
     c0, s0 = time.process_time(), server_cpu(postmaster)
     for n in range(start, start + exchanges):
-        rows = [call_rows(sid, n) for sid in sessions]
+        rows = [call_rows(sid, n, interval) for sid in sessions]
         if way == "together":
             store.exchange_live([part for pair in rows for part in pair])
         else:
             for timeline, recording in rows:
                 store.exchange_live([timeline])
                 store.exchange_live([recording])
-    per = exchanges * len(sessions) / 1000  # ms per call per exchange
+    per = exchanges * interval * len(sessions) / 1000  # ms a call a second
     return {"process_ms": (time.process_time() - c0) / per, "database_ms": (server_cpu(postmaster) - s0) / per}
 
 
@@ -91,7 +92,7 @@ def bench(store: Store, label: str, args, postmaster: int | None) -> dict:
     runs: dict[str, list[dict]] = {"apart": [], "together": []}
     for _ in range(args.rounds):
         for way in runs:
-            runs[way].append(measure(store, sessions, way, args.exchanges, n, postmaster))
+            runs[way].append(measure(store, sessions, way, args.exchanges, n, postmaster, args.interval))
             n += args.exchanges
     out = {}
     for way, rs in runs.items():
@@ -100,7 +101,7 @@ def bench(store: Store, label: str, args, postmaster: int | None) -> dict:
                     for key in ("process_ms", "database_ms")}
         print(f"{label:10s} {way:8s} process {out[way]['process_ms']['median']:.3f} ms "
               f"({out[way]['process_ms']['min']:.3f}-{out[way]['process_ms']['max']:.3f}), database "
-              f"{out[way]['database_ms']['median']:.3f} ms a call an exchange", flush=True)
+              f"{out[way]['database_ms']['median']:.3f} ms a call a second", flush=True)
     return out
 
 
@@ -108,10 +109,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--calls", type=int, default=4, help="calls of one process (default 4: a node's share of 12 calls)")
     p.add_argument("--exchanges", type=int, default=200, help="exchanges a round (default 200)")
+    p.add_argument("--interval", type=int, default=1, help="seconds between a call's exchanges (default 1)")
     p.add_argument("--rounds", type=int, default=7, help="rounds, alternating the two ways (default 7)")
     p.add_argument("--no-postgresql", dest="postgresql", action="store_false")
     args = p.parse_args()
-    figures: dict = {"calls": args.calls, "exchanges": args.exchanges, "rounds": args.rounds,
+    figures: dict = {"calls": args.calls, "exchanges": args.exchanges, "rounds": args.rounds, "interval": args.interval,
                      "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
     with tempfile.TemporaryDirectory() as folder:
         store = Store(Path(folder) / "bench.sqlite3")

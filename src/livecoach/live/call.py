@@ -153,12 +153,15 @@ class Call:
         self._recording_ticker = asyncio.get_running_loop().create_task(self._tick_recording())
 
     async def _tick_recording(self) -> None:
-        """Each second of the wall clock (just after it turns); the rows at each turn of the store's
-        exchange, when the session's fall due too (storing.py), so that they go together."""
+        """Each second of the wall clock (just after it turns); at each turn of the store's
+        exchange, also the session's exchange and the recording's rows (storing.py): every call of
+        the process hands them in at that instant, so that they go in one transaction, and soon."""
         rows_slot = None
         while True:
             await asyncio.sleep(RECORDING_TICK - time.time() % RECORDING_TICK + 0.01)
             slot = exchange_slot(time.time())
+            if slot != rows_slot:
+                self.live.exchange_if_due()
             await self.recording.tick(rows=slot != rows_slot)
             rows_slot = slot
 

@@ -394,6 +394,12 @@ class LiveSession:
         if self._writer is not None:
             await self._writer.exchange()
 
+    def exchange_if_due(self) -> None:
+        """The store's exchange, if this turn of the wall clock has had none (storing.py): the
+        session's own ticks ask too, but a call asks at the turn itself, with its recording's rows."""
+        if self._writer is not None:
+            self._writer.exchange_if_due()
+
     def _new_settings(self, settings: dict) -> None:
         self.nudger.rules = NudgeRules.from_settings(settings["nudges"])
 

@@ -1,8 +1,8 @@
 """What a live session keeps for the review, written without holding the event loop.
 
 Timeline events and one indicator sample per second of session time are buffered and written in
-batches from a worker thread every two seconds (``STORE_INTERVAL``), so that the loop never
-waits for the database and a worker that dies loses at most about two seconds of the timeline.
+batches from a worker thread every second (``STORE_INTERVAL``), so that the loop never waits
+for the database and a worker that dies loses at most about a second of the timeline.
 The same exchange reads the coach's settings back, so that a change made in the sidebar reaches
 the live call's nudge rules, and takes the call's recording rows (recordings/call.py). A nudge
 is written at once: it is rare, and the coach may dismiss it as soon as it shows.
@@ -10,7 +10,7 @@ is written at once: it is rare, and the coach may dismiss it as soon as it shows
 A process's calls share one exchange (``StoreExchange``): their exchanges fall due together, at
 each turn of the wall clock's ``STORE_INTERVAL``, and what they hand in within ``GATHER_S`` goes
 in one transaction from one worker thread. With two transactions a call (its timeline's, its
-recording's), a process spent about 1.2 ms of CPU a call every two seconds on PostgreSQL and
+recording's) every two seconds, a process spent about 1.2 ms of CPU a call on PostgreSQL and
 the database 0.4 ms; four calls together cost 0.4 and 0.2 ms a call (scripts/bench_exchange.py;
 on SQLite 0.7 and 0.3 ms).
 
@@ -33,17 +33,20 @@ from ..timeline import stored_segments
 
 log = logging.getLogger(__name__)
 
-STORE_INTERVAL = 2.0
+STORE_INTERVAL = 1.0
 """Seconds (wall clock) between a call's store exchanges. Each turn is a transaction for the
 process's calls (a few round trips on PostgreSQL) and a hop to a worker thread, whose Python
-holds the interpreter lock the calls' event loop needs. Every second, the exchanges were a
-measurable part of what a cluster node costs a call more than a single server
-(scripts/bench_cluster.py, README), for a second less of the timeline lost when a process is
-killed."""
-GATHER_S = 0.3
-"""How long an exchange waits for the other calls of its process: theirs fall due at the same turn
-of the wall clock, within a tick of their session's loop (0.25 s) and of their recording's
-(on the second)."""
+holds the interpreter lock the calls' event loop needs. While each call had transactions of its
+own, every 2 s kept their cost down; batched, a turn a second costs a process one transaction a
+second, and a killed process loses at most about a second of the timeline: with turns 2 s apart
+at a random phase, up to two, which left its recordings' audio (written every second) running
+past the stored timeline by more than the second and a half a call that goes on allows
+(tests/test_recording_live.py)."""
+GATHER_S = 0.1
+"""How long an exchange waits for the other calls of its process: each call hands in its session's
+and its recording's rows just after the same turn of the wall clock (live/call.py's recording
+tick). 0.3 s, to wait for the sessions' own ticks instead (0.25 s apart), made the timeline that
+a killed process loses longer than its recordings' audio by more than a second and a half."""
 MAX_GAP_S = 600.0
 """A call opened again goes on at most this long after its stored end: a killed worker's call is
 back within seconds, but a session whose call is opened again hours or days later would

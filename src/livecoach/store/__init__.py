@@ -567,7 +567,7 @@ class Store:
                 conn.execute(session_events.insert(), rows)
 
     def exchange_live(self, calls: Sequence[LiveRows]) -> dict[str, dict[str, Any]]:
-        """The live calls' exchange (live/storing.py): every couple of seconds a process's calls
+        """The live calls' exchange (live/storing.py): every second a process's calls
         hand in what they buffered, all in one transaction: indicator samples and events written
         (as ``add_indicator_samples`` and ``log_events``), recordings begun and grown (as
         ``create_recording`` and ``update_recording``), and the settings of the coach of each
