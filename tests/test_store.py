@@ -513,6 +513,26 @@ def test_a_recording_round_trip(store):
         store.create_recording(session, "x", "coach", "screen", "x.webm", "video/webm", 0.0)
 
 
+def test_a_sessions_stored_clock_runs_to_its_latest_event_sample_or_recorded_audio(store):
+    """Where a call that goes on resumes: a killed process's recording rows, handed in with its
+    last samples, may reach past them by the second a sample waits for; the browser's video,
+    timed by the browser, does not count."""
+    session = store.create_session().id
+    assert store.stored_clock(session) is None
+    store.log_events(session, [(1000.0, 0.0, "joined", "coach", {}), (1000.6, 0.5, "joined", "client", {})])
+    store.add_indicator_samples(session, [IndicatorSample(float(t), [], None, None, 0.0) for t in range(11)])
+    assert store.stored_clock(session) == (10.0, -1000.0)
+    store.exchange_live([LiveRows(session, recordings=[
+        NewRecording("coach-audio-1", "coach", "audio", "coach-audio-1.ogg", "audio/ogg", 0.52),
+        NewRecording("client-video-1", "client", "video", "client-video-1.webm", "video/webm", 0.6),
+    ])])
+    assert store.stored_clock(session) == (10.0, -1000.0)  # no audio yet
+    store.exchange_live([LiveRows(session, growth=[("coach-audio-1", {"duration_s": 11.2}),
+                                                   ("client-video-1", {"duration_s": 30.0})])])
+    end, offset = store.stored_clock(session)
+    assert (end, offset) == (pytest.approx(11.72), -1000.0)
+
+
 def test_a_live_exchange_is_all_or_nothing(store):
     session, other = store.create_session().id, store.create_session().id
     store.create_recording(session, "a", "coach", "audio", "a.ogg", "audio/ogg", 0.0)

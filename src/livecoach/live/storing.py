@@ -38,10 +38,12 @@ STORE_INTERVAL = 1.0
 process's calls (a few round trips on PostgreSQL) and a hop to a worker thread, whose Python
 holds the interpreter lock the calls' event loop needs. While each call had transactions of its
 own, every 2 s kept their cost down; batched, a turn a second costs a process one transaction a
-second, and a killed process loses at most about a second of the timeline: with turns 2 s apart
-at a random phase, up to two, which left its recordings' audio (written every second) running
-past the stored timeline by more than the second and a half a call that goes on allows
-(tests/test_recording_live.py)."""
+second, and a killed process loses at most about a second of the timeline. Its recordings' files
+(written every second) hold up to a turn more audio than their stored rows, and so than the
+stored clock a call that goes on resumes from (``Store.stored_clock``): with turns 2 s apart,
+more than the second and a half that tests/test_recording_live.py allows. Turns a second apart
+cost a call about 0.15 ms of CPU a second more than 2 s (scripts/bench_exchange.py) and dropped
+no more of the hard call's audio (tests/test_live.py, five runs of each)."""
 GATHER_S = 0.1
 """How long an exchange waits for the other calls of its process: each call hands in its session's
 and its recording's rows just after the same turn of the wall clock (live/call.py's recording

@@ -203,7 +203,9 @@ class StoredClock(NamedTuple):
     """Where a session's stored timeline got to, for a call that goes on with it."""
 
     end: float
-    """The latest session time of its events and indicator samples."""
+    """The latest session time of its events, its indicator samples and its recordings' audio
+    (a killed process's recordings may reach past its last sample by the second a sample
+    waits for)."""
     offset: float
     """Its clock's session time minus the wall time: a live event is logged at the session time
     it happens, so the largest difference over the events is the clock's own (back-dated events,
@@ -623,10 +625,10 @@ class Store:
         """Where the session's stored timeline got to; None when it has no event with a session
         time (its call never ran)."""
         with self._transaction() as conn:
-            offset, last_event, last_sample = conn.execute(q.SESSION_CLOCK, {"session": session_id}).one()
+            offset, *ends = conn.execute(q.SESSION_CLOCK, {"session": session_id}).one()
         if offset is None:
             return None
-        return StoredClock(max(last_event, last_sample if last_sample is not None else last_event), offset)
+        return StoredClock(max(end for end in ends if end is not None), offset)
 
     # -- tags ----------------------------------------------------------------------------
 

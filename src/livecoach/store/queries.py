@@ -115,10 +115,14 @@ SESSION_CLOCK = select(
     select(func.max(session_events.c.session_time)).where(*_TIMED_EVENTS).scalar_subquery(),
     select(func.max(indicator_samples.c.session_time)).where(indicator_samples.c.session_id == _SESSION)
     .scalar_subquery(),
+    select(func.max(recordings.c.start_s + recordings.c.duration_s))
+    .where(recordings.c.session_id == _SESSION, recordings.c.kind == "audio").scalar_subquery(),
 )
 """A session's clock against the wall clock (the largest session time minus wall time of the
 events of its call's latest run: since its last ``resumed``, whose gap may have been shortened),
-and the latest session time of its events and of its indicator samples."""
+and the latest session time of its events, of its indicator samples and of the audio its
+recordings hold (the server's own, on the session's clock; a browser's video is timed by the
+browser)."""
 
 # -- tags and nudges -----------------------------------------------------------------------------
 
