@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "src"))
 
+from livecoach.live.storing import STORE_INTERVAL  # noqa: E402
 from livecoach.store import IndicatorSample, LiveRows, NewRecording, Store  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -109,7 +110,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--calls", type=int, default=4, help="calls of one process (default 4: a node's share of 12 calls)")
     p.add_argument("--exchanges", type=int, default=200, help="exchanges a round (default 200)")
-    p.add_argument("--interval", type=int, default=1, help="seconds between a call's exchanges (default 1)")
+    p.add_argument("--interval", type=int, default=round(STORE_INTERVAL),
+                   help=f"seconds between a call's exchanges (default {STORE_INTERVAL:g}, as live/storing.py)")
     p.add_argument("--rounds", type=int, default=7, help="rounds, alternating the two ways (default 7)")
     p.add_argument("--no-postgresql", dest="postgresql", action="store_false")
     args = p.parse_args()

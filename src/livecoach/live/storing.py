@@ -1,8 +1,8 @@
 """What a live session keeps for the review, written without holding the event loop.
 
 Timeline events and one indicator sample per second of session time are buffered and written in
-batches from a worker thread every second (``STORE_INTERVAL``), so that the loop never waits
-for the database and a worker that dies loses at most about a second of the timeline.
+batches from a worker thread every two seconds (``STORE_INTERVAL``), so that the loop never waits
+for the database and a worker that dies loses at most about two seconds of the timeline.
 The same exchange reads the coach's settings back, so that a change made in the sidebar reaches
 the live call's nudge rules, and takes the call's recording rows (recordings/call.py). A nudge
 is written at once: it is rare, and the coach may dismiss it as soon as it shows.
@@ -33,22 +33,23 @@ from ..timeline import stored_segments
 
 log = logging.getLogger(__name__)
 
-STORE_INTERVAL = 1.0
+STORE_INTERVAL = 2.0
 """Seconds (wall clock) between a call's store exchanges. Each turn is a transaction for the
 process's calls (a few round trips on PostgreSQL) and a hop to a worker thread, whose Python
-holds the interpreter lock the calls' event loop needs. While each call had transactions of its
-own, every 2 s kept their cost down; batched, a turn a second costs a process one transaction a
-second, and a killed process loses at most about a second of the timeline. Its recordings' files
-(written every second) hold up to a turn more audio than their stored rows, and so than the
-stored clock a call that goes on resumes from (``Store.stored_clock``): with turns 2 s apart,
-more than the second and a half that tests/test_recording_live.py allows. Turns a second apart
-cost a call about 0.15 ms of CPU a second more than 2 s (scripts/bench_exchange.py) and dropped
-no more of the hard call's audio (tests/test_live.py, five runs of each)."""
+holds the interpreter lock the calls' event loop needs. A killed process loses up to a turn of
+its timeline, and its recordings' files (written every second) hold up to a turn more audio than
+their stored rows, and so than the stored clock a call that goes on resumes from
+(``Store.stored_clock``): the gap is marked up to a turn before the old recordings end
+(tests/test_recording_live.py). A turn a second halves that and costs a call about 0.15 ms of CPU
+a second more (scripts/bench_exchange.py --interval), PostgreSQL about 0.002 cores more at 12
+calls on three nodes, and the cluster's CPU a call +11.2% over the standalone servers in 18 runs
+against +6.8% in 24 at 2 s (scripts/bench_cluster.py, 2026-12-01/02): 2 s, for the target of
++10%. (The hard call of tests/test_live.py dropped as much audio as late either way: five runs each.)"""
 GATHER_S = 0.1
 """How long an exchange waits for the other calls of its process: each call hands in its session's
 and its recording's rows just after the same turn of the wall clock (live/call.py's recording
-tick). 0.3 s, to wait for the sessions' own ticks instead (0.25 s apart), made the timeline that
-a killed process loses longer than its recordings' audio by more than a second and a half."""
+tick), so a longer wait (0.3 s, for the sessions' own ticks 0.25 s apart) would only delay what a
+killed process keeps."""
 MAX_GAP_S = 600.0
 """A call opened again goes on at most this long after its stored end: a killed worker's call is
 back within seconds, but a session whose call is opened again hours or days later would

@@ -3,7 +3,7 @@ participant, its rows in the store, and the files finished when the call empties
 
 The tap hands every received packet here with its place on the session clock. Files are
 written on the event loop (a page of a few kilobytes a second per participant); the store's
-rows go every second in the live session's exchange, with the rest of its timeline
+rows go every two seconds in the live session's exchange, with the rest of its timeline
 (live/storing.py). A write that fails (a full disk) stops the
 recording, never the call: the status says why, and the coach's sidebar shows it.
 """
@@ -139,7 +139,7 @@ class CallRecording:
 
     async def tick(self, rows: bool = True) -> None:
         """Once a second: pages to disk; with ``rows``, also the rows (new recordings, their
-        growth) to the store (every second, in the live session's exchange)."""
+        growth) to the store (every two seconds, in the live session's exchange)."""
         self._each(AudioRecorder.flush)
         if not rows:
             return

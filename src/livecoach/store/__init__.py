@@ -204,8 +204,8 @@ class StoredClock(NamedTuple):
 
     end: float
     """The latest session time of its events, its indicator samples and its recordings' audio
-    (a killed process's recordings may reach past its last sample by the second a sample
-    waits for)."""
+    (a killed process's recordings, handed in with its last samples, may reach past them by
+    the second a sample waits for)."""
     offset: float
     """Its clock's session time minus the wall time: a live event is logged at the session time
     it happens, so the largest difference over the events is the clock's own (back-dated events,
@@ -569,7 +569,7 @@ class Store:
                 conn.execute(session_events.insert(), rows)
 
     def exchange_live(self, calls: Sequence[LiveRows]) -> dict[str, dict[str, Any]]:
-        """The live calls' exchange (live/storing.py): every second a process's calls
+        """The live calls' exchange (live/storing.py): every two seconds a process's calls
         hand in what they buffered, all in one transaction: indicator samples and events written
         (as ``add_indicator_samples`` and ``log_events``), recordings begun and grown (as
         ``create_recording`` and ``update_recording``), and the settings of the coach of each
