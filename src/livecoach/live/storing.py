@@ -40,11 +40,12 @@ holds the interpreter lock the calls' event loop needs. A killed process loses u
 its timeline, and its recordings' files (written every second) hold up to a turn more audio than
 their stored rows, and so than the stored clock a call that goes on resumes from
 (``Store.stored_clock``): the gap is marked up to a turn before the old recordings end
-(tests/test_recording_live.py). A turn a second halves that and costs a call about 0.15 ms of CPU
-a second more (scripts/bench_exchange.py --interval), PostgreSQL about 0.002 cores more at 12
-calls on three nodes, and the cluster's CPU a call +11.2% over the standalone servers in 18 runs
-against +6.8% in 24 at 2 s (scripts/bench_cluster.py, 2026-12-01/02): 2 s, for the target of
-+10%. (The hard call of tests/test_live.py dropped as much audio as late either way: five runs each.)"""
+(tests/test_recording_live.py). A turn a second would halve that, and costs a call about 0.15 ms
+of CPU a second more in its process (scripts/bench_exchange.py --interval) and PostgreSQL 0.0055
+cores against 0.003-0.004 at 12 calls on three nodes (scripts/bench_cluster.py, 2026-12-02): small,
+but the cluster's CPU a call is at its target's edge (+10%), and its sets vary more than that
+(+3.8% to +13.8% at either interval). The hard call of tests/test_live.py dropped as much audio
+as late either way (five runs each)."""
 GATHER_S = 0.1
 """How long an exchange waits for the other calls of its process: each call hands in its session's
 and its recording's rows just after the same turn of the wall clock (live/call.py's recording
