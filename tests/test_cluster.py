@@ -423,8 +423,8 @@ async def test_through_haproxy_requests_reach_the_owner_and_a_dead_nodes_prefix_
             assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
             assert fetch(base, f"/n/{owner}/s/{session}/coach")[0] == 200
         old.wait(10)
-        # The owner dies: HAProxy answers 502 or 503 until its health check has the node down
-        # (about 2 s), then sends the prefix to the live node, which says "try again" (503) while
+        # The owner dies: HAProxy answers 502 or 503 until it has the node down (at the first
+        # request that cannot connect, or after two failed checks: 4 s at most), then sends the prefix to the live node, which says "try again" (503) while
         # the registry has the owner alive, then takes the session and sends the page to its own
         # prefix, all within 10 s of the death.
         cluster.nodes[owner].proc.kill()

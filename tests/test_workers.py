@@ -116,7 +116,7 @@ async def test_sessions_spread_over_workers_and_a_dead_worker_comes_back(tmp_pat
 
 
 async def test_the_front_knows_whether_its_workers_run_without_asking_them(tmp_path):
-    """``/livez`` (the proxy's check every second) is the pool's ``running``: the workers'
+    """``/livez`` (the proxy's check every two seconds) is the pool's ``running``: the workers'
     processes, looked at by the front alone."""
     pool = WorkerPool(Settings(data=tmp_path / "data"), 2)
     try:
