@@ -314,6 +314,44 @@ def test_a_writer_killed_without_closing_keeps_what_it_flushed(storage, tmp_path
         assert kept == first + second  # unbuffered
 
 
+def test_where_a_killed_writers_audio_ends_is_read_from_its_files_end(storage, tmp_path, monkeypatch):
+    """A call that goes on after its process was killed starts after the audio the old
+    recordings' files hold, which may reach past their rows (written every two seconds): read
+    from the last pages of each file still growing, on the folder and on the bucket; finished
+    recordings, videos and files that never went up are left out."""
+    from livecoach.recordings import call
+    from livecoach.store import Store
+
+    monkeypatch.setattr(call, "TAIL_BYTES", 30000)  # a tail that begins mid-page (pages of 5-13 kB)
+    store = Store(tmp_path / "data" / "db.sqlite3")
+    try:
+        session = store.create_session().id
+        assert call.recorded_until(store, storage, session) is None
+        ends = {}
+        for role, start48, packets_written in (("coach", 2 * 48000, 300), ("client", 3 * 48000, 150)):
+            recorder = AudioRecorder(storage, session, role, start48)
+            packets = opus_packets(8)[:packets_written]
+            assert len(packets) == packets_written
+            for k, packet in enumerate(packets):
+                recorder.add(start48 + k * 960, 960, packet, 100)
+            recorder.flush()
+            recorder.abandon()  # killed: the files hold more than the rows say
+            assert role == "client" or storage.size(session, recorder.info.name) > call.TAIL_BYTES
+            store.create_recording(session, recorder.info.id, role, "audio", recorder.info.name, "audio/ogg",
+                                   recorder.info.start_s)
+            store.update_recording(session, recorder.info.id, duration_s=1.0)
+            ends[role] = recorder.info.start_s + packets_written * 0.02
+        store.create_recording(session, "client-audio-gone", "client", "audio", "client-audio-gone.ogg", "audio/ogg", 9.0)
+        store.create_recording(session, "coach-video-1", "coach", "video", "coach-video-1.part.webm", "video/webm", 0.0)
+        assert ends == {"coach": pytest.approx(8.0), "client": pytest.approx(6.0)}
+        assert call.recorded_until(store, storage, session) == pytest.approx(8.0)
+        coach = next(r for r in store.recordings(session) if r["participant"] == "coach" and r["kind"] == "audio")
+        store.update_recording(session, coach["id"], state="interrupted")
+        assert call.recorded_until(store, storage, session) == pytest.approx(6.0)
+    finally:
+        store.close()
+
+
 # -- the bucket's own ------------------------------------------------------------------------
 
 

@@ -108,6 +108,29 @@ def test_a_file_cut_off_mid_page_is_repaired_to_its_last_intact_page(tmp_path, p
     assert pcm.size == 500 * 960
 
 
+def test_the_last_granule_is_read_from_a_files_end_cut_anywhere(tmp_path, packets):
+    """Where a killed writer's file ends, from its last bytes only: a tail that begins mid-page
+    or inside a packet that holds "OggS", or ends in a page cut short, gives the granule of the
+    last intact page, as the whole file read from its start does; one holding no whole page, None."""
+    storage = FolderStorage(tmp_path)
+    recorder = AudioRecorder(storage, "s1", "coach", 0)
+    for k, packet in enumerate(packets[:400]):
+        recorder.add(k * 960, 960, packet, 100)
+        if k % 50 == 49:
+            recorder.flush()
+    recorder.abandon()
+    whole = storage.read("s1", recorder.info.name)
+    assert ogg.last_granule(whole) == ogg.valid_length(whole)[1] == 400 * 960
+    pages = list(ogg.pages(whole))
+    largest = max(size for _, size, _ in pages)
+    for cut in (1, 7, 3000, len(whole) // 2):  # tails long enough to hold a whole page wherever they begin
+        assert ogg.last_granule(whole[-cut - 2 * largest:]) == 400 * 960
+        assert ogg.last_granule(whole[: len(whole) - cut][-2 * largest:]) == ogg.valid_length(whole[: len(whole) - cut])[1]
+    last_offset, last_size, _ = pages[-1]
+    fake = b"xxOggS" + whole[last_offset:-100]  # a capture pattern with no page behind it, then a page cut short
+    assert ogg.last_granule(fake) is None and ogg.last_granule(b"") is None
+
+
 def test_the_finished_file_is_webm_with_duration_and_cues(tmp_path, packets):
     storage = FolderStorage(tmp_path)
     recorder = AudioRecorder(storage, "s1", "coach", 0)

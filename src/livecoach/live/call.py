@@ -20,7 +20,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from .. import heap
 from ..config import EngineConfig
-from ..recordings.call import CallRecording
+from ..recordings.call import CallRecording, recorded_until
 from ..review_source import warm as warm_review
 from ..settings import Settings
 from ..store import Store
@@ -128,15 +128,16 @@ class Call:
         self.id = session_id
         self.settings = settings
         self.store = store
+        storage = settings.recordings_storage()
         self.live = LiveSession(
             session_id,
             settings.topology,
             config,
             store=store,
             exchange=exchange,
+            recorded_until=lambda: recorded_until(store, storage, session_id),
         )
-        self.recording = CallRecording(session_id, store, settings.recordings_storage(), self._recording_changed,
-                                       exchange.submit)
+        self.recording = CallRecording(session_id, store, storage, self._recording_changed, exchange.submit)
         self.switchboard = Switchboard()
         self.connections: dict[str, Connection] = {}
         self.peers: dict[str, ServerPeer] = {}

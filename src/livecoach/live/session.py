@@ -91,10 +91,12 @@ class LiveSession:
         store: Store | None = None,
         wall_clock: Callable[[], float] = time.time,
         exchange: StoreExchange | None = None,
+        recorded_until: Callable[[], float | None] | None = None,
     ) -> None:
         """``clock`` runs the session clock; ``wall_clock`` (epoch seconds) dates the stored events,
         carries the clock over from a stored past and times the store's exchanges; ``exchange``:
-        the process's, which its calls share (storing.py)."""
+        the process's, which its calls share (storing.py); ``recorded_until``: where the session's
+        recordings left growing end (storing.py's ``read_past``)."""
         self.id = session_id
         self.topology = topology
         self.hub = IndicatorHub()
@@ -103,7 +105,7 @@ class LiveSession:
         past: Past | None = None
         if store is not None:
             self._writer = SessionWriter(store, session_id, self._new_settings, wall_clock, exchange)
-            past = read_past(store, session_id)
+            past = read_past(store, session_id, recorded_until)
         start_frame = 0 if past is None else math.ceil(past.resume_at(wall_clock()) / FRAME_SECONDS)
         self.origin = start_frame * FRAME_SAMPLES
         """The session sample this run of the call starts at (0 unless it goes on from a past)."""

@@ -37,10 +37,9 @@ STORE_INTERVAL = 2.0
 """Seconds (wall clock) between a call's store exchanges. Each turn is a transaction for the
 process's calls (a few round trips on PostgreSQL) and a hop to a worker thread, whose Python
 holds the interpreter lock the calls' event loop needs. A killed process loses up to a turn of
-its timeline, and its recordings' files (written every second) hold up to a turn more audio than
-their stored rows, and so than the stored clock a call that goes on resumes from
-(``Store.stored_clock``): the gap is marked up to a turn before the old recordings end
-(tests/test_recording_live.py). A turn a second would halve that, and costs a call about 0.15 ms
+its timeline; its recordings' files (written every second) may hold up to a turn more audio than
+their stored rows, and a call that goes on reads where they end (``read_past``). A turn a second
+would halve what is lost, and costs a call about 0.15 ms
 of CPU a second more in its process (scripts/bench_exchange.py --interval) and PostgreSQL 0.0055
 cores against 0.003-0.004 at 12 calls on three nodes (scripts/bench_cluster.py, 2026-12-02): small,
 but the cluster's CPU a call is at its target's edge (+10%), and its sets vary more than that
@@ -74,11 +73,16 @@ class Past:
         return max(self.clock.end, min(wall + self.clock.offset, self.clock.end + MAX_GAP_S))
 
 
-def read_past(store: Store, session_id: str) -> Past | None:
-    """The session's stored past; None if its call never ran."""
+def read_past(store: Store, session_id: str, recorded_until: Callable[[], float | None] | None = None) -> Past | None:
+    """The session's stored past; None if its call never ran. ``recorded_until``: where the
+    session's recordings that were still growing hold audio up to (recordings/call.py's), which
+    a killed process's files may hold past its last rows: the past ends there if later."""
     clock = store.stored_clock(session_id)
     if clock is None:
         return None
+    recorded = recorded_until() if recorded_until is not None else None
+    if recorded is not None and recorded > clock.end:
+        clock = clock._replace(end=recorded)
     events = store.events(session_id, ("speech", "joined", "left"))
     inside = {e["participant"]: e["kind"] == "joined" for e in events if e["kind"] in ("joined", "left")}
     return Past(clock, stored_segments(events), tuple(who for who, there in inside.items() if there))

@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 
 from ..store import LiveRows, NewRecording, Store
 from .finalise import finish_audio
+from .ogg import OPUS_RATE, last_granule
 from .recorder import AudioRecorder, RecordingFile
-from .storage import RecordingStorage
+from .storage import RecordingStorage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,39 @@ PROBLEMS = {
     "disk-full": "Recording stopped: the server's disk is full. The call and its analysis go on.",
     "write-failed": "Recording stopped: the server could not write the recording. The call and its analysis go on.",
 }
+
+TAIL_BYTES = 256 * 1024
+"""How much of a file's end ``recorded_until`` reads: whole pages at any bitrate (a page is
+written each second, and a second of Opus at its most, 510 kb/s, is 64 kB)."""
+
+
+def recorded_until(store: Store, storage: RecordingStorage, session_id: str) -> float | None:
+    """The session time up to which the session's audio recordings still growing (a killed
+    process's, not finished yet) hold audio, read from their files' last intact pages; None if
+    there are none. Their rows, written every two seconds, may stop short of what the files hold
+    (live/storing.py's ``STORE_INTERVAL``): a call that goes on starts after this, so that its
+    new recordings do not overlap the old ones. (The end is counted from the row's ``start_s``,
+    which follows the encoder's pre-skip: a few ms late at most, never early.) A file missing or
+    empty is left out, and one that cannot be read with a warning: the rows still say where it got
+    to (``Store.stored_clock``)."""
+    ends = []
+    for row in store.recordings(session_id, gaps=False):
+        if row["kind"] != "audio" or row["state"] != "recording":
+            continue
+        try:
+            if not storage.exists(session_id, row["name"]):
+                continue  # nothing of it went up (an object store's first segment)
+            size = storage.size(session_id, row["name"])
+            if size == 0:
+                continue
+            tail = b"".join(storage.read_range(session_id, row["name"], max(0, size - TAIL_BYTES), size - 1))
+        except (StorageError, OSError) as err:
+            log.warning("session %s: where recording %s ends not read: %s", session_id, row["id"], err)
+            continue
+        granule = last_granule(tail)
+        if granule is not None:
+            ends.append(row["start_s"] + granule / OPUS_RATE)
+    return max(ends, default=None)
 
 
 class CallRecording:

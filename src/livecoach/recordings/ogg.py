@@ -143,3 +143,18 @@ def valid_length(data: bytes) -> tuple[int, int]:
         length = offset + size
         granule = max(granule, page_granule)
     return length, granule
+
+
+def last_granule(tail: bytes) -> int | None:
+    """The granule of the last intact page in ``tail``, the end of a file read from any byte
+    (a page found by its capture pattern counts only once its checksum holds); None if no
+    whole page is in it. Where a killed writer's file ends, without reading all of it."""
+    granule, at = None, tail.find(b"OggS")
+    while at >= 0:
+        end = at + 1
+        for offset, size, page_granule in pages(tail[at:]):
+            end = at + offset + size
+            if page_granule >= 0:  # -1: no packet ends in the page
+                granule = page_granule if granule is None else max(granule, page_granule)
+        at = tail.find(b"OggS", end)
+    return granule
