@@ -352,6 +352,51 @@ def test_where_a_killed_writers_audio_ends_is_read_from_its_files_end(storage, t
         store.close()
 
 
+def test_a_killed_writers_level_strip_is_made_again_from_its_audio(storage, tmp_path):
+    """A recording whose writer was killed is finished with its whole level strip, as a writer
+    closed in time writes it: on the bucket the strip goes up only at the close, so none of it
+    is there (made from the start of the audio); in the folder it stops where the writer's last
+    flush reached (here cut back to 3 s: made from there on)."""
+    from livecoach.opus import SpeechDecoder
+    from livecoach.recordings.finalise import finish_audio
+    from livecoach.store import Store
+
+    packets = opus_packets(8)[:393]  # 7.86 s: the last 100 ms bin partly filled
+    decoder = SpeechDecoder()
+    levels = [max(int(pcm.max()), -int(pcm.min())) if pcm.size else 0 for pcm in map(decoder.pcm, packets)]
+    closed = AudioRecorder(FolderStorage(tmp_path / "closed"), "s1", "coach", 0)
+    for k, (packet, level) in enumerate(zip(packets, levels)):
+        closed.add(k * 960, 960, packet, level)
+    closed.close()
+    expected = closed._storage.read("s1", closed.info.peaks_name)
+    assert len(expected) == 79 and max(expected) > 150
+
+    store = Store(tmp_path / "data" / "db.sqlite3")
+    try:
+        session = store.create_session().id
+        killed = AudioRecorder(storage, session, "coach", 0)
+        for k, (packet, level) in enumerate(zip(packets, levels)):
+            killed.add(k * 960, 960, packet, level)
+        killed.flush()  # and never closed
+        strip = killed.info.peaks_name
+        if isinstance(storage, ObjectStorage):
+            assert not storage.exists(session, strip)
+        else:
+            storage.truncate(session, strip, 30)
+        store.create_recording(session, killed.info.id, "coach", "audio", killed.info.name, "audio/ogg", 0.0)
+        finish_audio(store, storage, session, killed.info.id, killed.info.name, "interrupted")
+        row = store.recording(session, killed.info.id)
+        assert (row["state"], row["error"]) == ("interrupted", None)
+        made = storage.read(session, strip)
+        if isinstance(storage, ObjectStorage):
+            assert made == expected
+        else:  # libopus decoding again from 5 packets before the 4th second: within a step or two
+            assert len(made) == len(expected) and made[:30] == expected[:30]
+            assert max(abs(a - b) for a, b in zip(made, expected)) <= 3
+    finally:
+        store.close()
+
+
 # -- the bucket's own ------------------------------------------------------------------------
 
 
@@ -427,8 +472,9 @@ def test_a_writer_whose_storage_was_closed_fails_as_on_a_full_disk(moto, tmp_pat
 
 
 def test_a_file_created_with_may_lose_s_goes_up_that_much_less_often(moto, tmp_path):
-    """A call's level strip (recorder.PEAKS_MAY_LOSE_S) is put every 30 s, its audio every 5 s:
-    here 0.6 s against 0 (every flush), over 1.2 s of flushes every 0.1 s."""
+    """A file may wait longer than others before its bytes go up (a call's level strip waits for
+    its close, recorder.PEAKS_MAY_LOSE_S): here 0.6 s against 0 (every flush), over 1.2 s of
+    flushes every 0.1 s."""
     store = small_segments(moto, new_bucket(moto), tmp_path / "spool", segment_bytes=1 << 20)
     try:
         audio, strip = store.create("s1", "a.ogg"), store.create("s1", "a.peaks", may_lose_s=0.6)

@@ -15,9 +15,11 @@ from collections.abc import Callable
 
 import av
 
+from ..opus import SpeechDecoder, packet_samples
 from ..store import Store
 from .formats import WEBM, Container
-from .ogg import valid_length
+from .ogg import packets, valid_length
+from .recorder import PEAK_SAMPLES, LevelStrip
 from .storage import FolderStorage, StorageError
 
 log = logging.getLogger(__name__)
@@ -93,12 +95,53 @@ def repair_ogg(storage: FolderStorage, session: str, name: str) -> float:
     return granule / 48000
 
 
+STRIP_WARM_UP = 5
+"""Packets decoded before the first one whose level is missing: libopus's state settles."""
+
+
+def complete_level_strip(storage: FolderStorage, session: str, name: str) -> int:
+    """Add to a grown Ogg recording's level strip (``<id>.peaks``) the bins its writer did not
+    write (killed: in an object store the strip goes up only at the close), made from the audio
+    as the live call made them (recorder.LevelStrip, a packet's peak of its 16 kHz decoding);
+    returns how many. Packets are walked from the start to count their samples, and only those
+    of the missing bins decoded."""
+    stem = name.rsplit(".", 1)[0]
+    strip_name = f"{stem}.peaks"
+    have = storage.size(session, strip_name) if storage.exists(session, strip_name) else 0
+    data = storage.read(session, name)
+    counts = [(packet, packet_samples(packet)) for packet in list(packets(data))[2:]]  # after the two headers
+    if -(-sum(n for _, n in counts) // PEAK_SAMPLES) <= have:
+        return 0
+    strip, decoder, first = LevelStrip(), SpeechDecoder(), None
+    for k, (packet, samples) in enumerate(counts):
+        if first is None and strip.at + samples > have * PEAK_SAMPLES:
+            first = k
+            for warm_up, _ in counts[max(0, k - STRIP_WARM_UP) : k]:
+                decoder.pcm(warm_up)
+        peak = 0
+        if first is not None:
+            try:
+                pcm = decoder.pcm(packet)
+                peak = max(int(pcm.max()), -int(pcm.min())) if pcm.size else 0
+            except av.error.InvalidDataError:
+                pass  # a packet libopus rejects counts as silence
+        strip.add(samples, peak)
+    strip.finish()
+    missing = bytes(strip.done[have:])
+    with storage.append(session, strip_name) as out:
+        out.write(missing)
+    return len(missing)
+
+
 def finish_audio(store: Store, storage: FolderStorage, session: str, recording: str, name: str, state: str) -> None:
     """Make a grown Ogg recording the finished WebM the review plays, and say so in its row:
-    ``state`` is "finished" after a call, "interrupted" after its writer was killed. If the audio
-    cannot be remuxed the Ogg stays (it plays too) and the row says why."""
+    ``state`` is "finished" after a call, "interrupted" after its writer was killed (whose level
+    strip is then completed from the audio). If the audio cannot be remuxed the Ogg stays (it
+    plays too) and the row says why."""
     try:
         seconds = repair_ogg(storage, session, name)
+        if state == "interrupted":
+            complete_level_strip(storage, session, name)
         webm = name.rsplit(".", 1)[0] + ".webm"
         remux_to_webm(storage, session, name, webm)
         storage.delete(session, name)

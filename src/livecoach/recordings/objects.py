@@ -22,11 +22,12 @@ than the call) its writes fail, as OSError, and the recording stops as on a full
 call goes on. Written in a worker thread (an import's files), a write waits for the store instead
 once ``PENDING_SEGMENTS`` segments are on their way. ``close`` waits for every segment: call it
 in a worker thread. A process killed mid-call keeps every segment put before: at most the last
-``SEGMENT_SECONDS`` are lost (of a level strip, created with ``may_lose_s``, up to that long), and the
-file read back is the intact run before them. A writer that put several segments but at most
-``MERGE_BYTES`` in all (a level strip: 36 kB an hour, in 120 segments) puts them again as
-one at ``close`` and deletes the rest, so the review reads it in one request. Seeking back to rewrite bytes already put (a WAV header's lengths) rewrites their
-segments.
+``SEGMENT_SECONDS`` are lost (of a file created with ``may_lose_s``, up to that long: a level
+strip, which goes up at its close and is made again from the audio after a kill), and the file
+read back is the intact run before them. A writer that put several segments but at most
+``MERGE_BYTES`` in all puts them again as one at ``close`` and deletes the rest, so the review
+reads it in one request. Seeking back to rewrite bytes already put (a WAV header's lengths)
+rewrites their segments.
 
 **Local files.** PyAV opens files itself: ``path`` downloads the file into the spool folder (a
 cache, reused while the file's segments are unchanged), and a file PyAV writes goes to the spool
@@ -325,8 +326,8 @@ class ObjectStorage:
         in that second, on the put threads, held the interpreter while the call's first audio
         came (audio dropped as late). Until then the old file, if any, is still there, and a new
         one is not. ``may_lose_s``: its bytes go up once the oldest waiting one is this old,
-        instead of ``segment_seconds`` (a level strip, which a crash may cut shorter than its
-        audio, at a fraction of the puts)."""
+        instead of ``segment_seconds`` (``math.inf``: only at the close; a level strip, which is
+        made again from the audio after a crash, at no puts before)."""
         file = self._file(session, name)
         first = self._key(file, 0)
         self._drop_cached(session, name)

@@ -135,6 +135,21 @@ def pages(data: bytes) -> Iterator[tuple[int, int, int]]:
         offset = end
 
 
+def packets(data: bytes) -> Iterator[bytes]:
+    """The packets of the intact pages at the start of ``data`` in order, the headers first (a
+    packet continued over pages comes joined)."""
+    partial = b""
+    for offset, _, _ in pages(data):
+        count = data[offset + _PAGE_HEADER.size - 1]
+        at = offset + _PAGE_HEADER.size + count
+        for lacing in data[offset + _PAGE_HEADER.size : at]:
+            partial += data[at : at + lacing]
+            at += lacing
+            if lacing < 255:
+                yield partial
+                partial = b""
+
+
 def valid_length(data: bytes) -> tuple[int, int]:
     """``(bytes, granule)`` of the intact pages at the start of ``data``: where a file cut off
     by a killed writer should be truncated, and the time (48 kHz samples) it then holds."""

@@ -36,13 +36,49 @@ call asks for), should the call's once-a-second tick that writes the pages be la
 PEAK_SAMPLES = OPUS_RATE // 10
 """The level strip's resolution: 100 ms."""
 PEAK_FLOOR_DB = -60.0
-PEAKS_MAY_LOSE_S = 30.0
-"""The level strip may lose this much of its end when its writer is killed (the audio at most
-a few seconds): in an object store its segments then go up every 30 s, not every 5 s, which
-halves the puts of a call (recordings/objects.py)."""
+PEAKS_MAY_LOSE_S = math.inf
+"""How much of its end the level strip may lose when its writer is killed: all of it, since the
+strip is made again from the audio when a killed writer's recording is finished
+(finalise.complete_level_strip). So in an object store it goes up once, at the close, and a
+call's puts are its audio's only (a quarter fewer than with the strip every 30 s, each about
+4.5 ms of CPU between the node and SeaweedFS: recordings/objects.py)."""
 LATE_SLACK = 480
 """A packet up to 10 ms before the end of what is written is taken as continuing it (jitter in
 the placement); earlier than that it would overlap audio already written, and is dropped."""
+
+
+class LevelStrip:
+    """A recording's level strip as its packets come: each packet's sample peak accounted to the
+    ``PEAK_SAMPLES`` bins it covers, a bin's byte made once it is full (``done``)."""
+
+    def __init__(self) -> None:
+        self.at = 0  # 48 kHz samples accounted, from the file's granule 0
+        self.done = bytearray()  # bins made and not yet taken
+        self._bin_peak = 0  # the peak of the bin being filled
+
+    def add(self, samples: int, peak: int) -> None:
+        end = self.at + samples
+        while self.at < end:
+            bin_end = (self.at // PEAK_SAMPLES + 1) * PEAK_SAMPLES
+            self._bin_peak = max(self._bin_peak, peak)
+            if bin_end > end:
+                self.at = end
+                break
+            self.done.append(peak_byte(self._bin_peak))
+            self._bin_peak = 0
+            self.at = bin_end
+
+    def finish(self) -> None:
+        """The last bin, if partly filled: the recording ends."""
+        if self.at % PEAK_SAMPLES:
+            self.done.append(peak_byte(self._bin_peak))
+            self._bin_peak = 0
+            self.at += PEAK_SAMPLES - self.at % PEAK_SAMPLES
+
+    def take(self) -> bytes:
+        out = bytes(self.done)
+        self.done.clear()
+        return out
 
 
 def peak_byte(peak: int) -> int:
@@ -91,8 +127,7 @@ class AudioRecorder:
         self._ogg = OggOpusWriter(serial=secrets.randbits(32), pre_skip=pre_skip)
         self._file: BinaryIO = storage.create(session, self.info.name)
         self._peaks_file: BinaryIO = storage.create(session, self.info.peaks_name, may_lose_s=PEAKS_MAY_LOSE_S)
-        self._peaks = bytearray()  # finished 100 ms bins not yet written
-        self._bin_peak = 0  # the peak of the bin being filled
+        self._strip = LevelStrip()
         self._write(self._ogg.headers())
 
     @property
@@ -112,7 +147,7 @@ class AudioRecorder:
             return
         if offset > self._ogg.granule + SILENCE_STEP_MIN // 2:
             self.fill_to(position48)
-        self._levels(samples, peak)
+        self._strip.add(samples, peak)
         page = self._ogg.add(packet, samples)
         if page:
             self._write(page)
@@ -127,7 +162,7 @@ class AudioRecorder:
         start = (self.info.start48 + self._ogg.granule) / OPUS_RATE
         for size in sorted(SILENCE, reverse=True):
             while gap >= size:
-                self._levels(size, 0)
+                self._strip.add(size, 0)
                 page = self._ogg.add(SILENCE[size], size)
                 if page:
                     self._write(page)
@@ -140,25 +175,12 @@ class AudioRecorder:
         else:
             self.info.gaps.append([round(start, 3), round(end, 3)])
 
-    def _levels(self, samples: int, peak: int) -> None:
-        """Account a packet's peak to the 100 ms bins it covers."""
-        at = self._ogg.granule
-        end = at + samples
-        while at < end:
-            bin_end = (at // PEAK_SAMPLES + 1) * PEAK_SAMPLES
-            self._bin_peak = max(self._bin_peak, peak)
-            if bin_end <= end:
-                self._peaks.append(peak_byte(self._bin_peak))
-                self._bin_peak = 0
-            at = bin_end
-
     def flush(self) -> None:
         """Write the buffered packets as a page, and the finished level bins; the files are
         flushed (an object store's puts what has waited a few seconds: recordings/objects.py)."""
         self._write(self._ogg.flush())
-        if self._peaks:
-            self._peaks_file.write(bytes(self._peaks))
-            self._peaks.clear()
+        if self._strip.done:
+            self._peaks_file.write(self._strip.take())
         self._file.flush()
         self._peaks_file.flush()
 
@@ -166,11 +188,9 @@ class AudioRecorder:
         """The last page (marked as the end) and the last level bin; the files are closed."""
         try:
             self._write(self._ogg.flush(last=True))
-            if self._ogg.granule % PEAK_SAMPLES:
-                self._peaks.append(peak_byte(self._bin_peak))
-            if self._peaks:
-                self._peaks_file.write(bytes(self._peaks))
-                self._peaks.clear()
+            self._strip.finish()
+            if self._strip.done:
+                self._peaks_file.write(self._strip.take())
         finally:
             self._file.close()
             self._peaks_file.close()
