@@ -39,12 +39,12 @@ process's calls (a few round trips on PostgreSQL) and a hop to a worker thread, 
 holds the interpreter lock the calls' event loop needs. A killed process loses up to a turn of
 its timeline; its recordings' files (written every second) may hold up to a turn more audio than
 their stored rows, and a call that goes on reads where they end (``read_past``). A turn a second
-would halve what is lost, and costs a call about 0.15 ms
-of CPU a second more in its process (scripts/bench_exchange.py --interval) and PostgreSQL 0.0055
-cores against 0.003-0.004 at 12 calls on three nodes (scripts/bench_cluster.py, 2026-12-02): small,
-but the cluster's CPU a call is at its target's edge (+10%), and its sets vary more than that
-(+3.8% to +13.8% at either interval). The hard call of tests/test_live.py dropped as much audio
-as late either way (five runs each)."""
+would halve what is lost, and costs a call about 0.15 ms of CPU a second more in its process
+(scripts/bench_exchange.py --interval) and PostgreSQL 0.0055 cores against 0.003-0.004 at 12
+calls on three nodes (scripts/bench_cluster.py, 2026-12-02): small, but the cluster's CPU a call
+is at its target's edge (+10%), and its sets vary more than that (+3.8% to +13.8% at either
+interval). The hard call of tests/test_live.py dropped as much audio as late either way (five
+runs each)."""
 GATHER_S = 0.1
 """How long an exchange waits for the other calls of its process: each call hands in its session's
 and its recording's rows just after the same turn of the wall clock (live/call.py's recording

@@ -108,7 +108,7 @@ def complete_level_strip(storage: FolderStorage, session: str, name: str) -> int
     stem = name.rsplit(".", 1)[0]
     strip_name = f"{stem}.peaks"
     have = storage.size(session, strip_name) if storage.exists(session, strip_name) else 0
-    data = storage.read(session, name)
+    data = storage.path(session, name).read_bytes()  # in a bucket, the spool's copy the remux reads next
     counts = [(packet, packet_samples(packet)) for packet in list(packets(data))[2:]]  # after the two headers
     if -(-sum(n for _, n in counts) // PEAK_SAMPLES) <= have:
         return 0
