@@ -146,7 +146,9 @@ def main() -> int:
         kinds += tuple(f"cluster:{parts}" for parts in PARTS)
     runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
     for repeat in range(args.repeats):
-        for kind in kinds:
+        # Every other repeat in the reverse order: should a run cost more for coming later in a
+        # repeat (the machine's state after minutes of load), no kind always pays for it.
+        for kind in kinds if repeat % 2 == 0 else kinds[::-1]:
             print(f"== {kind} ({repeat + 1}/{args.repeats}): {args.calls} calls of {args.seconds:g} s", flush=True)
             if kind == "single":
                 result = bench_live.run(args)
@@ -178,8 +180,8 @@ def main() -> int:
         cpu["singles"] = med("singles", "per_call_cores")
         if cpu["singles"] and cpu["cluster"] is not None:
             cpu["added_share_singles"] = round(cpu["cluster"] / cpu["singles"] - 1, 3)
-        # Each cluster run against the standalone servers' run just before it, on the machine as
-        # it was then: the machine's drift between repeats cancels, its noise within a pair does not.
+        # Each cluster run against the standalone servers' run next to it (before it, or after it
+        # in a reversed repeat), on the machine as it was then: the machine's drift between repeats cancels, its noise within a pair does not.
         pairs = [(s["per_call_cores"], c["per_call_cores"]) for s, c in zip(runs["singles"], runs["cluster"])
                  if s["per_call_cores"] and c["per_call_cores"] is not None]
         if pairs:
