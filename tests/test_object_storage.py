@@ -359,11 +359,12 @@ def test_a_killed_writers_level_strip_is_made_again_from_its_audio(storage, tmp_
     flush reached (here cut back to 3 s: made from there on)."""
     from livecoach.opus import SpeechDecoder
     from livecoach.recordings.finalise import finish_audio
+    from livecoach.recordings.recorder import sample_peak
     from livecoach.store import Store
 
     packets = opus_packets(8)[:393]  # 7.86 s: the last 100 ms bin partly filled
     decoder = SpeechDecoder()
-    levels = [max(int(pcm.max()), -int(pcm.min())) if pcm.size else 0 for pcm in map(decoder.pcm, packets)]
+    levels = [sample_peak(decoder.pcm(packet)) for packet in packets]
     closed = AudioRecorder(FolderStorage(tmp_path / "closed"), "s1", "coach", 0)
     for k, (packet, level) in enumerate(zip(packets, levels)):
         closed.add(k * 960, 960, packet, level)

@@ -45,7 +45,7 @@ from .frames import SAMPLE_RATE
 from .ingest import AudioError, probe
 from .metrics import share, talk_time
 from .recordings.ogg import OPUS_RATE
-from .recordings.recorder import PEAK_SAMPLES, new_audio_id, peak_byte
+from .recordings.recorder import PEAK_SAMPLES, new_audio_id, peak_byte, sample_peak
 from .recordings.finalise import MediaError, keep_audio
 from .recordings.formats import WAV, Container, Keeping, keeping
 from .recordings.storage import RecordingStorage, StorageError, open_storage
@@ -265,7 +265,7 @@ class _Track:
         at = 0
         if self._bin_fill:
             at = min(PEAK_BIN - self._bin_fill, samples.size)
-            self._bin_peak = max(self._bin_peak, _peak(samples[:at]))
+            self._bin_peak = max(self._bin_peak, sample_peak(samples[:at]))
             self._bin_fill += at
             if self._bin_fill == PEAK_BIN:
                 out.append(peak_byte(self._bin_peak))
@@ -276,7 +276,7 @@ class _Track:
             out += bytes(peak_byte(int(p)) for p in np.abs(block).max(axis=1))
         rest = samples[at + whole * PEAK_BIN :]
         if rest.size:
-            self._bin_peak, self._bin_fill = _peak(rest), rest.size
+            self._bin_peak, self._bin_fill = sample_peak(rest), rest.size
         return bytes(out)
 
 
@@ -340,10 +340,6 @@ class _WavTrack(_Track):
 
     def _stop(self) -> None:
         self._finish()
-
-
-def _peak(samples: np.ndarray) -> int:
-    return int(np.abs(samples.astype(np.int32)).max()) if samples.size else 0
 
 
 def _analyse_and_record(

@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ..frames import FRAME_SAMPLES, SAMPLE_RATE
 from ..opus import SpeechDecoder
+from ..recordings.recorder import sample_peak
 from .session import LiveSession
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ class AudioTap:
             self.session.place(self.role, self._pending_at, audio)
             if self._packets:
                 # One level for the batch's packets (40 ms): the strip has 100 ms bins.
-                peak = max(int(audio.max()), -int(audio.min())) if audio.size else 0
+                peak = sample_peak(audio)
                 for position, samples, packet, primed in self._packets:
                     self.on_packet(position, samples, packet, peak, primed)
         self._packets.clear()

@@ -19,7 +19,7 @@ from ..opus import SpeechDecoder, packet_samples
 from ..store import Store
 from .formats import WEBM, Container
 from .ogg import packets, valid_length
-from .recorder import PEAK_SAMPLES, LevelStrip
+from .recorder import PEAK_SAMPLES, LevelStrip, sample_peak
 from .storage import FolderStorage, StorageError
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,7 @@ def complete_level_strip(storage: FolderStorage, session: str, name: str) -> int
         peak = 0
         if first is not None:
             try:
-                pcm = decoder.pcm(packet)
-                peak = max(int(pcm.max()), -int(pcm.min())) if pcm.size else 0
+                peak = sample_peak(decoder.pcm(packet))
             except av.error.InvalidDataError:
                 pass  # a packet libopus rejects counts as silence
         strip.add(samples, peak)

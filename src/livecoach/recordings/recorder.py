@@ -19,6 +19,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+import numpy as np
+
 from .ogg import OPUS_RATE, OggOpusWriter
 from .storage import RecordingStorage
 
@@ -79,6 +81,11 @@ class LevelStrip:
         out = bytes(self.done)
         self.done.clear()
         return out
+
+
+def sample_peak(audio: np.ndarray) -> int:
+    """The peak (0-32768) of int16 samples, as the level strip takes it; 0 for none."""
+    return max(int(audio.max()), -int(audio.min())) if audio.size else 0
 
 
 def peak_byte(peak: int) -> int:
