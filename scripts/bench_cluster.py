@@ -181,7 +181,8 @@ def main() -> int:
         if cpu["singles"] and cpu["cluster"] is not None:
             cpu["added_share_singles"] = round(cpu["cluster"] / cpu["singles"] - 1, 3)
         # Each cluster run against the standalone servers' run next to it (before it, or after it
-        # in a reversed repeat), on the machine as it was then: the machine's drift between repeats cancels, its noise within a pair does not.
+        # in a reversed repeat), on the machine as it was then: the machine's drift between
+        # repeats cancels, its noise within a pair does not.
         pairs = [(s["per_call_cores"], c["per_call_cores"]) for s, c in zip(runs["singles"], runs["cluster"])
                  if s["per_call_cores"] and c["per_call_cores"] is not None]
         if pairs:
